@@ -1,0 +1,156 @@
+"""The edgegen model directory.
+
+``config.json`` (shapes), ``model.safetensors`` (weights), ``tokenizer.json`` and
+``manifest.json`` (edgegen/torch versions, dataset name and hash, metrics and the
+sha256 of every other file). Loading never unpickles and verifies every hash.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgegen.errors import ModelFileError
+from edgegen.io import atomic_write_text, sha256_file, staging_dir, write_json
+from edgegen.tokenizers import Tokenizer
+
+FILES = ("config.json", "model.safetensors", "tokenizer.json")
+FORMAT = "edgegen-model/1"
+
+
+@dataclass
+class LoadedModel:
+    """A model with its tokenizer and manifest, as read from a model directory."""
+
+    model: Any  # GenomicTransformer
+    tokenizer: Tokenizer
+    manifest: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def config(self):
+        return self.model.config
+
+
+def save_model(
+    model,
+    tokenizer: Tokenizer,
+    out_dir: str | Path,
+    *,
+    metrics: dict | None = None,
+    dataset: dict | None = None,
+    extra: dict | None = None,
+    force: bool = False,
+) -> Path:
+    """Write a model directory atomically (nothing at ``out_dir`` is touched on failure).
+
+    Args:
+        model: a :class:`edgegen.model.GenomicTransformer`.
+        tokenizer: the tokenizer the model was trained with.
+        out_dir: destination folder; must not exist unless ``force``.
+        metrics: evaluation results to record in the manifest.
+        dataset: ``{"name": ..., "sha256": ...}`` of the training data.
+        extra: any other provenance (e.g. pruning or distillation settings).
+
+    Returns:
+        The directory path.
+    """
+    import safetensors.torch
+    import torch
+
+    import edgegen
+
+    out_dir = Path(out_dir)
+    with staging_dir(out_dir, force=force) as tmp:
+        atomic_write_text(tmp / "config.json", model.config.model_dump_json(indent=2) + "\n")
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        safetensors.torch.save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tokenizer.save(tmp / "tokenizer.json")
+        manifest = {
+            "format": FORMAT,
+            "edgegen_version": edgegen.__version__,
+            "torch_version": torch.__version__,
+            "python": platform.python_version(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "params": sum(p.numel() for p in model.parameters()),
+            "macs": model.config.macs(tokenizer.seq_len),
+            "seq_len": tokenizer.seq_len,
+            "dataset": dataset or {},
+            "metrics": metrics or {},
+            **(extra or {}),
+            "files": {name: sha256_file(tmp / name) for name in FILES},
+        }
+        write_json(tmp / "manifest.json", manifest)
+    return out_dir
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelFileError("missing (not an edgegen model directory?)", path=path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"not valid JSON ({e.__class__.__name__}: {e})", path=path) from None
+
+
+def verify_model_dir(path: str | Path) -> dict:
+    """Check every file's sha256 against the manifest; return the manifest."""
+    d = Path(path)
+    if not d.exists():
+        raise ModelFileError("no such model directory", path=d)
+    if not d.is_dir():
+        raise ModelFileError("expected a model directory (config.json, model.safetensors, tokenizer.json)", path=d)
+    manifest = _read_json(d / "manifest.json")
+    if manifest.get("format") != FORMAT:
+        raise ModelFileError(f"unknown model format {manifest.get('format')!r} (expected {FORMAT})", path=d / "manifest.json")
+    for name in FILES:
+        f = d / name
+        if not f.exists():
+            raise ModelFileError("missing from the model directory", path=f)
+        want = manifest.get("files", {}).get(name)
+        got = sha256_file(f)
+        if want != got:
+            raise ModelFileError(
+                f"sha256 mismatch (manifest {str(want)[:12]}…, file {got[:12]}…): the file was truncated or edited",
+                path=f,
+            )
+    return manifest
+
+
+def load_model(path: str | Path, *, verify: bool = True) -> LoadedModel:
+    """Load a model directory written by :func:`save_model` (safetensors only, no pickle).
+
+    Raises:
+        ModelFileError: missing files, hash mismatch, corrupt weights or shapes
+            that disagree with ``config.json``.
+    """
+    import safetensors.torch
+    from pydantic import ValidationError
+
+    from edgegen.model import GenomicTransformer, ModelConfig
+
+    d = Path(path)
+    manifest = verify_model_dir(d) if verify else _read_json(d / "manifest.json")
+    try:
+        cfg = ModelConfig.model_validate(_read_json(d / "config.json"))
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise ModelFileError(f"invalid config: {loc}: {first['msg']}", path=d / "config.json") from None
+    tok = Tokenizer.load(d / "tokenizer.json")
+    try:
+        state = safetensors.torch.load_file(str(d / "model.safetensors"))
+    except Exception as e:  # safetensors raises its own SafetensorError / OSError
+        raise ModelFileError(f"cannot read weights ({type(e).__name__}: {e})", path=d / "model.safetensors") from None
+    model = GenomicTransformer(cfg)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        msg = str(e).splitlines()
+        raise ModelFileError(f"weights do not match config.json: {' '.join(m.strip() for m in msg[:3])}", path=d) from None
+    model.eval()
+    return LoadedModel(model, tok, manifest, d)

@@ -1,0 +1,145 @@
+"""The ``edgegen`` command line. Commands only parse and delegate to library
+functions; heavy imports happen inside the commands so ``--help`` is instant.
+Errors are mapped to exit codes in one place, :func:`main`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+import edgegen
+
+app = typer.Typer(
+    name="edgegen",
+    help="Prune, distill, quantize and export genomic transformers for field devices, and prove they still work.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"edgegen {edgegen.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+):
+    """edgegen: small, fast genomic transformers for field devices."""
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _save_json(path: Optional[Path], obj, force: bool = True) -> None:
+    if path is not None:
+        from edgegen.io import write_json
+
+        write_json(path, obj)
+        _console().print(f"wrote {path}")
+
+
+def _load_yaml_config(cls, path: Optional[Path], overrides: dict):
+    """Build a pydantic config from an optional YAML file plus CLI overrides (CLI wins)."""
+    from edgegen.config_io import load_config
+
+    return load_config(cls, path, {k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def train(
+    data: str = typer.Option(..., "--data", help="Folder with train/dev/test CSVs, or synthetic:promoter|splice[:N[:LEN]]."),
+    out: Path = typer.Option(..., "--out", help="Model directory to write."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with TrainConfig fields."),
+    tokenizer: Optional[str] = typer.Option(None, help="char | kmer | kmer_nonoverlap"),
+    k: Optional[int] = typer.Option(None, help="k-mer size"),
+    max_len: Optional[int] = typer.Option(None, help="nucleotide window (default: longest train sequence)"),
+    d_model: Optional[int] = typer.Option(None),
+    n_layers: Optional[int] = typer.Option(None),
+    n_heads: Optional[int] = typer.Option(None),
+    ffn_dim: Optional[int] = typer.Option(None),
+    positions: Optional[str] = typer.Option(None, help="learned | sinusoidal | rotary"),
+    epochs: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    max_steps: Optional[int] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    threads: Optional[int] = typer.Option(None),
+    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune this model directory instead of a fresh model."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
+):
+    """Train a model from labels, evaluate it on the test split, save a model directory."""
+    from edgegen.api import train_teacher
+    from edgegen.report_table import metrics_table
+    from edgegen.train import TrainConfig
+
+    cfg = _load_yaml_config(TrainConfig, config, dict(
+        tokenizer=tokenizer, k=k, max_len=max_len, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+        ffn_dim=ffn_dim, positions=positions, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
+        seed=seed, threads=threads,
+    ))
+    res = train_teacher(data, out, cfg, init=init, force=force)
+    if res["test"]:
+        _console().print(metrics_table(res["test"], title=f"test set ({out})"))
+    _console().print(f"saved model to {out}")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="Model directory, .onnx or .tflite file."),
+    data: Path = typer.Option(..., "--data", help="Labelled CSV/TSV, or a folder (its test split)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
+    batch_size: int = typer.Option(64),
+    threads: Optional[int] = typer.Option(None),
+):
+    """Accuracy, F1, MCC, AUROC with bootstrap 95% intervals, per class."""
+    from edgegen.evaluate import evaluate as _evaluate
+    from edgegen.report_table import metrics_table
+
+    rep = _evaluate(model, data, batch_size=batch_size, threads=threads)
+    _console().print(metrics_table(rep, title=f"{model} on {data}"))
+    _save_json(json_out, rep)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: run the app and map errors to exit codes (2 usage, 1 data/runtime, 130 Ctrl-C)."""
+    import click
+
+    from edgegen.errors import EdgegenError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="edgegen", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return 2
+    except EdgegenError as e:
+        if debug:
+            raise
+        typer.echo(f"edgegen: error: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Load pydantic configs from YAML with errors that name the file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from edgegen.errors import ConfigError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def read_yaml(path: str | Path) -> tuple[dict, dict]:
+    """Return (data, line_of_top_level_key) from a YAML mapping file."""
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError("no such file", path=p)
+    try:
+        text = p.read_text()
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", path=p, line=None if mark is None else mark.line + 1) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping of field: value", path=p)
+    lines = {}
+    if node is not None and hasattr(node, "value") and isinstance(node.value, list):
+        for k, _ in node.value:
+            if hasattr(k, "value"):
+                lines[str(k.value)] = k.start_mark.line + 1
+    return data, lines
+
+
+def validation_message(e: ValidationError) -> tuple[str, str]:
+    first = e.errors()[0]
+    loc = ".".join(str(x) for x in first["loc"]) or "(root)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field"
+    return loc, msg
+
+
+def load_config(cls: type[T], path: str | Path | None, overrides: dict[str, Any] | None = None) -> T:
+    data, lines = ({}, {}) if path is None else read_yaml(path)
+    data = {**data, **(overrides or {})}
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        loc, msg = validation_message(e)
+        top = loc.split(".")[0]
+        if path is not None and top in lines and top not in (overrides or {}):
+            raise ConfigError(f"{loc}: {msg}", path=path, line=lines[top]) from None
+        raise ConfigError(f"{loc}: {msg}", path=path) from None

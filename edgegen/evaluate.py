@@ -1,0 +1,62 @@
+"""Evaluate any edgegen model (dir, .onnx, .tflite) on a labelled set."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgegen.data.readers import SequenceSet, as_dataset
+from edgegen.errors import DataError
+from edgegen.runtime import Runner, load_runner, run_batched
+
+
+def tokenize_for(runner: Runner, ds: SequenceSet) -> np.ndarray:
+    try:
+        return runner.tokenizer.encode(ds.sequences)
+    except ValueError as e:
+        raise DataError(str(e), path=ds.path) from None
+
+
+def evaluate(
+    model: str | Path | Runner,
+    data: str | Path | SequenceSet,
+    *,
+    batch_size: int = 64,
+    n_boot: int = 1000,
+    threads: int | None = None,
+) -> dict:
+    """Accuracy, macro F1, MCC and AUROC with bootstrap 95% intervals, per-class recall, ECE.
+
+    Args:
+        model: a model directory, ``.onnx``/``.tflite`` file, or an open Runner.
+        data: a labelled CSV/TSV, a split folder (its ``test`` split) or a SequenceSet.
+
+    Returns:
+        A JSON-ready dict; ``logits`` is not included (see :func:`predict_set`).
+
+    Example:
+        >>> evaluate("runs/teacher", "data/promoter/test.csv")["mcc"]["value"]  # doctest: +SKIP
+    """
+    runner = model if isinstance(model, Runner) else load_runner(model, threads=threads)
+    ds = as_dataset(data)
+    if ds.labels is None:
+        raise DataError("needs labels (a sequence,label table)", path=ds.path)
+    if ds.num_classes > runner.num_classes:
+        raise DataError(f"labels go up to {ds.num_classes - 1} but the model has {runner.num_classes} classes", path=ds.path)
+    logits, timing = predict_set(runner, ds, batch_size=batch_size)
+    from edgegen.metrics import classification_report
+
+    rep = classification_report(ds.labels, logits, n_boot=n_boot)
+    rep.update(model=str(runner.path), backend=runner.backend, data=ds.path, timing=timing)
+    return rep
+
+
+def predict_set(runner: Runner, ds: SequenceSet, *, batch_size: int = 64) -> tuple[np.ndarray, dict]:
+    t0 = time.perf_counter()
+    ids = tokenize_for(runner, ds)
+    t1 = time.perf_counter()
+    logits = run_batched(runner, ids, batch_size)
+    t2 = time.perf_counter()
+    return logits, {"tokenize_s": t1 - t0, "model_s": t2 - t1, "n": len(ds)}

@@ -1,0 +1,280 @@
+"""The native model: ``GenomicTransformer`` and its config.
+
+Attention uses separate q/k/v/out ``nn.Linear`` layers and an explicit per-layer
+head count so whole heads can be pruned (torch-pruning) and exported cleanly.
+The config describes every shape; after pruning it is updated, and the plain
+loader rebuilds the model from it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+
+class ModelConfig(BaseModel):
+    """Every shape of a :class:`GenomicTransformer`.
+
+    ``layer_heads`` / ``layer_ffn`` hold per-layer values after pruning; when
+    omitted every layer has ``n_heads`` heads and ``ffn_dim`` FFN channels.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vocab_size: int = Field(gt=0)
+    max_positions: int = Field(gt=0, description="token positions, specials included")
+    num_classes: int = Field(ge=2)
+    d_model: int = Field(128, gt=0)
+    n_layers: int = Field(4, ge=0)
+    n_heads: int = Field(4, gt=0)
+    head_dim: int | None = None
+    ffn_dim: int = Field(512, gt=0)
+    layer_heads: list[int] | None = None
+    layer_ffn: list[int] | None = None
+    dropout: float = Field(0.1, ge=0, lt=1)
+    positions: Literal["learned", "sinusoidal", "rotary", "none"] = "learned"
+    position_offset: int = 0
+    pooling: Literal["cls", "mean"] = "cls"
+    norm: Literal["pre", "post"] = "pre"
+    embed_norm: bool = False
+    final_norm: bool = True
+    emb_scale: float = 1.0
+    head_hidden: bool = False
+    activation: Literal["gelu", "gelu_tanh"] = "gelu"
+    layer_norm_eps: float = 1e-5
+    pad_id: int = 0
+    rotary_base: float = 10000.0
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        if self.head_dim is None:
+            if self.d_model % self.n_heads:
+                raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+            object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
+        for name in ("layer_heads", "layer_ffn"):
+            v = getattr(self, name)
+            if v is not None:
+                if len(v) != self.n_layers:
+                    raise ValueError(f"{name} has {len(v)} entries for {self.n_layers} layers")
+                if any(x < 1 for x in v):
+                    raise ValueError(f"{name} entries must be >= 1, got {v}")
+        if self.positions == "rotary" and self.head_dim % 2:
+            raise ValueError("rotary positions need an even head_dim")
+        return self
+
+    def heads(self, i: int) -> int:
+        return self.layer_heads[i] if self.layer_heads is not None else self.n_heads
+
+    def ffn(self, i: int) -> int:
+        return self.layer_ffn[i] if self.layer_ffn is not None else self.ffn_dim
+
+    def macs(self, seq_len: int | None = None) -> int:
+        """Multiply-accumulates for one sequence of ``seq_len`` tokens (default: max_positions)."""
+        t = seq_len or self.max_positions
+        d, dh = self.d_model, self.head_dim
+        total = 0
+        for i in range(self.n_layers):
+            h, f = self.heads(i), self.ffn(i)
+            total += 4 * t * d * h * dh  # q, k, v, out projections
+            total += 2 * h * t * t * dh  # scores and context
+            total += 2 * t * d * f  # FFN
+        total += (d * d if self.head_hidden else 0) + d * self.num_classes
+        return total
+
+
+def _sinusoidal(n: int, d: int) -> torch.Tensor:
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(n, d)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)[:, : d // 2]
+    return pe
+
+
+def _rotary_tables(n: int, dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    freqs = torch.outer(torch.arange(n, dtype=torch.float32), inv)
+    emb = torch.cat([freqs, freqs], dim=-1)  # (T, Dh), rotate-half layout (ESM / NT-v2)
+    return emb.cos(), emb.sin()
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, head_dim: int, dropout: float):
+        super().__init__()
+        inner = n_heads * head_dim
+        self.num_heads = n_heads
+        self.head_dim = head_dim
+        self.q = nn.Linear(d_model, inner)
+        self.k = nn.Linear(d_model, inner)
+        self.v = nn.Linear(d_model, inner)
+        self.o = nn.Linear(inner, d_model)
+        # Fused scaled_dot_product_attention is used when attention maps are not needed;
+        # exporters switch it off (see edgegen.model.explicit_attention).
+        self.fused = True
+
+    def forward(self, x, keep, rope=None, need_attn: bool = False):
+        b, t, _ = x.shape
+        # Head count comes from the tensor (view(b, t, -1, dh)) so a pruned layer needs no patching.
+        q = self.q(x).view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
+        k = self.k(x).view(b, t, -1, self.head_dim).transpose(1, 2)
+        v = self.v(x).view(b, t, -1, self.head_dim).transpose(1, 2)
+        if rope is not None:
+            cos, sin = rope
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+        if self.fused and not need_attn:
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # (B, H, T, Dh)
+            return self.o(ctx.transpose(1, 2).reshape(b, t, -1)), None
+        q = q * (self.head_dim**-0.5)
+        scores = q @ k.transpose(-1, -2)  # (B, H, T, T)
+        scores = scores.masked_fill(~keep, -1e9)
+        attn = scores.softmax(-1)
+        ctx = attn @ v  # (B, H, T, Dh); no dropout on attention maps (it dominated CPU training time)
+        out = self.o(ctx.transpose(1, 2).reshape(b, t, -1))
+        return out, (attn if need_attn else None)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, i: int):
+        super().__init__()
+        self.pre = cfg.norm == "pre"
+        self.attn = Attention(cfg.d_model, cfg.heads(i), cfg.head_dim, cfg.dropout)
+        self.ln1 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        self.ln2 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        self.fc1 = nn.Linear(cfg.d_model, cfg.ffn(i))
+        self.fc2 = nn.Linear(cfg.ffn(i), cfg.d_model)
+        self.act = "tanh" if cfg.activation == "gelu_tanh" else "none"
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def _ffn(self, x):
+        return self.fc2(self.drop(F.gelu(self.fc1(x), approximate=self.act)))
+
+    def forward(self, x, keep, rope=None, need_attn: bool = False):
+        if self.pre:
+            a, attn = self.attn(self.ln1(x), keep, rope, need_attn)
+            x = x + self.drop(a)
+            x = x + self.drop(self._ffn(self.ln2(x)))
+        else:  # post-LN (BERT)
+            a, attn = self.attn(x, keep, rope, need_attn)
+            x = self.ln1(x + self.drop(a))
+            x = self.ln2(x + self.drop(self._ffn(x)))
+        return x, attn
+
+
+class GenomicTransformer(nn.Module):
+    """Encoder-only transformer classifier over DNA token ids.
+
+    Example:
+        >>> cfg = ModelConfig(vocab_size=10, max_positions=33, num_classes=2, d_model=32, n_layers=2, n_heads=4, ffn_dim=64)
+        >>> m = GenomicTransformer(cfg)
+        >>> m(torch.zeros(3, 33, dtype=torch.int32)).shape
+        torch.Size([3, 2])
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        d = cfg.d_model
+        self.embed = nn.Embedding(cfg.vocab_size, d)
+        if cfg.positions == "learned":
+            self.pos = nn.Parameter(torch.zeros(1, cfg.max_positions, d))
+        else:
+            self.pos = None
+        if cfg.positions == "sinusoidal":
+            self.register_buffer("pos_table", _sinusoidal(cfg.max_positions, d)[None], persistent=False)
+        if cfg.positions == "rotary":
+            cos, sin = _rotary_tables(cfg.max_positions, cfg.head_dim, cfg.rotary_base)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.embed_ln = nn.LayerNorm(d, eps=cfg.layer_norm_eps) if cfg.embed_norm else None
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.final_ln = nn.LayerNorm(d, eps=cfg.layer_norm_eps) if cfg.final_norm else None
+        self.head_dense = nn.Linear(d, d) if cfg.head_hidden else None
+        self.classifier = nn.Linear(d, cfg.num_classes)
+        self.apply(self._init)
+        if self.pos is not None:
+            nn.init.normal_(self.pos, std=0.02)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        # std 0.02 for embeddings too: N(0,1) embeddings swamp the positions (see TOOLCHAIN.md).
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def features(self, ids: torch.Tensor, need_attn: bool = False):
+        """Run the encoder. Returns (pooled (B, D), hidden states [(B, T, D)], attentions [(B, H, T, T)])."""
+        cfg = self.config
+        t = ids.shape[1]
+        ids = ids.long()
+        keep = (ids != cfg.pad_id)[:, None, None, :]  # (B, 1, 1, T)
+        x = self.embed(ids)
+        if cfg.emb_scale != 1.0:
+            x = x * cfg.emb_scale
+        off = cfg.position_offset
+        if self.pos is not None:
+            x = x + self.pos[:, off : off + t]
+        elif cfg.positions == "sinusoidal":
+            x = x + self.pos_table[:, off : off + t]
+        if self.embed_ln is not None:
+            x = self.embed_ln(x)
+        x = self.drop(x)
+        rope = (self.rope_cos[:t], self.rope_sin[:t]) if cfg.positions == "rotary" else None
+        hidden, attns = [x], []
+        for blk in self.blocks:
+            x, a = blk(x, keep, rope, need_attn)
+            hidden.append(x)
+            attns.append(a)
+        if self.final_ln is not None:
+            x = self.final_ln(x)
+            hidden[-1] = x
+        if cfg.pooling == "cls":
+            pooled = x[:, 0]
+        else:
+            m = keep[:, 0, 0, :, None].to(x.dtype)  # (B, T, 1)
+            pooled = (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return pooled, hidden, attns
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) int token ids -> (B, num_classes) float logits."""
+        pooled, _, _ = self.features(ids)
+        return self.head(pooled)
+
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        if self.head_dense is not None:
+            pooled = torch.tanh(self.head_dense(self.drop(pooled)))
+        return self.classifier(self.drop(pooled))
+
+
+class explicit_attention:
+    """Context manager: use the explicit softmax(QK^T)V path (for exporters), restore after."""
+
+    def __init__(self, model: nn.Module):
+        self.mods = [m for m in model.modules() if isinstance(m, Attention)]
+
+    def __enter__(self):
+        self.saved = [m.fused for m in self.mods]
+        for m in self.mods:
+            m.fused = False
+        return self
+
+    def __exit__(self, *exc):
+        for m, f in zip(self.mods, self.saved):
+            m.fused = f
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

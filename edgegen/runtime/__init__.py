@@ -1,0 +1,81 @@
+"""One Runner interface over torch, ONNX Runtime and the TFLite interpreter.
+
+``load_runner(path)`` picks the backend from the path: a model directory ->
+torch, ``.onnx`` -> ONNX Runtime, ``.tflite`` -> TFLite. The ONNX and TFLite
+runners import numpy and their runtime only, never torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from edgegen.errors import ModelFileError
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """Load once, set threads, run (B, T) int32 token ids -> (B, C) float32 logits."""
+
+    backend: str
+    path: Path
+    tokenizer: object
+    num_classes: int
+
+    @property
+    def input_spec(self) -> dict: ...
+
+    def set_threads(self, n: int) -> None: ...
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray: ...
+
+
+def load_runner(path: str | Path, *, threads: int | None = None, **kw) -> Runner:
+    """Open a model for inference with the backend its path implies.
+
+    Args:
+        path: a model directory (torch), ``.onnx`` or ``.tflite`` file (with its
+            ``.json`` sidecar beside it).
+        threads: intra-op threads (default: the runtime's own default).
+
+    Raises:
+        ModelFileError: missing, corrupt or unrecognised model file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError("no such model file or directory", path=p)
+    if p.is_dir():
+        from edgegen.runtime.torch_runner import TorchRunner
+
+        r = TorchRunner(p)
+    elif p.suffix == ".onnx":
+        from edgegen.runtime.onnx_runner import OnnxRunner
+
+        r = OnnxRunner(p, **kw)
+    elif p.suffix == ".tflite":
+        from edgegen.runtime.tflite_runner import TFLiteRunner
+
+        r = TFLiteRunner(p)
+    else:
+        raise ModelFileError("unrecognised model (expected a model directory, .onnx or .tflite)", path=p)
+    if threads:
+        r.set_threads(threads)
+    return r
+
+
+def run_batched(runner: Runner, ids: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Run ``runner`` over many rows in batches; a runner with a fixed batch gets single rows."""
+    fixed = runner.input_spec.get("batch")
+    bs = fixed if isinstance(fixed, int) else batch_size
+    out = []
+    for i in range(0, len(ids), bs):
+        chunk = ids[i : i + bs]
+        if isinstance(fixed, int) and len(chunk) < fixed:
+            padded = np.repeat(chunk[-1:], fixed, axis=0)
+            padded[: len(chunk)] = chunk
+            out.append(runner(padded)[: len(chunk)])
+        else:
+            out.append(runner(chunk))
+    return np.concatenate(out) if out else np.zeros((0, runner.num_classes), np.float32)

@@ -1,0 +1,224 @@
+"""DNA tokenizers: single-nucleotide, overlapping k-mer (DNABERT-1) and
+non-overlapping k-mer (Nucleotide-Transformer). numpy only, so the on-device
+runner can use them without torch.
+
+Token ids are int32 (TFLite wants int32 inputs). Every encoded batch has the
+same fixed length, :attr:`Tokenizer.seq_len`, derived from the nucleotide window
+``max_len``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from edgegen.errors import ConfigError, ModelFileError
+
+TokenizerKind = Literal["char", "kmer", "kmer_nonoverlap"]
+NUCLEOTIDES = "ACGT"
+
+# Byte -> code: A C G T = 0..3, N = 4, padding = 5, anything else = 6 (invalid).
+_CODE = np.full(256, 6, dtype=np.uint8)
+for _i, _c in enumerate("ACGTN"):
+    _CODE[ord(_c)] = _i
+    _CODE[ord(_c.lower())] = _i
+PAD_CODE = 5
+
+
+def default_vocab(kind: TokenizerKind, k: int) -> dict[str, int]:
+    """Specials first, then k-mers in lexicographic ACGT order, then single letters."""
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    if kind == "char":
+        vocab += list("ACGTN")
+    else:
+        vocab += ["".join(p) for p in itertools.product(NUCLEOTIDES, repeat=k)]
+        if kind == "kmer_nonoverlap":
+            vocab += [c for c in "ACGTN" if c not in vocab]
+    return {tok: i for i, tok in enumerate(vocab)}
+
+
+@dataclass
+class Tokenizer:
+    """Maps DNA strings to fixed-length int32 token-id arrays.
+
+    Args:
+        kind: ``char`` (one token per nucleotide), ``kmer`` (overlapping k-mers,
+            stride 1, DNABERT-1) or ``kmer_nonoverlap`` (stride k, trailing
+            bases as single-letter tokens, Nucleotide-Transformer).
+        k: k-mer size (ignored for ``char``).
+        max_len: nucleotide window; longer sequences are cropped, shorter padded.
+        crop: keep the ``center`` or the ``left`` part of longer sequences.
+        add_cls / add_sep: prepend CLS / append SEP.
+        vocab: token -> id; defaults to :func:`default_vocab`.
+
+    Example:
+        >>> tok = Tokenizer(kind="kmer", k=3, max_len=10)
+        >>> tok.encode(["ACGTACGTAC"]).shape
+        (1, 10)
+    """
+
+    kind: TokenizerKind = "char"
+    k: int = 1
+    max_len: int = 200
+    crop: Literal["center", "left"] = "center"
+    add_cls: bool = True
+    add_sep: bool = False
+    pad_token: str = "[PAD]"
+    unk_token: str = "[UNK]"
+    cls_token: str = "[CLS]"
+    sep_token: str = "[SEP]"
+    mask_token: str = "[MASK]"
+    vocab: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("char", "kmer", "kmer_nonoverlap"):
+            raise ConfigError(f"unknown tokenizer kind {self.kind!r} (char, kmer, kmer_nonoverlap)")
+        if self.kind == "char":
+            self.k = 1
+        if not 1 <= self.k <= 8:
+            raise ConfigError(f"k must be in 1..8, got {self.k}")
+        if self.max_len < self.k:
+            raise ConfigError(f"max_len ({self.max_len}) must be >= k ({self.k})")
+        if not self.vocab:
+            self.vocab = default_vocab(self.kind, self.k)
+        specials = [self.pad_token, self.unk_token, self.mask_token]
+        specials += [self.cls_token] if self.add_cls else []
+        specials += [self.sep_token] if self.add_sep else []
+        missing = [t for t in specials if t not in self.vocab]
+        if missing:
+            raise ConfigError(f"tokenizer vocab lacks special tokens {missing}")
+        self._build_tables()
+
+    # ------------------------------------------------------------------ tables
+    def _build_tables(self) -> None:
+        unk = self.vocab[self.unk_token]
+        k = 1 if self.kind == "char" else self.k
+        lut = np.full(4**k, unk, dtype=np.int32)
+        for idx, kmer in enumerate(itertools.product(NUCLEOTIDES, repeat=k)):
+            lut[idx] = self.vocab.get("".join(kmer), unk)
+        self._lut = lut
+        self._char_ids = np.array([self.vocab.get(c, unk) for c in "ACGTN"], dtype=np.int32)
+        self._pow = (4 ** np.arange(k - 1, -1, -1)).astype(np.int64)
+
+    @property
+    def pad_id(self) -> int:
+        return self.vocab[self.pad_token]
+
+    @property
+    def cls_id(self) -> int:
+        return self.vocab[self.cls_token]
+
+    @property
+    def mask_id(self) -> int:
+        return self.vocab[self.mask_token]
+
+    @property
+    def vocab_size(self) -> int:
+        return max(self.vocab.values()) + 1
+
+    @property
+    def body_len(self) -> int:
+        """Number of tokens produced for a full ``max_len`` window, without specials."""
+        if self.kind == "char":
+            return self.max_len
+        if self.kind == "kmer":
+            return self.max_len - self.k + 1
+        return self.max_len // self.k + self.max_len % self.k
+
+    @property
+    def seq_len(self) -> int:
+        """Length of every encoded row (specials included)."""
+        return self.body_len + int(self.add_cls) + int(self.add_sep)
+
+    # ---------------------------------------------------------------- encoding
+    def codes(self, seqs: Sequence[str]) -> np.ndarray:
+        """(B, max_len) uint8 codes: ACGT 0..3, N 4, padding 5. Invalid letters raise ValueError."""
+        out = np.full((len(seqs), self.max_len), PAD_CODE, dtype=np.uint8)
+        for i, s in enumerate(seqs):
+            if len(s) > self.max_len:
+                start = (len(s) - self.max_len) // 2 if self.crop == "center" else 0
+                s = s[start : start + self.max_len]
+            c = _CODE[np.frombuffer(s.encode("ascii", "replace"), dtype=np.uint8)]
+            if (c == 6).any():
+                bad = s[int(np.argmax(c == 6))]
+                raise ValueError(f"invalid nucleotide {bad!r}")
+            out[i, : len(c)] = c
+        return out
+
+    def encode(self, seqs: Sequence[str]) -> np.ndarray:
+        """Encode DNA strings to a (B, seq_len) int32 array."""
+        return self.encode_codes(self.codes(seqs))
+
+    def encode_codes(self, codes: np.ndarray) -> np.ndarray:
+        pad = self.pad_id
+        unk = self.vocab[self.unk_token]
+        if self.kind == "char":
+            ids = np.where(codes == PAD_CODE, pad, self._char_ids[np.minimum(codes, 4)]).astype(np.int32)
+        else:
+            k = self.k
+            stride = 1 if self.kind == "kmer" else k
+            n_full = (self.max_len - k) // stride + 1
+            win = np.lib.stride_tricks.sliding_window_view(codes, k, axis=1)[:, ::stride][:, :n_full]
+            idx = (np.minimum(win, 3).astype(np.int64) * self._pow).sum(-1)
+            ids = self._lut[idx]
+            ids = np.where((win == 4).any(-1), unk, ids)
+            ids = np.where((win == PAD_CODE).any(-1), pad, ids).astype(np.int32)
+            if self.kind == "kmer_nonoverlap" and self.max_len % k:
+                tail = codes[:, n_full * k :]
+                tail_ids = np.where(tail == PAD_CODE, pad, self._char_ids[np.minimum(tail, 4)])
+                ids = np.concatenate([ids, tail_ids.astype(np.int32)], axis=1)
+        parts = []
+        if self.add_cls:
+            parts.append(np.full((len(codes), 1), self.cls_id, dtype=np.int32))
+        parts.append(ids)
+        if self.add_sep:
+            # SEP follows the last real token; padded rows keep PAD after it.
+            parts.append(np.full((len(codes), 1), pad, dtype=np.int32))
+        out = np.concatenate(parts, axis=1) if len(parts) > 1 else ids
+        if self.add_sep:
+            n_real = (out != pad).sum(1)
+            out[np.arange(len(out)), n_real] = self.vocab[self.sep_token]
+        return np.ascontiguousarray(out, dtype=np.int32)
+
+    # ----------------------------------------------------------------- storage
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["format"] = "edgegen-tokenizer/1"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Tokenizer":
+        d = dict(d)
+        d.pop("format", None)
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ConfigError(f"bad tokenizer description: {e}") from None
+
+    def save(self, path: str | Path) -> None:
+        from edgegen.io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Tokenizer":
+        try:
+            d = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ModelFileError("tokenizer file not found", path=path) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ModelFileError(f"tokenizer is not valid JSON ({e})", path=path) from None
+        try:
+            return cls.from_dict(d)
+        except ConfigError as e:
+            raise ModelFileError(str(e), path=path) from None
+
+    def with_max_len(self, max_len: int) -> "Tokenizer":
+        d = self.to_dict()
+        d["max_len"] = max_len
+        return Tokenizer.from_dict(d)

@@ -1,0 +1,288 @@
+"""Training and evaluation of native models.
+
+``train(splits, TrainConfig)`` trains a :class:`GenomicTransformer` from labels
+(AdamW, linear warm-up + cosine decay, early stopping on dev MCC). The loop,
+:func:`fit`, is shared with distillation.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgegen.data.readers import SequenceSet
+from edgegen.errors import DataError
+from edgegen.tokenizers import Tokenizer
+
+log = logging.getLogger("edgegen")
+
+
+class OptimConfig(BaseModel):
+    """Optimisation settings shared by training and distillation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    patience: int = Field(3, ge=1, description="epochs without dev improvement before stopping")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps")
+    seed: int = 0
+    threads: int | None = Field(None, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+
+
+class TrainConfig(OptimConfig):
+    """Model shape, tokenizer and optimisation for training a teacher from labels."""
+
+    tokenizer: Literal["char", "kmer", "kmer_nonoverlap"] = "char"
+    k: int = Field(1, ge=1, le=8)
+    max_len: int | None = Field(None, ge=8, description="nucleotide window; default: longest train sequence")
+    d_model: int = Field(128, ge=8)
+    n_layers: int = Field(4, ge=1)
+    n_heads: int = Field(4, ge=1)
+    ffn_dim: int = Field(256, ge=8)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    positions: Literal["learned", "sinusoidal", "rotary"] = "learned"
+    pooling: Literal["cls", "mean"] = "cls"
+
+
+def set_threads(n: int | None) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(n)
+
+
+def predict_logits(model, ids: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Run a torch model over (N, T) token ids in eval mode; return (N, C) float32 logits."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(ids), batch_size):
+            out.append(model(torch.from_numpy(ids[i : i + batch_size])).float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.config.num_classes), np.float32)
+
+
+def encode(tok: Tokenizer, ds: SequenceSet) -> np.ndarray:
+    try:
+        return tok.encode(ds.sequences)
+    except ValueError as e:  # readers validate already; this guards hand-built sets
+        raise DataError(str(e), path=ds.path) from None
+
+
+def _score(y: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
+    from edgegen.metrics import mcc
+
+    p = logits.argmax(1)
+    return mcc(y, p, logits.shape[1]), float((p == y).mean())
+
+
+def fit(
+    model,
+    train_ids: np.ndarray,
+    train_y: np.ndarray,
+    dev_ids: np.ndarray | None,
+    dev_y: np.ndarray | None,
+    cfg: OptimConfig,
+    loss_fn: Callable | None = None,
+    *,
+    params=None,
+    show_progress: bool = True,
+    description: str = "train",
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """Train ``model`` in place; keep the weights of the best dev epoch.
+
+    Args:
+        loss_fn: ``loss_fn(model, idx, ids, y) -> scalar loss`` where ``idx``
+            indexes the training rows of the batch (for cached teacher logits).
+            Default: cross-entropy.
+        params: parameters to optimise (default: the model's).
+
+    Returns:
+        History dict: per-epoch train loss and dev MCC/accuracy, best epoch, steps, seconds.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from edgegen.progress import progress
+
+    set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    if loss_fn is None:
+
+        def loss_fn(m, idx, ids, y):
+            return F.cross_entropy(m(ids), y)
+
+    params = list(params if params is not None else model.parameters())
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+    n = len(train_ids)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    warm = max(1, int(cfg.warmup_ratio * total))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        prog = (step - warm) / max(1, total - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, prog)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    hist: dict = {"epochs": [], "best_epoch": None, "steps": 0}
+    best, best_state, bad = (-float("inf"), -float("inf")), None, 0
+    t0 = time.perf_counter()
+    step = 0
+    with progress(show_progress) as prog:
+        task = prog.add_task(description, total=total, info="")
+        for epoch in range(cfg.epochs):
+            model.train()
+            perm = rng.permutation(n)
+            losses = []
+            for b in range(steps_per_epoch):
+                if step >= total:
+                    break
+                idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                ids = torch.from_numpy(train_ids[idx])
+                y = torch.from_numpy(train_y[idx])
+                loss = loss_fn(model, idx, ids, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                step += 1
+                losses.append(float(loss.detach()))
+                prog.update(task, advance=1, info=f"epoch {epoch + 1} loss {np.mean(losses[-50:]):.4f}")
+            rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan")}
+            if dev_ids is not None and len(dev_ids):
+                m, a = _score(dev_y, predict_logits(model, dev_ids, cfg.eval_batch_size))
+                rec.update(dev_mcc=m, dev_accuracy=a)
+                score = (m, a)
+                if score > best:
+                    best, bad = score, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                    hist["best_epoch"] = epoch + 1
+                else:
+                    bad += 1
+                prog.update(task, info=f"epoch {epoch + 1} dev mcc {m:.3f} acc {a:.3f}")
+            hist["epochs"].append(rec)
+            if on_epoch:
+                on_epoch(epoch + 1, rec)
+            if step >= total or bad >= cfg.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    hist["steps"] = step
+    hist["seconds"] = time.perf_counter() - t0
+    return hist
+
+
+def make_tokenizer(cfg: TrainConfig, train: SequenceSet) -> Tokenizer:
+    max_len = cfg.max_len or max(len(s) for s in train.sequences)
+    return Tokenizer(kind=cfg.tokenizer, k=cfg.k, max_len=max_len)
+
+
+def build_model(cfg: TrainConfig, tok: Tokenizer, num_classes: int):
+    from edgegen.model import GenomicTransformer, ModelConfig
+
+    mc = ModelConfig(
+        vocab_size=tok.vocab_size,
+        max_positions=tok.seq_len,
+        num_classes=num_classes,
+        d_model=cfg.d_model,
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        ffn_dim=cfg.ffn_dim,
+        dropout=cfg.dropout,
+        positions=cfg.positions,
+        pooling=cfg.pooling,
+        pad_id=tok.pad_id,
+    )
+    return GenomicTransformer(mc)
+
+
+def train(
+    splits: dict[str, SequenceSet],
+    cfg: TrainConfig = TrainConfig(),
+    *,
+    init=None,
+    show_progress: bool = True,
+):
+    """Train a teacher from labels.
+
+    Args:
+        splits: ``{"train": ..., "dev": ...}`` (``test`` is ignored here).
+        cfg: model shape, tokenizer and optimisation.
+        init: a :class:`~edgegen.checkpoint.LoadedModel` to fine-tune instead of
+            a fresh model (its tokenizer and shapes are kept; a head of the wrong
+            size is replaced).
+
+    Returns:
+        ``(model, tokenizer, history)``.
+
+    Example:
+        >>> from edgegen.data.synthetic import make_task
+        >>> ds = make_task("promoter", 200, 100)
+        >>> m, tok, h = train({"train": ds}, TrainConfig(epochs=1, d_model=16, n_layers=1, n_heads=2, ffn_dim=32), show_progress=False)
+    """
+    import torch
+
+    from edgegen.data.checks import check_lengths
+
+    if "train" not in splits:
+        raise DataError("no training split")
+    tr = splits["train"]
+    dev = splits.get("dev")
+    check_lengths(tr, "train")
+    num_classes = max(s.num_classes for s in splits.values())
+    torch.manual_seed(cfg.seed)
+    if init is not None:
+        model, tok = init.model, init.tokenizer
+        if model.config.num_classes != num_classes:
+            cfg_new = model.config.model_copy(update={"num_classes": num_classes})
+            model.config = cfg_new
+            model.classifier = torch.nn.Linear(cfg_new.d_model, num_classes)
+            torch.nn.init.normal_(model.classifier.weight, std=0.02)
+            torch.nn.init.zeros_(model.classifier.bias)
+    else:
+        tok = make_tokenizer(cfg, tr)
+        model = build_model(cfg, tok, num_classes)
+    tr_ids = encode(tok, tr)
+    dev_ids = encode(tok, dev) if dev is not None else None
+    hist = fit(
+        model,
+        tr_ids,
+        tr.labels,
+        dev_ids,
+        None if dev is None else dev.labels,
+        cfg,
+        show_progress=show_progress,
+        description="train",
+    )
+    return model, tok, hist
+
+
+def evaluate_logits(y: np.ndarray, logits: np.ndarray, n_boot: int = 1000) -> dict:
+    from edgegen.metrics import classification_report
+
+    return classification_report(y, logits, n_boot=n_boot)
