@@ -1,0 +1,189 @@
+"""Knowledge distillation from a teacher into a (pruned or smaller) student.
+
+Loss = alpha * CE(labels) + beta * T^2 * KL(softmax(t/T) || softmax(s/T))
+       + hidden_weight * MSE(proj(h_s), h_t) + attn_weight * KL(A_t || A_s)
+with a layer map from student to teacher layers (MiniLM-style attention
+transfer on head-averaged attention distributions, so head counts may differ).
+Teacher logits are computed once per dataset when only logits are distilled.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from edgegen.data.readers import SequenceSet
+from edgegen.errors import UsageError
+from edgegen.train import OptimConfig, encode, fit, predict_logits
+
+log = logging.getLogger("edgegen")
+
+
+class DistillConfig(OptimConfig):
+    """Distillation loss weights and schedule (plus the shared optimisation settings)."""
+
+    alpha: float = Field(0.5, ge=0, description="weight of cross-entropy on labels")
+    beta: float = Field(0.5, ge=0, description="weight of the logit KD term")
+    temperature: float = Field(2.0, gt=0)
+    hidden_weight: float = Field(0.0, ge=0, description="weight of hidden-state matching")
+    attn_weight: float = Field(0.0, ge=0, description="weight of attention-distribution transfer")
+    layer_map: list[int] | None = Field(None, description="teacher layer (1-based output index) for each student layer")
+    cache_teacher: bool = True
+    lr: float = Field(5e-4, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "DistillConfig":
+        if self.alpha + self.beta + self.hidden_weight + self.attn_weight <= 0:
+            raise ValueError("all loss weights are zero")
+        return self
+
+
+class StudentConfig(OptimConfig):
+    """A fresh student's shape (fields not given are copied from the teacher)."""
+
+    d_model: int | None = None
+    n_layers: int | None = None
+    n_heads: int | None = None
+    ffn_dim: int | None = None
+
+
+def student_from_teacher(teacher, *, d_model=None, n_layers=None, n_heads=None, ffn_dim=None, seed: int = 0):
+    """A fresh, smaller :class:`GenomicTransformer` with the teacher's tokenizer-facing shapes."""
+    import torch
+
+    from edgegen.model import GenomicTransformer
+
+    tc = teacher.config
+    d = d_model or tc.d_model
+    h = n_heads or max(1, tc.n_heads if d % tc.n_heads == 0 else 1)
+    upd = {
+        "d_model": d,
+        "n_layers": n_layers or tc.n_layers,
+        "n_heads": h,
+        "head_dim": d // h,
+        "ffn_dim": ffn_dim or max(8, tc.ffn(0) * d // tc.d_model),
+        "layer_heads": None,
+        "layer_ffn": None,
+    }
+    if d % h:
+        raise UsageError(f"student d_model {d} is not divisible by n_heads {h}")
+    torch.manual_seed(seed)
+    return GenomicTransformer(tc.model_copy(update=upd))
+
+
+def default_layer_map(n_student: int, n_teacher: int) -> list[int]:
+    """Uniform map: student layer i -> teacher output (i+1)*n_t/n_s (1-based hidden index)."""
+    return [round((i + 1) * n_teacher / n_student) for i in range(n_student)]
+
+
+def distill(
+    student,
+    teacher,
+    cfg: DistillConfig,
+    splits: dict[str, SequenceSet],
+    tokenizer,
+    *,
+    show_progress: bool = True,
+) -> dict:
+    """Distil ``teacher`` into ``student`` in place (best dev epoch kept).
+
+    Args:
+        student: a pruned teacher copy or a fresh smaller model (same tokenizer).
+        teacher: the original model (frozen, eval mode).
+        cfg: loss weights, temperature, layer map and optimisation.
+        splits: ``train`` and (for early stopping) ``dev`` sets.
+        tokenizer: the tokenizer both models use.
+
+    Returns:
+        The training history.
+
+    Example:
+        >>> hist = distill(pruned, teacher, DistillConfig(epochs=3), splits, tok)  # doctest: +SKIP
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if student.config.vocab_size != teacher.config.vocab_size or student.config.num_classes != teacher.config.num_classes:
+        raise UsageError("student and teacher disagree on vocabulary or number of classes")
+    teacher.eval()
+    frozen = [(p, p.requires_grad) for p in teacher.parameters()]
+    for p, _ in frozen:
+        p.requires_grad_(False)
+    try:
+        return _distill(student, teacher, cfg, splits, tokenizer, show_progress)
+    finally:
+        for p, flag in frozen:
+            p.requires_grad_(flag)
+
+
+def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
+    import torch
+    import torch.nn.functional as F
+
+    tr, dev = splits["train"], splits.get("dev")
+    tr_ids = encode(tokenizer, tr)
+    dev_ids = encode(tokenizer, dev) if dev is not None else None
+    need_feats = cfg.hidden_weight > 0 or cfg.attn_weight > 0
+    n_s, n_t = student.config.n_layers, teacher.config.n_layers
+    lmap = cfg.layer_map or default_layer_map(n_s, n_t)
+    if len(lmap) != n_s or any(not 1 <= j <= n_t for j in lmap):
+        raise UsageError(f"layer_map must give a teacher layer in 1..{n_t} for each of {n_s} student layers, got {lmap}")
+    proj = None
+    extra_params = []
+    if cfg.hidden_weight > 0 and student.config.d_model != teacher.config.d_model:
+        proj = torch.nn.ModuleList(torch.nn.Linear(student.config.d_model, teacher.config.d_model) for _ in lmap)
+        extra_params = list(proj.parameters())
+    cached = None
+    if cfg.cache_teacher and not need_feats:
+        cached = torch.from_numpy(predict_logits(teacher, tr_ids, cfg.eval_batch_size))
+    T = cfg.temperature
+
+    def loss_fn(model, idx, ids, y):
+        if need_feats:
+            pooled, hs, att = model.features(ids, need_attn=cfg.attn_weight > 0)
+            logits = model.head(pooled)
+            with torch.no_grad():
+                tp_, th, ta = teacher.features(ids, need_attn=cfg.attn_weight > 0)
+                t_logits = teacher.head(tp_)
+        else:
+            logits = model(ids)
+            if cached is not None:
+                t_logits = cached[torch.from_numpy(np.asarray(idx))]
+            else:
+                with torch.no_grad():
+                    t_logits = teacher(ids)
+        loss = cfg.alpha * F.cross_entropy(logits, y) if cfg.alpha else 0.0
+        if cfg.beta:
+            kd = F.kl_div(F.log_softmax(logits / T, -1), F.log_softmax(t_logits / T, -1), log_target=True, reduction="batchmean")
+            loss = loss + cfg.beta * T * T * kd
+        if cfg.hidden_weight:
+            for i, j in enumerate(lmap):
+                h = hs[i + 1]
+                if proj is not None:
+                    h = proj[i](h)
+                loss = loss + cfg.hidden_weight * F.mse_loss(h, th[j]) / len(lmap)
+        if cfg.attn_weight:
+            for i, j in enumerate(lmap):
+                a_s = att[i].mean(1).clamp_min(1e-9)  # (B, T, T), head-averaged
+                a_t = ta[j - 1].mean(1).clamp_min(1e-9)
+                kl = (a_t * (a_t.log() - a_s.log())).sum(-1).mean()
+                loss = loss + cfg.attn_weight * kl / len(lmap)
+        return loss
+
+    params = list(student.parameters()) + extra_params
+    hist = fit(
+        student,
+        tr_ids,
+        tr.labels,
+        dev_ids,
+        None if dev is None else dev.labels,
+        cfg,
+        loss_fn,
+        params=params,
+        show_progress=show_progress,
+        description="distill",
+    )
+    hist["layer_map"] = lmap
+    return hist
