@@ -76,3 +76,104 @@ def train_teacher(data: str | Path, out: str | Path, cfg=None, *, init: str | Pa
         force=force,
     )
     return {"path": str(out), "history": hist, "test": metrics}
+
+
+def _example_and_calib(tok, splits: dict | None, n_batches: int, batch: int = 32, seed: int = 0):
+    import numpy as np
+
+    from edgegen.train import encode
+
+    if splits and "train" in splits:
+        tr = splits["train"]
+        rng = np.random.default_rng(seed)
+        idx = rng.permutation(len(tr))[: n_batches * batch]
+        ids = encode(tok, tr.subset(idx))
+        y = tr.labels[idx]
+        calib = [(ids[i : i + batch], y[i : i + batch]) for i in range(0, len(ids), batch)]
+        return ids[:2], calib
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, tok.vocab_size, (2, tok.seq_len)).astype(np.int32)
+    ids[:, 0] = tok.cls_id
+    return ids, None
+
+
+def prune_model(model_dir: str | Path, out: str | Path, cfg, *, data: str | Path | None = None, force: bool = False) -> dict:
+    """Load a model dir, prune it with ``cfg`` (PruneConfig), save to ``out``; return the prune report."""
+    from edgegen.checkpoint import load_model, save_model
+    from edgegen.io import check_output
+    from edgegen.prune import prune
+
+    check_output(out, force)
+    lm = load_model(model_dir)
+    splits = load_data(data) if data else None
+    example, calib = _example_and_calib(lm.tokenizer, splits, cfg.calib_batches)
+    pruned = prune(lm.model, cfg, example, calib=calib)
+    rep = dict(pruned.prune_report)
+    rep["source"] = str(model_dir)
+    metrics = {}
+    if splits and "test" in splits:
+        from edgegen.metrics import classification_report
+        from edgegen.train import encode, predict_logits
+
+        te = splits["test"]
+        metrics = {"test": classification_report(te.labels, predict_logits(pruned, encode(lm.tokenizer, te)))}
+    save_model(pruned, lm.tokenizer, out, metrics=metrics, dataset=lm.manifest.get("dataset"), extra={"pruning": rep, "parent": lm.manifest["files"]}, force=force)
+    rep["size_before"] = _dir_size(model_dir)
+    rep["size_after"] = _dir_size(out)
+    rep["metrics"] = metrics
+    return rep
+
+
+def _dir_size(path) -> int:
+    p = Path(path)
+    return (p / "model.safetensors").stat().st_size if p.is_dir() else p.stat().st_size
+
+
+def distill_model(
+    teacher_dir: str | Path,
+    student: str | Path,
+    data: str | Path,
+    out: str | Path,
+    cfg=None,
+    *,
+    force: bool = False,
+    show_progress: bool = True,
+) -> dict:
+    """Distil a teacher into ``student`` (a model dir, or a YAML of StudentConfig fields) and save it."""
+    import yaml
+
+    from edgegen.checkpoint import load_model, save_model
+    from edgegen.distill import DistillConfig, StudentConfig, distill, student_from_teacher
+    from edgegen.io import check_output
+
+    check_output(out, force)
+    cfg = cfg or DistillConfig()
+    t = load_model(teacher_dir)
+    sp = Path(student)
+    if sp.is_dir():
+        s = load_model(sp)
+        if s.tokenizer.to_dict() != t.tokenizer.to_dict():
+            raise UsageError("student and teacher use different tokenizers", path=sp)
+        smodel = s.model
+    else:
+        from edgegen.config_io import load_config
+
+        sc = load_config(StudentConfig, sp)
+        smodel = student_from_teacher(t.model, d_model=sc.d_model, n_layers=sc.n_layers, n_heads=sc.n_heads, ffn_dim=sc.ffn_dim, seed=cfg.seed)
+        del yaml
+    splits = load_data(data)
+    hist = distill(smodel, t.model, cfg, splits, t.tokenizer, show_progress=show_progress)
+    metrics = {}
+    if "test" in splits:
+        from edgegen.metrics import classification_report
+        from edgegen.train import encode, predict_logits
+
+        te = splits["test"]
+        ids = encode(t.tokenizer, te)
+        metrics = {
+            "test": classification_report(te.labels, predict_logits(smodel, ids)),
+            "teacher_test": classification_report(te.labels, predict_logits(t.model, ids)),
+        }
+    save_model(smodel, t.tokenizer, out, metrics=metrics, dataset=dataset_info(splits, data),
+               extra={"distill_config": cfg.model_dump(), "history": hist, "teacher": str(teacher_dir)}, force=force)
+    return {"path": str(out), "history": hist, **metrics}

@@ -112,6 +112,95 @@ def evaluate(
     _save_json(json_out, rep)
 
 
+def _stats_table(rep: dict):
+    from rich.table import Table
+
+    t = Table(title=f"pruning at {rep['seq_len']} tokens")
+    t.add_column("")
+    t.add_column("before", justify="right")
+    t.add_column("after", justify="right")
+    t.add_column("ratio", justify="right")
+    b, a = rep["before"], rep["after"]
+    t.add_row("params", f"{b['params']:,}", f"{a['params']:,}", f"{a['params'] / b['params']:.3f}")
+    t.add_row("MACs / sequence", f"{b['macs']:,}", f"{a['macs']:,}", f"{a['macs'] / b['macs']:.3f}")
+    t.add_row("file bytes", f"{rep['size_before']:,}", f"{rep['size_after']:,}", f"{rep['size_after'] / rep['size_before']:.3f}")
+    t.add_row("layers", str(b["layers"]), str(a["layers"]), "")
+    t.add_row("heads per layer", str(b["heads"]), str(a["heads"]), "")
+    t.add_row("FFN per layer", str(b["ffn"]), str(a["ffn"]), "")
+    return t
+
+
+@app.command()
+def prune(
+    model: Path = typer.Argument(..., help="Model directory to prune."),
+    out: Path = typer.Option(..., "--out", help="Pruned model directory to write."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with PruneConfig fields."),
+    target_params: Optional[float] = typer.Option(None, help="Keep this fraction of parameters, e.g. 0.5."),
+    target_macs: Optional[float] = typer.Option(None, help="Keep this fraction of MACs, e.g. 0.4."),
+    head_ratio: Optional[float] = typer.Option(None, help="Remove this fraction of heads per layer."),
+    ffn_ratio: Optional[float] = typer.Option(None, help="Remove this fraction of FFN channels per layer."),
+    drop_layers: Optional[int] = typer.Option(None, help="Remove this many whole encoder layers."),
+    criterion: Optional[str] = typer.Option(None, help="l1 | l2 | taylor | random"),
+    global_pruning: Optional[bool] = typer.Option(None, "--global/--local", help="Rank across layers or per layer."),
+    iterative_steps: Optional[int] = typer.Option(None),
+    data: Optional[str] = typer.Option(None, "--data", help="Data folder: calibration for taylor/drop-layers, and test metrics."),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+    force: bool = typer.Option(False, "--force"),
+):
+    """Remove attention heads, FFN channels and layers physically (torch-pruning)."""
+    from edgegen.api import prune_model
+    from edgegen.prune import PruneConfig
+
+    cfg = _load_yaml_config(PruneConfig, config, dict(
+        target_params=target_params, target_macs=target_macs, head_ratio=head_ratio, ffn_ratio=ffn_ratio,
+        drop_layers=drop_layers, criterion=criterion, global_pruning=global_pruning, iterative_steps=iterative_steps,
+    ))
+    rep = prune_model(model, out, cfg, data=data, force=force)
+    _console().print(_stats_table(rep))
+    if rep.get("metrics"):
+        from edgegen.report_table import metrics_table
+
+        _console().print(metrics_table(rep["metrics"]["test"], title="pruned model, test set (before fine-tuning)"))
+    _console().print(f"saved pruned model to {out}")
+    _save_json(json_out, rep)
+
+
+@app.command()
+def distill(
+    teacher: Path = typer.Option(..., "--teacher", help="Teacher model directory."),
+    student: Path = typer.Option(..., "--student", help="Student model directory (e.g. pruned) or YAML with d_model/n_layers/n_heads/ffn_dim."),
+    data: str = typer.Option(..., "--data", help="Folder with train/dev/test CSVs."),
+    out: Path = typer.Option(..., "--out"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with DistillConfig fields."),
+    epochs: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    alpha: Optional[float] = typer.Option(None, help="Weight of CE on labels."),
+    beta: Optional[float] = typer.Option(None, help="Weight of logit KD."),
+    temperature: Optional[float] = typer.Option(None),
+    hidden_weight: Optional[float] = typer.Option(None),
+    attn_weight: Optional[float] = typer.Option(None),
+    max_steps: Optional[int] = typer.Option(None),
+    threads: Optional[int] = typer.Option(None),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+    force: bool = typer.Option(False, "--force"),
+):
+    """Win back accuracy: distil the teacher into a pruned or smaller student."""
+    from edgegen.api import distill_model
+    from edgegen.distill import DistillConfig
+    from edgegen.report_table import metrics_table
+
+    cfg = _load_yaml_config(DistillConfig, config, dict(
+        epochs=epochs, lr=lr, alpha=alpha, beta=beta, temperature=temperature, hidden_weight=hidden_weight,
+        attn_weight=attn_weight, max_steps=max_steps, threads=threads,
+    ))
+    res = distill_model(teacher, student, data, out, cfg, force=force)
+    if "test" in res:
+        _console().print(metrics_table(res["teacher_test"], title="teacher, test set"))
+        _console().print(metrics_table(res["test"], title="distilled student, test set"))
+    _console().print(f"saved distilled model to {out}")
+    _save_json(json_out, res)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: run the app and map errors to exit codes (2 usage, 1 data/runtime, 130 Ctrl-C)."""
     import click

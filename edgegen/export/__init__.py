@@ -1,0 +1,208 @@
+"""Export a native model to ONNX or TFLite, optionally quantized, and verify it.
+
+``export(model_dir, ExportConfig)`` dispatches to :mod:`edgegen.export.onnx` or
+:mod:`edgegen.export.tflite` (imported lazily), writes a sidecar
+``<file>.json`` (inputs, tokenizer, quantization, calibration and source hashes,
+verification results) and fails loudly when the file does not compute what
+the PyTorch model computes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edgegen.errors import ExportVerificationError, UsageError
+
+log = logging.getLogger("edgegen")
+
+Quant = Literal["none", "fp16", "dynamic", "int8", "int8-full", "16x8"]
+SIDECAR_FORMAT = "edgegen-export/1"
+
+# What each format supports, and what its "int8" default means (the fastest accurate CPU mode, see TOOLCHAIN.md).
+SUPPORTED = {
+    "onnx": {"none", "fp16", "dynamic", "int8", "int8-full"},
+    "tflite": {"none", "fp16", "dynamic", "int8", "int8-full", "16x8"},
+}
+INT8_DEFAULT = {"onnx": "dynamic", "tflite": "pt2e-static"}
+
+
+class ExportConfig(BaseModel):
+    """Format, quantization and verification settings for :func:`export`.
+
+    ``quant``: ``none`` (fp32), ``fp16`` (fp16 weights), ``dynamic`` (int8
+    weights, activations quantized at run time), ``int8`` (the fastest accurate
+    CPU int8: ORT dynamic for ONNX; PT2E static per-channel with float
+    LayerNorm/softmax for TFLite), ``int8-full`` (static w8a8 everywhere, for
+    int8-only accelerators), ``16x8`` (TFLite int16 activations / int8 weights).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["onnx", "tflite"] = "onnx"
+    quant: Quant = "none"
+    calibrator: Literal["minmax", "percentile", "entropy"] = "minmax"
+    calib_samples: int = Field(128, ge=1)
+    batch_size: int | None = Field(None, ge=1, description="fixed batch (TFLite default 1); ONNX default: dynamic")
+    opset: int = Field(18, ge=17)
+    max_drop: float | None = Field(None, gt=0, description="accuracy budget (percentage points) vs float, needs labelled calibration data")
+    atol: float = Field(1e-4, gt=0, description="max abs logit difference allowed for float exports")
+    min_agreement: float = Field(0.9, ge=0, le=1, description="argmax agreement with torch required of quantized exports")
+    threads: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExportConfig":
+        if self.quant not in SUPPORTED[self.format]:
+            raise ValueError(f"{self.format} export does not support quant={self.quant!r} (supported: {sorted(SUPPORTED[self.format])})")
+        return self
+
+
+def _calib_ids(tok, calib, n: int, seed: int = 0):
+    """(ids, labels|None) for calibration/verification from a SequenceSet or random tokens."""
+    from edgegen.data.readers import SequenceSet
+
+    if isinstance(calib, SequenceSet):
+        rng = np.random.default_rng(seed)
+        idx = rng.permutation(len(calib))[:n]
+        sub = calib.subset(np.sort(idx))
+        return tok.encode(sub.sequences), sub.labels
+    rng = np.random.default_rng(seed)
+    seqs = ["".join(rng.choice(list("ACGT"), tok.max_len)) for _ in range(n)]
+    return tok.encode(seqs), None
+
+
+def export(
+    model_dir: str | Path,
+    out: str | Path,
+    cfg: ExportConfig = ExportConfig(),
+    *,
+    calib=None,
+    verify=None,
+    force: bool = False,
+) -> Path:
+    """Export a model directory to ``out`` (.onnx or .tflite) and verify it.
+
+    Args:
+        model_dir: an edgegen model directory.
+        out: the file to write; its sidecar goes to ``out + ".json"``.
+        cfg: format and quantization.
+        calib: a SequenceSet (or path) for calibration; random DNA if omitted
+            (static int8 should always get real sequences).
+        verify: a labelled SequenceSet (or path) for verification and
+            ``max_drop``; defaults to ``calib``.
+
+    Returns:
+        The written file.
+
+    Raises:
+        ExportVerificationError: float export differs from torch by more than
+            ``atol``, or int8 argmax agreement is below ``min_agreement``, or
+            ``max_drop`` cannot be met.
+
+    Example:
+        >>> export("runs/student", "student.int8.tflite", ExportConfig(format="tflite", quant="int8"), calib="data/dev.csv")  # doctest: +SKIP
+    """
+    from edgegen.checkpoint import load_model
+    from edgegen.data.readers import as_dataset
+    from edgegen.io import check_output, sha256_file, write_json
+
+    out = Path(out)
+    want = ".onnx" if cfg.format == "onnx" else ".tflite"
+    if out.suffix != want:
+        raise UsageError(f"output for format {cfg.format} must end in {want}", path=out)
+    check_output(out, force)
+    lm = load_model(model_dir)
+    calib_set = as_dataset(calib, split="dev") if calib is not None and not hasattr(calib, "sequences") else calib
+    verify_set = as_dataset(verify) if verify is not None and not hasattr(verify, "sequences") else (verify or calib_set)
+    cal_ids, _ = _calib_ids(lm.tokenizer, calib_set, cfg.calib_samples)
+    ver_ids, ver_y = _calib_ids(lm.tokenizer, verify_set, 512, seed=1)
+    from edgegen.train import predict_logits
+
+    ref = predict_logits(lm.model, ver_ids)
+    t0 = time.perf_counter()
+    tmp = out.with_name(f".{out.name}.tmp{want}")
+    try:
+        if cfg.format == "onnx":
+            from edgegen.export import onnx as backend
+        else:
+            from edgegen.export import tflite as backend
+        info = backend.export(lm.model, lm.tokenizer, tmp, cfg, cal_ids, ver_ids=ver_ids, ref=ref, ver_y=ver_y)
+        seconds = time.perf_counter() - t0
+        sidecar = {
+            "format": SIDECAR_FORMAT,
+            "model_format": cfg.format,
+            "quant": cfg.quant,
+            "quant_impl": info.get("impl"),
+            "input": {"name": info["input_name"], "shape": info["input_shape"], "dtype": "int32"},
+            "output": {"name": info["output_name"], "shape": [info["input_shape"][0], lm.model.config.num_classes], "dtype": "float32"},
+            "num_classes": lm.model.config.num_classes,
+            "tokenizer": lm.tokenizer.to_dict(),
+            "source_model": {"path": str(model_dir), "sha256": lm.manifest["files"]["model.safetensors"]},
+            "calibration": {
+                "source": getattr(calib_set, "path", None) or "random DNA",
+                "samples": int(len(cal_ids)),
+                "sha256": __import__("hashlib").sha256(cal_ids.tobytes()).hexdigest(),
+                "method": cfg.calibrator if cfg.quant in ("int8", "int8-full", "16x8") else None,
+            },
+            "config": cfg.model_dump(),
+            "export_seconds": seconds,
+            "kept_float": info.get("kept_float", []),
+        }
+        from edgegen.runtime import load_runner, run_batched
+
+        # Verify the file through the same runner users get (sidecar written next to the temp file).
+        write_json(str(tmp) + ".json", sidecar)
+        runner = load_runner(tmp, threads=cfg.threads)
+        got = run_batched(runner, ver_ids)
+        ver = verification(ref, got, ver_y)
+        ver.update(info.get("search", {}))
+        sidecar["verification"] = ver
+        _judge(cfg, ver, out)
+        write_json(str(tmp) + ".json", sidecar)
+        sidecar["file_sha256"] = sha256_file(tmp)
+        write_json(str(tmp) + ".json", sidecar)
+        tmp.replace(out)
+        Path(str(tmp) + ".json").replace(str(out) + ".json")
+    finally:
+        for p in (tmp, Path(str(tmp) + ".json")):
+            if p.exists():
+                p.unlink()
+    return out
+
+
+def verification(ref: np.ndarray, got: np.ndarray, y=None) -> dict:
+    from edgegen.metrics import point_metrics
+
+    v = {
+        "n": int(len(ref)),
+        "max_abs_diff": float(np.abs(ref - got).max()),
+        "argmax_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
+    }
+    if y is not None:
+        a, b = point_metrics(y, ref), point_metrics(y, got)
+        v.update(torch_accuracy=a["accuracy"], accuracy=b["accuracy"], accuracy_drop_pp=100 * (a["accuracy"] - b["accuracy"]))
+    return v
+
+
+def _judge(cfg: ExportConfig, ver: dict, out: Path) -> None:
+    if cfg.quant == "none":
+        if ver["max_abs_diff"] > cfg.atol:
+            raise ExportVerificationError(
+                f"fp32 {cfg.format} logits differ from torch by {ver['max_abs_diff']:.3g} (> atol {cfg.atol:g}); nothing written",
+                path=out,
+            )
+    elif ver["argmax_agreement"] < cfg.min_agreement:
+        raise ExportVerificationError(
+            f"{cfg.quant} {cfg.format} agrees with torch on only {100 * ver['argmax_agreement']:.1f}% of predictions "
+            f"(< {100 * cfg.min_agreement:.0f}%); nothing written",
+            path=out,
+        )
+    if cfg.max_drop is not None and "accuracy_drop_pp" in ver and ver["accuracy_drop_pp"] > cfg.max_drop:
+        raise ExportVerificationError(
+            f"accuracy drop {ver['accuracy_drop_pp']:.2f} pp exceeds --max-drop {cfg.max_drop}; nothing written", path=out
+        )

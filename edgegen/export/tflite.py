@@ -1,0 +1,157 @@
+"""TFLite export through Google's converter stack: litert-torch (fp32 and PT2E
+static int8) and ai-edge-quantizer recipes (dynamic, fp16, full-integer w8a8,
+16x8). ``litert_torch`` costs seconds and ~500 MB to import, so it is imported
+only here, lazily."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgegen.errors import BackendError
+
+log = logging.getLogger("edgegen")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """litert-torch and ai-edge-quantizer print progress to stdout/stderr: keep the CLI readable."""
+    buf_out, buf_err = io.StringIO(), io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
+        warnings.simplefilter("ignore")
+        prev = logging.root.level
+        logging.root.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            logging.root.setLevel(prev)
+
+
+def _import_litert():
+    try:
+        with _quiet():
+            import litert_torch  # noqa: F401
+    except ImportError:
+        raise BackendError("TFLite export needs litert-torch: pip install 'edgegen[tflite]'") from None
+    return litert_torch
+
+
+def _example(tok, batch: int):
+    import torch
+
+    x = torch.zeros(batch, tok.seq_len, dtype=torch.int32)
+    x[:, 0] = tok.cls_id
+    return x
+
+
+def convert_fp32(model, tok, path: Path, batch: int) -> None:
+    from edgegen.model import explicit_attention
+
+    litert_torch = _import_litert()
+    with explicit_attention(model), _quiet():
+        litert_torch.convert(model.eval(), (_example(tok, batch),)).export(str(path))
+
+
+def convert_pt2e_int8(model, tok, path: Path, batch: int, cal_ids: np.ndarray, keep_float: list[str] = ()) -> None:
+    """PT2E static int8, per-channel symmetric weights; LayerNorm/softmax stay float.
+
+    ``keep_float`` lists module names (e.g. ``blocks.1``) left in float.
+    """
+    import torch
+
+    from edgegen.model import explicit_attention
+
+    litert_torch = _import_litert()
+    with _quiet():
+        from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        q = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+        for name in keep_float:
+            q.set_module_name(name, None)
+        ex = _example(tok, batch)
+        with explicit_attention(model):
+            gm = torch.export.export(model.eval(), (ex,)).module()
+            gm = prepare_pt2e(gm, q)
+            with torch.no_grad():
+                for i in range(0, len(cal_ids) - batch + 1, batch):
+                    gm(torch.from_numpy(cal_ids[i : i + batch]))
+            gm = convert_pt2e(gm, fold_quantize=False)
+            litert_torch.convert(gm, (ex,), quant_config=QuantConfig(pt2e_quantizer=q)).export(str(path))
+
+
+def quantize_aeq(float_path: Path, out: Path, mode: str, cal_ids: np.ndarray | None, batch: int) -> None:
+    """ai-edge-quantizer recipes on a float .tflite. Static modes calibrate with a
+    min/max update (its default moving average clipped logits badly, TOOLCHAIN.md)."""
+    with _quiet():
+        from ai_edge_quantizer import calibrator, quantizer, recipe
+        from ai_edge_quantizer.utils import qsv_utils
+
+        rec = {
+            "dynamic": recipe.dynamic_wi8_afp32,
+            "int8-full": recipe.static_wi8_ai8,
+            "16x8": recipe.static_wi8_ai16,
+        }.get(mode)
+        qt = quantizer.Quantizer(str(float_path))
+        if mode == "fp16":
+            qt.load_quantization_recipe(_fp16_recipe())
+        else:
+            qt.load_quantization_recipe(rec())
+        result = None
+        if qt.need_calibration:
+            from ai_edge_litert.interpreter import Interpreter
+
+            sig = Interpreter(model_path=str(float_path)).get_signature_list()
+            key = next(iter(sig))
+            in_name = sig[key]["inputs"][0]
+            data = {key: [{in_name: cal_ids[i : i + batch]} for i in range(0, len(cal_ids) - batch + 1, batch)]}
+            cal = calibrator.Calibrator(bytes(qt._float_model_buffer), num_threads=os.cpu_count() or 1, qsv_update_func=qsv_utils.min_max_update)
+            cal.calibrate(data, qt._recipe_manager)
+            result = cal.get_model_qsvs()
+        qt.quantize(result).export_model(str(out), overwrite=True)
+
+
+def _fp16_recipe():
+    return [
+        {
+            "regex": ".*",
+            "operation": "*",
+            "algorithm_key": "float_casting",
+            "op_config": {
+                "weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
+                "compute_precision": "FLOAT",
+                "explicit_dequantize": True,
+            },
+        }
+    ]
+
+
+def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[str] = (), **_) -> dict:
+    batch = cfg.batch_size or 1
+    info = {"input_name": "args_0", "output_name": "output_0", "input_shape": [batch, tok.seq_len]}
+    if cfg.quant == "none":
+        convert_fp32(model, tok, path, batch)
+        info["impl"] = "litert-torch convert fp32"
+    elif cfg.quant == "int8":
+        convert_pt2e_int8(model, tok, path, batch, cal_ids, keep_float)
+        info["impl"] = "litert-torch PT2E static int8, per-channel weights, float LayerNorm/softmax"
+        info["kept_float"] = list(keep_float)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="edgegen-tfl-"))
+        try:
+            f32 = work / "fp32.tflite"
+            convert_fp32(model, tok, f32, batch)
+            quantize_aeq(f32, path, cfg.quant, cal_ids, batch)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        info["impl"] = f"ai-edge-quantizer {cfg.quant}" + (" (min/max calibration)" if cfg.quant in ("int8-full", "16x8") else "")
+    return info

@@ -1,0 +1,78 @@
+"""Runner over ONNX Runtime. Imports numpy and onnxruntime only (no torch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgegen.errors import BackendError, ModelFileError
+
+
+def read_sidecar(path: Path) -> dict:
+    side = Path(str(path) + ".json")
+    if not side.exists():
+        raise ModelFileError(f"missing sidecar {side.name} (written by 'edgegen export' beside the model)", path=path)
+    try:
+        d = json.loads(side.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"sidecar is not valid JSON ({e})", path=side) from None
+    if d.get("format") != "edgegen-export/1":
+        raise ModelFileError(f"unknown sidecar format {d.get('format')!r}", path=side)
+    return d
+
+
+def tokenizer_from_sidecar(d: dict):
+    from edgegen.tokenizers import Tokenizer
+
+    return Tokenizer.from_dict(d["tokenizer"])
+
+
+class OnnxRunner:
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendError("onnxruntime is not installed (pip install onnxruntime)") from None
+        self.path = Path(path)
+        self.sidecar = read_sidecar(self.path)
+        self.tokenizer = tokenizer_from_sidecar(self.sidecar)
+        self.num_classes = int(self.sidecar["num_classes"])
+        self.providers = providers or ["CPUExecutionProvider"]
+        self._ort = ort
+        self._threads = threads
+        self._open()
+
+    def _open(self) -> None:
+        so = self._ort.SessionOptions()
+        so.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self._threads:
+            so.intra_op_num_threads = self._threads
+            so.inter_op_num_threads = 1
+        try:
+            self.session = self._ort.InferenceSession(str(self.path), so, providers=self.providers)
+        except Exception as e:  # onnxruntime raises its own exception types
+            msg = str(e).splitlines()[0][:300]
+            raise ModelFileError(f"ONNX Runtime cannot load the model ({type(e).__name__}: {msg})", path=self.path) from None
+        inp = self.session.get_inputs()[0]
+        want = self.sidecar["input"]["shape"][1]
+        if inp.shape[1] != want:
+            raise ModelFileError(f"model input length {inp.shape[1]} does not match its sidecar ({want})", path=self.path)
+        self.input_name = inp.name
+        self._input_shape = inp.shape
+
+    @property
+    def input_spec(self) -> dict:
+        b = self._input_shape[0]
+        return {"name": self.input_name, "shape": list(self._input_shape), "dtype": "int32", "batch": b if isinstance(b, int) else None}
+
+    def set_threads(self, n: int) -> None:
+        self._threads = n
+        self._open()
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(ids, dtype=np.int32)})[0]
+        return out.astype(np.float32, copy=False)
