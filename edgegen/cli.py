@@ -201,14 +201,64 @@ def distill(
     _save_json(json_out, res)
 
 
+@app.command()
+def export(
+    model: Path = typer.Argument(..., help="Model directory."),
+    out: Path = typer.Option(..., "--out", help="File to write (.onnx or .tflite); its sidecar goes to OUT.json."),
+    format: Optional[str] = typer.Option(None, "--format", help="onnx | tflite (default: from OUT's suffix)."),
+    quant: str = typer.Option("none", "--quant", help="none | fp16 | dynamic | int8 | int8-full | 16x8"),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Sequences for calibration: CSV/FASTA, or a data folder (its dev split)."),
+    verify: Optional[Path] = typer.Option(None, "--verify", help="Labelled set for verification and --max-drop (default: --calib)."),
+    max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Accuracy budget in percentage points vs float."),
+    calibrator: str = typer.Option("minmax", help="minmax | percentile | entropy (ONNX static)."),
+    batch_size: Optional[int] = typer.Option(None, help="Fixed batch (TFLite default 1; ONNX default dynamic)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with ExportConfig fields."),
+    force: bool = typer.Option(False, "--force"),
+):
+    """Export to ONNX or TFLite (optionally int8) and verify it against PyTorch."""
+    import json as _json
+
+    from edgegen.export import ExportConfig
+    from edgegen.export import export as _export
+
+    fmt = format or {".onnx": "onnx", ".tflite": "tflite"}.get(out.suffix)
+    cfg = _load_yaml_config(ExportConfig, config, dict(format=fmt, quant=quant, max_drop=max_drop, calibrator=calibrator, batch_size=batch_size))
+    path = _export(model, out, cfg, calib=calib, verify=verify, force=force)
+    side = _json.loads(Path(str(path) + ".json").read_text())
+    v = side["verification"]
+    from rich.table import Table
+
+    t = Table(title=f"{path} ({cfg.format}, quant={cfg.quant})")
+    t.add_column("check")
+    t.add_column("value", justify="right")
+    t.add_row("file bytes", f"{path.stat().st_size:,}")
+    t.add_row("max |logit diff| vs torch", f"{v['max_abs_diff']:.3g}")
+    t.add_row("argmax agreement", f"{100 * v['argmax_agreement']:.2f}% of {v['n']}")
+    if "accuracy" in v:
+        t.add_row("accuracy torch -> export", f"{v['torch_accuracy']:.4f} -> {v['accuracy']:.4f} ({-v['accuracy_drop_pp']:+.2f} pp)")
+    if side.get("kept_float"):
+        t.add_row("kept in float", ", ".join(side["kept_float"]))
+    t.add_row("implementation", side["quant_impl"] or "")
+    _console().print(t)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: run the app and map errors to exit codes (2 usage, 1 data/runtime, 130 Ctrl-C)."""
     import click
 
     from edgegen.errors import EdgegenError
 
+    import logging
+
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    log = logging.getLogger("edgegen")
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("edgegen: %(levelname)s: %(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.DEBUG if debug else logging.INFO)
+        log.propagate = False
     try:
         app(args=args, prog_name="edgegen", standalone_mode=False)
         return 0

@@ -147,7 +147,17 @@ def _prune_once(model, example_inputs, head_ratio: float, ffn_ratio: float, cfg:
         else:
             ignored.append(b.fc1)
     unwrapped = [(model.pos, 2)] if model.pos is not None else []
-    pruner = tp.pruner.MetaPruner(
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch-pruning warns about every unwrapped parameter
+        pruner = _make_pruner(tp, model, example_inputs, cfg, ratio_dict, ignored, num_heads, head_ratio, unwrapped)
+        pruner.step()
+    sync_config(model)
+
+
+def _make_pruner(tp, model, example_inputs, cfg, ratio_dict, ignored, num_heads, head_ratio, unwrapped):
+    return tp.pruner.MetaPruner(
         model,
         example_inputs,
         importance=_importance(cfg.criterion),
@@ -166,8 +176,6 @@ def _prune_once(model, example_inputs, head_ratio: float, ffn_ratio: float, cfg:
         channel_groups={},
         max_pruning_ratio=0.95,
     )
-    pruner.step()
-    sync_config(model)
 
 
 def _taylor_grads(model, calib) -> None:

@@ -119,6 +119,8 @@ def export(
     lm = load_model(model_dir)
     calib_set = as_dataset(calib, split="dev") if calib is not None and not hasattr(calib, "sequences") else calib
     verify_set = as_dataset(verify) if verify is not None and not hasattr(verify, "sequences") else (verify or calib_set)
+    if calib_set is None and cfg.quant in ("int8", "int8-full", "16x8"):
+        log.warning("calibrating %s on random DNA: pass --calib with real sequences for a trustworthy int8 model", cfg.quant)
     cal_ids, _ = _calib_ids(lm.tokenizer, calib_set, cfg.calib_samples)
     ver_ids, ver_y = _calib_ids(lm.tokenizer, verify_set, 512, seed=1)
     from edgegen.train import predict_logits
@@ -131,7 +133,12 @@ def export(
             from edgegen.export import onnx as backend
         else:
             from edgegen.export import tflite as backend
-        info = backend.export(lm.model, lm.tokenizer, tmp, cfg, cal_ids, ver_ids=ver_ids, ref=ref, ver_y=ver_y)
+        if cfg.max_drop is not None and cfg.quant != "none":
+            if ver_y is None:
+                raise UsageError("--max-drop needs labelled data to measure accuracy (pass --calib/--verify with a labelled CSV or data folder)")
+            info = _accuracy_aware(backend, lm, tmp, cfg, cal_ids, ver_ids, ver_y, ref)
+        else:
+            info = backend.export(lm.model, lm.tokenizer, tmp, cfg, cal_ids)
         seconds = time.perf_counter() - t0
         sidecar = {
             "format": SIDECAR_FORMAT,
@@ -173,6 +180,74 @@ def export(
             if p.exists():
                 p.unlink()
     return out
+
+
+def _units(model) -> list[str]:
+    """Modules that can be kept in float, in order: each encoder block, then the head."""
+    units = [f"blocks.{i}" for i in range(len(model.blocks))]
+    if model.head_dense is not None:
+        units.append("head_dense")
+    return units + ["classifier"]
+
+
+def _accuracy_aware(backend, lm, tmp: Path, cfg: ExportConfig, cal_ids, ver_ids, ver_y, ref) -> dict:
+    """Keep the fewest modules in float until accuracy is within ``cfg.max_drop`` pp of float.
+
+    Per-module sensitivity: the accuracy recovered when that module alone stays
+    float (NNCF accuracy-control style); modules are then added greedily, most
+    sensitive first.
+    """
+    from edgegen.metrics import point_metrics
+    from edgegen.runtime import load_runner, run_batched
+
+    if not getattr(backend, "SUPPORTS_KEEP_FLOAT", {}).get(cfg.quant, False):
+        raise UsageError(f"--max-drop is not available for {cfg.format} quant={cfg.quant} (use quant int8)")
+    base_acc = point_metrics(ver_y, ref)["accuracy"]
+    trial = tmp.with_name(tmp.name + ".trial" + tmp.suffix)
+
+    def acc_with(keep: list[str]) -> tuple[float, dict]:
+        from edgegen.io import write_json
+
+        info = backend.export(lm.model, lm.tokenizer, trial, cfg, cal_ids, keep_float=keep)
+        write_json(str(trial) + ".json", _mini_sidecar(lm, cfg, info))
+        got = run_batched(load_runner(trial, threads=cfg.threads), ver_ids)
+        return point_metrics(ver_y, got)["accuracy"], info
+
+    log_rows = []
+    try:
+        acc0, info = acc_with([])
+        log_rows.append({"keep_float": [], "accuracy": acc0, "drop_pp": 100 * (base_acc - acc0)})
+        keep: list[str] = []
+        if 100 * (base_acc - acc0) > cfg.max_drop:
+            sens = {}
+            for u in _units(lm.model):
+                a, _ = acc_with([u])
+                sens[u] = a - acc0
+                log_rows.append({"keep_float": [u], "accuracy": a, "drop_pp": 100 * (base_acc - a), "sensitivity": a - acc0})
+            for u in sorted(sens, key=sens.get, reverse=True):
+                keep.append(u)
+                a, info = acc_with(keep)
+                log_rows.append({"keep_float": list(keep), "accuracy": a, "drop_pp": 100 * (base_acc - a)})
+                if 100 * (base_acc - a) <= cfg.max_drop:
+                    break
+        final = backend.export(lm.model, lm.tokenizer, tmp, cfg, cal_ids, keep_float=keep)
+    finally:
+        for p in (trial, Path(str(trial) + ".json")):
+            if p.exists():
+                p.unlink()
+    final["kept_float"] = keep
+    final["search"] = {"max_drop_pp": cfg.max_drop, "float_accuracy": base_acc, "search_log": log_rows,
+                       "kept_float_reason": "most accuracy recovered per module on the verification set" if keep else "int8 everywhere met the budget"}
+    return final
+
+
+def _mini_sidecar(lm, cfg, info) -> dict:
+    return {
+        "format": SIDECAR_FORMAT,
+        "input": {"name": info["input_name"], "shape": info["input_shape"], "dtype": "int32"},
+        "num_classes": lm.model.config.num_classes,
+        "tokenizer": lm.tokenizer.to_dict(),
+    }
 
 
 def verification(ref: np.ndarray, got: np.ndarray, y=None) -> dict:

@@ -53,21 +53,47 @@ class _Reader:
         self.i = 0
 
 
-def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, **_) -> dict:
+SUPPORTS_KEEP_FLOAT = {"int8": True, "dynamic": True, "int8-full": True}
+
+
+def _nodes_under(onnx_path: Path, prefixes: list[str]) -> list[str]:
+    """ONNX node names exported from the given module names (TorchScript exporter names them /blocks.0/...)."""
+    import onnx
+
+    if not prefixes:
+        return []
+    m = onnx.load(str(onnx_path))
+    pre = ["/" + p.replace(".", "/") + "/" for p in prefixes] + ["/" + p + "/" for p in prefixes]
+    return [n.name for n in m.graph.node if any(n.name.startswith(x) for x in pre)]
+
+
+def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[str] = (), **_) -> dict:
+    batch = cfg.batch_size
+    quiet = logging.getLogger()
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # onnxruntime.quantization logs advice on the root logger
+    try:
+        return _export(model, tok, path, cfg, cal_ids, keep_float, batch)
+    finally:
+        quiet.setLevel(level)
+
+
+def _export(model, tok, path, cfg, cal_ids, keep_float, batch) -> dict:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-    batch = cfg.batch_size
     info = {"input_name": "input_ids", "output_name": "logits", "input_shape": [batch, tok.seq_len]}
     if cfg.quant == "none":
         export_fp32(model, tok, path, cfg.opset, batch)
         info["impl"] = "torch.onnx.export fp32"
         return info
+    info["kept_float"] = list(keep_float)
     work = Path(tempfile.mkdtemp(prefix="edgegen-onnx-"))
     try:
         f32 = work / "fp32.onnx"
         export_fp32(model, tok, f32, cfg.opset, batch)
         if cfg.quant in ("dynamic", "int8"):
-            quantize_dynamic(str(f32), str(path), weight_type=QuantType.QInt8, per_channel=False)
+            quantize_dynamic(str(f32), str(path), weight_type=QuantType.QInt8, per_channel=False,
+                             nodes_to_exclude=_nodes_under(f32, list(keep_float)))
             info["impl"] = "onnxruntime quantize_dynamic (int8 weights, dynamic int8 activations for MatMul)"
         elif cfg.quant == "int8-full":
             from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -79,6 +105,7 @@ def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, **_) -> dict:
                 str(pre), str(path), _Reader(cal_ids, 1), quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                nodes_to_exclude=_nodes_under(pre, list(keep_float)),
             )
             info["impl"] = f"onnxruntime quantize_static QDQ per-channel, {cfg.calibrator} calibration"
         elif cfg.quant == "fp16":

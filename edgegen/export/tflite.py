@@ -23,16 +23,31 @@ log = logging.getLogger("edgegen")
 
 @contextlib.contextmanager
 def _quiet():
-    """litert-torch and ai-edge-quantizer print progress to stdout/stderr: keep the CLI readable."""
+    """litert-torch, the MLIR converter (C++, straight to fd 1/2) and ai-edge-quantizer print
+    progress: keep the CLI readable. Errors still surface as exceptions."""
+    import sys
+
     buf_out, buf_err = io.StringIO(), io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
-        warnings.simplefilter("ignore")
-        prev = logging.root.level
-        logging.root.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            logging.root.setLevel(prev)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
+            warnings.simplefilter("ignore")
+            prev = logging.root.level
+            logging.root.setLevel(logging.ERROR)
+            try:
+                yield
+            finally:
+                logging.root.setLevel(prev)
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [devnull]:
+            os.close(fd)
 
 
 def _import_litert():
@@ -133,6 +148,9 @@ def _fp16_recipe():
             },
         }
     ]
+
+
+SUPPORTS_KEEP_FLOAT = {"int8": True}
 
 
 def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[str] = (), **_) -> dict:

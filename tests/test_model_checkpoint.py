@@ -1,0 +1,113 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from edgegen.checkpoint import load_model, save_model
+from edgegen.errors import ModelFileError, UsageError
+from edgegen.model import GenomicTransformer, ModelConfig, count_params, explicit_attention
+from edgegen.tokenizers import Tokenizer
+
+
+def tiny_cfg(**kw):
+    base = dict(vocab_size=10, max_positions=41, num_classes=3, d_model=32, n_layers=2, n_heads=4, ffn_dim=64)
+    return ModelConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal", "rotary", "none"])
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_fused_and_explicit_attention_agree(positions, pooling):
+    torch.manual_seed(0)
+    m = GenomicTransformer(tiny_cfg(positions=positions, pooling=pooling)).eval()
+    x = torch.randint(5, 10, (3, 41), dtype=torch.int32)
+    x[1, 30:] = 0  # padding
+    a = m(x)
+    with explicit_attention(m):
+        b = m(x)
+    assert a.shape == (3, 3)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_padding_is_masked():
+    """What the PAD embedding holds cannot change the logits of a padded sequence."""
+    torch.manual_seed(0)
+    m = GenomicTransformer(tiny_cfg(pooling="mean", positions="rotary")).eval()
+    x = torch.randint(5, 10, (1, 41), dtype=torch.int32)
+    x[0, 20:] = 0
+    base = m(x)
+    with torch.no_grad():
+        m.embed.weight[0].add_(torch.randn(32) * 3)
+    assert torch.allclose(base, m(x), atol=1e-5)
+    with torch.no_grad():
+        m.embed.weight[7].add_(torch.randn(32) * 3)  # a real token's embedding does matter
+    assert not torch.allclose(base, m(x), atol=1e-3)
+
+
+def test_config_validation_and_macs():
+    with pytest.raises(ValueError, match="not divisible"):
+        tiny_cfg(d_model=30)
+    with pytest.raises(ValueError, match="layer_heads"):
+        tiny_cfg(layer_heads=[1])
+    c = tiny_cfg()
+    t, d, f = 41, 32, 64
+    assert c.macs() == 2 * (4 * t * d * d + 2 * t * t * d + 2 * t * d * f) + d * 3
+
+
+def test_save_load_round_trip_identical_logits(tmp_path):
+    torch.manual_seed(1)
+    m = GenomicTransformer(tiny_cfg(vocab_size=Tokenizer(kind="char", max_len=40).vocab_size)).eval()
+    tok = Tokenizer(kind="char", max_len=40)
+    save_model(m, tok, tmp_path / "m", metrics={"x": 1})
+    back = load_model(tmp_path / "m")
+    ids = torch.from_numpy(tok.encode(["ACGT" * 10, "GATTACA"]))
+    assert torch.equal(m(ids), back.model(ids))
+    man = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert man["params"] == count_params(m) and man["torch_version"] == torch.__version__
+    assert set(man["files"]) == {"config.json", "model.safetensors", "tokenizer.json"}
+
+
+def test_tampered_and_truncated_weights_are_refused(tmp_path):
+    m = GenomicTransformer(tiny_cfg())
+    tok = Tokenizer(kind="char", max_len=40)
+    save_model(m, tok, tmp_path / "m")
+    w = tmp_path / "m" / "model.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-5] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="sha256 mismatch.*truncated or edited"):
+        load_model(tmp_path / "m")
+    w.write_bytes(bytes(data[:100]))
+    with pytest.raises(ModelFileError, match="model.safetensors"):
+        load_model(tmp_path / "m")
+    with pytest.raises(ModelFileError, match="cannot read weights"):
+        load_model(tmp_path / "m", verify=False)
+
+
+def test_no_clobber_without_force(tmp_path):
+    m = GenomicTransformer(tiny_cfg())
+    tok = Tokenizer(kind="char", max_len=40)
+    save_model(m, tok, tmp_path / "m")
+    before = (tmp_path / "m" / "model.safetensors").read_bytes()
+    with pytest.raises(UsageError, match="--force"):
+        save_model(GenomicTransformer(tiny_cfg()), tok, tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
+    save_model(GenomicTransformer(tiny_cfg()), tok, tmp_path / "m", force=True)
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() != before
+
+
+def test_importing_edgegen_does_not_import_torch():
+    code = "import sys, edgegen, edgegen.cli, edgegen.data, edgegen.tokenizers, edgegen.metrics; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
+
+
+def test_onnx_and_tflite_runners_do_not_import_torch():
+    code = (
+        "import sys; import edgegen.runtime.onnx_runner, edgegen.runtime.tflite_runner; "
+        "print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
