@@ -1,0 +1,144 @@
+"""Each format x quant mode on a tiny model; runners on corrupt or mismatched files."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edgegen.errors import ExportVerificationError, ModelFileError, UsageError
+from edgegen.export import ExportConfig, export
+from edgegen.runtime import load_runner, run_batched
+from edgegen.runtime.tflite_runner import TFLiteRunner
+
+CASES = [
+    ("onnx", "none"),
+    ("onnx", "fp16"),
+    ("onnx", "dynamic"),
+    ("onnx", "int8"),
+    ("onnx", "int8-full"),
+    ("tflite", "none"),
+    ("tflite", "fp16"),
+    ("tflite", "dynamic"),
+    ("tflite", "int8"),
+    ("tflite", "int8-full"),
+    ("tflite", "16x8"),
+]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_model_dir, syn_splits):
+    out = tmp_path_factory.mktemp("exports")
+    files = {}
+    for fmt, q in CASES:
+        p = out / f"tiny.{q}.{fmt}"
+        export(tiny_model_dir, p, ExportConfig(format=fmt, quant=q, calib_samples=64), calib=syn_splits["dev"], verify=syn_splits["test"])
+        files[(fmt, q)] = p
+    return files
+
+
+@pytest.mark.parametrize("fmt,quant", CASES)
+def test_export_matches_torch(exported, fmt, quant, tiny_model_dir, syn_splits):
+    from edgegen.runtime.torch_runner import TorchRunner
+
+    p = exported[(fmt, quant)]
+    side = json.loads((p.parent / (p.name + ".json")).read_text())
+    assert side["quant"] == quant and side["input"]["dtype"] == "int32"
+    assert side["source_model"]["sha256"]
+    runner = load_runner(p, threads=1)
+    te = syn_splits["test"]
+    ids = runner.tokenizer.encode(te.sequences)
+    got = run_batched(runner, ids)
+    ref = run_batched(TorchRunner(tiny_model_dir), ids)
+    diff = np.abs(got - ref).max()
+    agree = (got.argmax(1) == ref.argmax(1)).mean()
+    if quant == "none":
+        assert diff <= 1e-4
+    elif quant == "fp16":
+        assert diff <= 2e-2 and agree >= 0.99
+    else:
+        assert agree >= 0.95, (fmt, quant, agree)
+        assert diff < 2.0  # int8 outputs are dequantized, not raw int8 codes
+    f32 = exported[(fmt, "none")].stat().st_size
+    if fmt == "onnx" and quant in ("dynamic", "int8"):
+        assert p.stat().st_size < 0.7 * f32
+    elif quant != "none":  # scales, QDQ nodes and TFLite tensor names weigh a lot on a 30k-parameter model
+        assert p.stat().st_size < f32
+
+
+def test_runner_input_spec_and_threads(exported):
+    r = load_runner(exported[("tflite", "int8")])
+    assert r.input_spec["batch"] == 1 and r.input_spec["dtype"] == "int32"
+    r.set_threads(2)
+    o = load_runner(exported[("onnx", "none")])
+    assert o.input_spec["batch"] is None
+    x = o.tokenizer.encode(["ACGT" * 30] * 5)
+    assert o(x).shape == (5, 2)
+
+
+def test_corrupt_and_mismatched_files_fail_clearly(exported, tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a flatbuffer at all" * 10)
+    shutil.copy(str(exported[("tflite", "none")]) + ".json", str(bad) + ".json")
+    with pytest.raises(ModelFileError, match="bad.tflite"):
+        TFLiteRunner(bad)
+    bad_onnx = tmp_path / "bad.onnx"
+    data = exported[("onnx", "none")].read_bytes()
+    bad_onnx.write_bytes(data[: len(data) // 3])
+    shutil.copy(str(exported[("onnx", "none")]) + ".json", str(bad_onnx) + ".json")
+    with pytest.raises(ModelFileError, match="bad.onnx.*cannot load"):
+        load_runner(bad_onnx)
+    lone = tmp_path / "lone.onnx"
+    lone.write_bytes(data)
+    with pytest.raises(ModelFileError, match="missing sidecar"):
+        load_runner(lone)
+    # a sidecar describing another input length
+    mism = tmp_path / "mism.onnx"
+    mism.write_bytes(data)
+    side = json.loads((exported[("onnx", "none")].parent / (exported[("onnx", "none")].name + ".json")).read_text())
+    side["input"]["shape"] = [None, 999]
+    (tmp_path / "mism.onnx.json").write_text(json.dumps(side))
+    with pytest.raises(ModelFileError, match="does not match its sidecar"):
+        load_runner(mism)
+    with pytest.raises(ModelFileError, match="unrecognised"):
+        (tmp_path / "m.pt").write_bytes(b"x")
+        load_runner(tmp_path / "m.pt")
+
+
+def test_export_refuses_bad_combinations_and_clobbering(tiny_model_dir, exported, tmp_path):
+    with pytest.raises(ValueError, match="does not support quant='16x8'"):
+        ExportConfig(format="onnx", quant="16x8")
+    with pytest.raises(UsageError, match="must end in .onnx"):
+        export(tiny_model_dir, tmp_path / "x.tflite", ExportConfig(format="onnx"))
+    target = exported[("onnx", "none")]
+    before = target.read_bytes()
+    with pytest.raises(UsageError, match="--force"):
+        export(tiny_model_dir, target, ExportConfig(format="onnx"))
+    assert target.read_bytes() == before
+
+
+def test_failed_verification_writes_nothing(tiny_model_dir, syn_splits, tmp_path):
+    out = tmp_path / "strict.onnx"
+    with pytest.raises(ExportVerificationError, match="nothing written"):
+        export(tiny_model_dir, out, ExportConfig(format="onnx", quant="none", atol=1e-12), calib=syn_splits["dev"])
+    assert not out.exists() and not (tmp_path / "strict.onnx.json").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_max_drop_search_keeps_layers_float_when_needed(tiny_model_dir, syn_splits, tmp_path):
+    """A budget of ~0 forces the per-layer sensitivity search whenever int8 changes any prediction."""
+    out = tmp_path / "aa.onnx"
+    export(tiny_model_dir, out, ExportConfig(format="onnx", quant="int8-full", max_drop=1e-6, calib_samples=32), calib=syn_splits["dev"], verify=syn_splits["dev"])
+    side = json.loads((tmp_path / "aa.onnx.json").read_text())
+    ver = side["verification"]
+    assert ver["accuracy_drop_pp"] <= 1e-6
+    log = ver["search_log"]
+    if log[0]["drop_pp"] > 1e-6:  # the search ran: sensitivities measured, some module kept float
+        assert side["kept_float"] and any("sensitivity" in r for r in log)
+    else:
+        assert side["kept_float"] == []
+
+
+def test_max_drop_needs_labels(tiny_model_dir, tmp_path):
+    with pytest.raises(UsageError, match="needs labelled data"):
+        export(tiny_model_dir, tmp_path / "x.onnx", ExportConfig(format="onnx", quant="int8", max_drop=1.0))
