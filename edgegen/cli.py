@@ -242,6 +242,98 @@ def export(
     _console().print(t)
 
 
+@app.command()
+def bench(
+    models: List[Path] = typer.Argument(..., help="Model dirs, .onnx and .tflite files; the first is the reference."),
+    data: Path = typer.Option(..., "--data", help="Labelled CSV/TSV, or a data folder (its test split)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Profile name from devices/ or a YAML path (default: local)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results JSON here."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write report.md, bench.json and PNG plots into this folder."),
+    baseline: int = typer.Option(0, "--baseline", help="Index of the reference model."),
+    threads: Optional[List[int]] = typer.Option(None, "--threads", help="Thread counts to time (repeatable)."),
+    runs: Optional[int] = typer.Option(None, help="Timed runs at batch 1."),
+    warmup: Optional[int] = typer.Option(None),
+    batch: Optional[int] = typer.Option(None, help="Throughput batch."),
+    max_samples: Optional[int] = typer.Option(None, help="Subsample the test set."),
+    validity: bool = typer.Option(True, "--validity/--no-validity", help="Reverse-complement and sequencing-error checks."),
+):
+    """Accuracy, size, latency and memory of models side by side, locally or on a device."""
+    from edgegen.bench import BenchConfig
+    from edgegen.bench import bench as _bench
+    from edgegen.report import bench_table, write_report
+
+    cfg = BenchConfig(baseline=baseline, threads=threads or None, runs=runs, warmup=warmup, batch=batch,
+                      max_samples=max_samples, validity=validity)
+    res = _bench(models, data, device, cfg, partial_out=json_out)
+    _console().print(bench_table(res))
+    _save_json(json_out, res)
+    if report:
+        write_report(res, report)
+        _console().print(f"report: {report / 'report.md'}")
+    if res["errors"]:
+        from edgegen.errors import BackendError
+
+        raise BackendError(f"{len(res['errors'])} of {len(models)} models failed (partial results kept): {res['errors'][0]}")
+
+
+@app.command()
+def devices(
+    name: Optional[str] = typer.Argument(None, help="Show one profile (name or YAML path)."),
+):
+    """List device profiles (devices/*.yaml), or validate and show one."""
+    from rich.table import Table
+
+    from edgegen.devices import list_devices, load_device
+
+    if name:
+        prof = load_device(name)
+        _console().print_json(prof.model_dump_json())
+        return
+    t = Table(title="device profiles")
+    for c in ("name", "runtimes", "reach", "threads", "file"):
+        t.add_column(c)
+    for n, f in list_devices().items():
+        try:
+            p = load_device(f)
+            reach = "this machine" if not p.ssh else f"ssh {p.ssh.target()}" + (f":{p.ssh.port}" if p.ssh.port else "")
+            t.add_row(n, ", ".join(p.runtimes), reach, str(p.thread_counts()), str(f))
+        except Exception as e:  # show broken profiles instead of hiding them
+            t.add_row(n, f"[red]invalid: {e}[/red]", "", "", str(f))
+    _console().print(t)
+
+
+@app.command()
+def bundle(
+    model: Path = typer.Argument(..., help=".onnx or .tflite file (with its sidecar)."),
+    out: Path = typer.Option(..., "--out", help="Bundle folder to write."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Labelled set to include, already tokenized, for 'runner.py measure'."),
+    device: Optional[str] = typer.Option(None, "--device", help="Device profile (checked against the model's runtime)."),
+    force: bool = typer.Option(False, "--force"),
+):
+    """Write a self-contained bundle (model, sidecar, runner.py, numpy-only edgegen, checksums) to copy onto a device."""
+    from edgegen.data.readers import as_dataset
+    from edgegen.devices import load_device
+    from edgegen.remote import write_bundle
+    from edgegen.runtime.onnx_runner import read_sidecar, tokenizer_from_sidecar
+
+    if device:
+        prof = load_device(device)
+        rt = "onnxruntime" if model.suffix == ".onnx" else "tflite"
+        if rt not in prof.runtimes:
+            from edgegen.errors import UsageError
+
+            raise UsageError(f"device {prof.name} runs {prof.runtimes}, not {rt}", path=model)
+    inputs = None
+    if data:
+        ds = as_dataset(data)
+        tok = tokenizer_from_sidecar(read_sidecar(model))
+        inputs = {"test": tok.encode(ds.sequences)}
+        if ds.labels is not None:
+            inputs["labels"] = ds.labels
+    write_bundle(model, out, inputs=inputs, force=force)
+    _console().print(f"bundle written to {out}; on the device: python3 runner.py measure --model {model.name} --inputs inputs.npz --out result.json")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: run the app and map errors to exit codes (2 usage, 1 data/runtime, 130 Ctrl-C)."""
     import click

@@ -1,0 +1,272 @@
+"""Side-by-side benchmark of models (torch dirs, .onnx, .tflite) on one labelled set.
+
+Every model is measured in a fresh process (locally) or on the device (over
+ssh), so latency and peak memory are not polluted by this harness, and accuracy
+is computed from the target's own outputs. The first model (or ``baseline``) is
+the reference for deltas and ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgegen.errors import BackendError, EdgegenError, ModelFileError, RemoteError, UsageError
+
+log = logging.getLogger("edgegen")
+SCHEMA = "edgegen-bench/1"
+
+
+class BenchConfig(BaseModel):
+    """What to measure. Unset fields come from the device profile."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threads: list[int] | None = None
+    warmup: int | None = Field(None, ge=0)
+    runs: int | None = Field(None, ge=5)
+    batch: int | None = Field(None, ge=1)
+    validity: bool = True
+    error_rates: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.10])
+    n_boot: int = Field(1000, ge=50)
+    baseline: int = Field(0, ge=0, description="index of the reference model")
+    max_samples: int | None = Field(None, ge=10, description="subsample the test set (stratified by seed) for speed")
+    seed: int = 0
+    timeout_s: int = Field(1800, ge=10)
+
+
+def _model_info(path: Path) -> dict:
+    """Backend, tokenizer, params/MACs and size without loading a runtime."""
+    from edgegen.tokenizers import Tokenizer
+
+    if path.is_dir():
+        from edgegen.checkpoint import verify_model_dir
+
+        man = verify_model_dir(path)
+        tok = Tokenizer.load(path / "tokenizer.json")
+        size = (path / "model.safetensors").stat().st_size
+        return {"backend": "torch", "tokenizer": tok, "params": man.get("params"), "macs": man.get("macs"), "size_bytes": size,
+                "num_classes": json.loads((path / "config.json").read_text())["num_classes"], "quant": "none (fp32)"}
+    from edgegen.runtime.onnx_runner import read_sidecar
+
+    if path.suffix not in (".onnx", ".tflite"):
+        raise ModelFileError("unrecognised model (expected a model directory, .onnx or .tflite)", path=path)
+    if not path.exists():
+        raise ModelFileError("no such model file", path=path)
+    side = read_sidecar(path)
+    return {"backend": "onnxruntime" if path.suffix == ".onnx" else "tflite", "tokenizer": Tokenizer.from_dict(side["tokenizer"]),
+            "params": side.get("params"), "macs": side.get("macs"), "size_bytes": path.stat().st_size,
+            "num_classes": side["num_classes"], "quant": side.get("quant")}
+
+
+def _tokenize_sets(tok, sets: dict[str, list[str]]) -> tuple[dict[str, np.ndarray], float]:
+    t0 = time.perf_counter()
+    out = {k: tok.encode(v) for k, v in sets.items()}
+    dt = time.perf_counter() - t0
+    return out, dt / max(1, len(sets["test"]))
+
+
+def _local_measure(model: Path, inputs: Path, out: Path, threads: int, cfg_eff: dict, logits: bool, providers, timeout: int) -> dict:
+    cmd = [sys.executable, "-m", "edgegen.runtime.standalone", "measure", "--model", str(model), "--inputs", str(inputs),
+           "--out", str(out), "--threads", str(threads), "--warmup", str(cfg_eff["warmup"]), "--runs", str(cfg_eff["runs"]),
+           "--batch", str(cfg_eff["batch"])]
+    if not logits:
+        cmd.append("--no-logits")
+    if providers and model.suffix == ".onnx":
+        cmd += ["--providers", ",".join(providers)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise BackendError(f"measuring timed out after {timeout} s", path=model) from None
+    if r.returncode != 0:
+        lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
+        raise BackendError(f"measurement failed: {lines[-1] if lines else 'no output'}", path=model)
+    return json.loads(out.read_text())
+
+
+def machine_info() -> dict:
+    info = {"hostname": platform.node(), "machine": platform.machine(), "system": platform.platform(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return info
+
+
+def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchConfig(), *, show_progress: bool = True,
+          partial_out: str | Path | None = None) -> dict:
+    """Benchmark ``models`` on the labelled ``data`` for ``device``.
+
+    Args:
+        models: model dirs, .onnx and .tflite files; ``models[cfg.baseline]`` is the reference.
+        data: labelled CSV/TSV, a split folder (its test split) or a SequenceSet.
+        device: a DeviceProfile, a profile name or YAML path (default: local).
+        partial_out: when given, the JSON is rewritten there after each model, so partial results survive failures.
+
+    Returns:
+        The result dict (schema ``edgegen-bench/1``, see docs in README).
+
+    Example:
+        >>> res = bench(["runs/teacher", "student.int8.tflite"], "data/promoter/test.csv")  # doctest: +SKIP
+    """
+    from edgegen.data.readers import SequenceSet, as_dataset
+    from edgegen.devices import DeviceProfile, load_device
+    from edgegen.metrics import classification_report, paired_delta
+    from edgegen.progress import progress
+    from edgegen.validity import validity_report, validity_sets
+
+    prof = device if isinstance(device, DeviceProfile) else load_device(device)
+    paths = [Path(m) for m in models]
+    if not paths:
+        raise UsageError("give at least one model")
+    if cfg.baseline >= len(paths):
+        raise UsageError(f"baseline index {cfg.baseline} but only {len(paths)} models")
+    infos = [_model_info(p) for p in paths]
+    for p, inf in zip(paths, infos):
+        if inf["backend"] not in prof.runtimes:
+            raise UsageError(f"device {prof.name} runs {prof.runtimes}, not {inf['backend']}", path=p)
+    data_path = data
+    ds = as_dataset(data) if not isinstance(data, SequenceSet) else data
+    if ds.labels is None:
+        raise UsageError("bench needs labelled data (sequence,label)", path=ds.path)
+    if cfg.max_samples and len(ds) > cfg.max_samples:
+        idx = np.sort(np.random.default_rng(cfg.seed).permutation(len(ds))[: cfg.max_samples])
+        ds = ds.subset(idx)
+    y = ds.labels
+    sets = {"test": ds.sequences}
+    if cfg.validity:
+        sets.update(validity_sets(ds.sequences, tuple(cfg.error_rates), seed=cfg.seed))
+    eff = {"warmup": cfg.warmup if cfg.warmup is not None else prof.bench.warmup,
+           "runs": cfg.runs if cfg.runs is not None else prof.bench.runs,
+           "batch": cfg.batch if cfg.batch is not None else prof.bench.batch}
+    threads = cfg.threads or prof.thread_counts()
+    result: dict = {
+        "schema": SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "device": prof.model_dump(),
+        "host_machine": machine_info(),
+        "data": {"path": str(getattr(ds, "path", data_path)), "n": len(ds), "class_counts": np.bincount(y).tolist(),
+                 "seq_len_nt": int(np.median([len(s) for s in ds.sequences]))},
+        "methodology": {
+            "process": "fresh process per model and thread count" + (" on the device over ssh" if prof.is_remote else " on this machine"),
+            "warmup_runs": eff["warmup"], "timed_runs": eff["runs"], "latency_batch": 1, "throughput_batch": eff["batch"],
+            "threads": threads, "bootstrap_resamples": cfg.n_boot,
+            "note": "Timings come from a shared machine: compare ratios within this run, not absolute values across runs.",
+        },
+        "baseline": str(paths[cfg.baseline]),
+        "models": [],
+        "errors": [],
+    }
+    if isinstance(data_path, (str, Path)) and Path(data_path).is_dir():
+        from edgegen.data.checks import data_report
+        from edgegen.data.readers import load_split_dir
+
+        try:
+            result["data_check"] = data_report(load_split_dir(data_path))
+        except EdgegenError as e:  # the check is advisory
+            result["data_check"] = {"error": str(e)}
+    work = Path(tempfile.mkdtemp(prefix="edgegen-bench-"))
+    remote = None
+    if prof.is_remote:
+        from edgegen.remote import SSHDevice
+
+        remote = SSHDevice(prof)
+        remote.check()
+    logits_all: list[dict | None] = []
+    try:
+        with progress(show_progress) as prog:
+            task = prog.add_task("bench", total=len(paths) * len(threads), info="")
+            for i, (p, inf) in enumerate(zip(paths, infos)):
+                entry = {"model": str(p), "name": p.name if p.is_file() else p.name + "/", **{k: inf[k] for k in ("backend", "params", "macs", "size_bytes", "quant")}}
+                try:
+                    arrays, tok_s = _tokenize_sets(inf["tokenizer"], sets)
+                    entry["tokenize_ms_per_seq"] = 1000 * tok_s
+                    inp = work / f"inputs_{i}.npz"
+                    np.savez(inp, **arrays)
+                    runs = {}
+                    if remote is not None:
+                        from edgegen.remote import write_bundle
+
+                        b = write_bundle(p, work / f"bundle_{i}", inputs=arrays)
+                        rdir = remote.push(b, f"m{i}_{p.stem}")
+                    for j, t in enumerate(threads):
+                        prog.update(task, info=f"{p.name} threads={t}")
+                        out = work / f"r_{i}_{t}.json"
+                        if remote is not None:
+                            args = ["--threads", str(t), "--warmup", str(eff["warmup"]), "--runs", str(eff["runs"]), "--batch", str(eff["batch"])]
+                            if j:
+                                args.append("--no-logits")
+                            if p.suffix == ".onnx":
+                                args += ["--providers", ",".join(prof.onnx_providers)]
+                            runs[t] = remote.measure(rdir, p.name, args, out)
+                        else:
+                            runs[t] = _local_measure(p, inp, out, t, eff, j == 0, prof.onnx_providers, cfg.timeout_s)
+                        prog.advance(task)
+                    first = runs[threads[0]]
+                    lg = {k: np.asarray(v, dtype=np.float32) for k, v in first["logits"].items()}
+                    logits_all.append(lg)
+                    entry["metrics"] = classification_report(y, lg["test"], n_boot=cfg.n_boot, seed=cfg.seed)
+                    if cfg.validity:
+                        entry["validity"] = validity_report(y, lg)
+                    entry["load_s"] = first["load_s"]
+                    entry["peak_rss_mb"] = first["peak_rss_mb"]
+                    entry["versions"] = first.get("versions", {})
+                    entry["timing"] = {str(t): {"latency_b1": r["latency_b1"], "throughput": r["throughput"]} for t, r in runs.items()}
+                except (EdgegenError, OSError, ValueError) as e:
+                    if isinstance(e, RemoteError) and "cannot reach" in str(e):
+                        raise
+                    entry["error"] = str(e)
+                    result["errors"].append(f"{p}: {e}")
+                    logits_all.append(None)
+                    log.error("%s: %s", p, e)
+                result["models"].append(entry)
+                if partial_out:
+                    from edgegen.io import write_json
+
+                    write_json(partial_out, result)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    _add_comparisons(result, y, logits_all, cfg, threads)
+    return result
+
+
+def _add_comparisons(result: dict, y, logits_all: list, cfg: BenchConfig, threads: list[int]) -> None:
+    from edgegen.metrics import paired_delta
+
+    b = cfg.baseline
+    ref = logits_all[b] if b < len(logits_all) else None
+    base = result["models"][b] if b < len(result["models"]) else None
+    t1 = str(threads[0])
+    for m, lg in zip(result["models"], logits_all):
+        if lg is None or ref is None or "error" in (base or {}):
+            continue
+        m["vs_baseline"] = {
+            "argmax_agreement": float((lg["test"].argmax(1) == ref["test"].argmax(1)).mean()),
+            "accuracy_delta": paired_delta(y, ref["test"], lg["test"], "accuracy", n_boot=cfg.n_boot, seed=cfg.seed),
+            "mcc_delta": paired_delta(y, ref["test"], lg["test"], "mcc", n_boot=cfg.n_boot, seed=cfg.seed),
+            "size_ratio": base["size_bytes"] / m["size_bytes"],
+        }
+        for t in m.get("timing", {}):
+            if t in base.get("timing", {}):
+                m["vs_baseline"][f"speedup_b1_t{t}"] = base["timing"][t]["latency_b1"]["p50_ms"] / m["timing"][t]["latency_b1"]["p50_ms"]
+                m["vs_baseline"][f"throughput_ratio_t{t}"] = m["timing"][t]["throughput"]["seq_per_s"] / base["timing"][t]["throughput"]["seq_per_s"]
+        if m.get("peak_rss_mb") and base.get("peak_rss_mb"):
+            m["vs_baseline"]["rss_ratio"] = base["peak_rss_mb"] / m["peak_rss_mb"]
+    del t1

@@ -1,0 +1,131 @@
+"""Bundles (model + sidecar + tokenized inputs + the numpy-only runner) and
+running them on a device with the system ssh/scp."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from edgegen.errors import ModelFileError, RemoteError, UsageError
+
+# edgegen modules that need only numpy (+ a runtime, + dnaio for FASTA): what a device gets.
+LITE_MODULES = [
+    "__init__.py",
+    "errors.py",
+    "tokenizers.py",
+    "metrics.py",
+    "predict.py",
+    "validity.py",
+    "data/__init__.py",
+    "data/readers.py",
+    "runtime/__init__.py",
+    "runtime/onnx_runner.py",
+    "runtime/tflite_runner.py",
+    "runtime/standalone.py",
+]
+
+RUNNER_PY = '''#!/usr/bin/env python3
+"""edgegen on-device runner: needs numpy and one runtime (ai-edge-litert / tflite-runtime / onnxruntime), never torch."""
+import os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from edgegen.runtime.standalone import main
+sys.exit(main())
+'''
+
+
+def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = None, force: bool = False) -> Path:
+    """Write a self-contained bundle folder for a .onnx/.tflite model.
+
+    Contents: the model and its sidecar, ``inputs.npz`` (already tokenized
+    sets, if given), ``runner.py`` and ``lib/edgegen`` (numpy-only modules),
+    and ``MANIFEST.json`` with the sha256 of every file.
+    """
+    import numpy as np
+
+    import edgegen
+    from edgegen.io import sha256_file, staging_dir, write_json
+
+    model = Path(model)
+    if model.is_dir():
+        raise UsageError("bundles hold .onnx or .tflite files (a device runs no torch); export the model first", path=model)
+    side = Path(str(model) + ".json")
+    if not model.exists():
+        raise ModelFileError("no such model file", path=model)
+    if not side.exists():
+        raise ModelFileError(f"missing sidecar {side.name}", path=model)
+    src = Path(edgegen.__file__).resolve().parent
+    with staging_dir(out, force=force) as tmp:
+        shutil.copy2(model, tmp / model.name)
+        shutil.copy2(side, tmp / side.name)
+        for rel in LITE_MODULES:
+            dst = tmp / "lib" / "edgegen" / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, dst)
+        (tmp / "runner.py").write_text(RUNNER_PY)
+        if inputs:
+            np.savez(tmp / "inputs.npz", **inputs)
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        write_json(tmp / "MANIFEST.json", {
+            "format": "edgegen-bundle/1",
+            "model": model.name,
+            "edgegen_version": edgegen.__version__,
+            "run": f"python3 runner.py measure --model {model.name} --inputs inputs.npz --out result.json --threads 1",
+            "files": {str(p.relative_to(tmp)): sha256_file(p) for p in files},
+        })
+    return Path(out)
+
+
+def _run(cmd: list[str], timeout: int, what: str, host: str) -> subprocess.CompletedProcess:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise RemoteError(f"{what} on {host} timed out after {timeout} s") from None
+    except FileNotFoundError:
+        raise RemoteError(f"'{cmd[0]}' not found: install OpenSSH client") from None
+    return r
+
+
+def _last_line(text: str) -> str:
+    lines = [x for x in text.strip().splitlines() if x.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+class SSHDevice:
+    """Copy a bundle to a device and run measurements there."""
+
+    def __init__(self, profile):
+        self.p = profile
+        self.ssh = profile.ssh
+        self.host = self.ssh.target()
+
+    def check(self) -> None:
+        r = _run(["ssh", *self.ssh.base_args(), self.host, "true"], self.ssh.connect_timeout_s + 20, "connection test", self.host)
+        if r.returncode != 0:
+            raise RemoteError(f"cannot reach {self.host}: {_last_line(r.stderr)}")
+
+    def push(self, bundle: Path, name: str) -> str:
+        rdir = f"{self.ssh.remote_dir.rstrip('/')}/{name}"
+        r = _run(["ssh", *self.ssh.base_args(), self.host, f"rm -rf {shlex.quote(rdir)} && mkdir -p {shlex.quote(rdir)}"], 60, "mkdir", self.host)
+        if r.returncode != 0:
+            raise RemoteError(f"cannot create {rdir} on {self.host}: {_last_line(r.stderr)}")
+        r = _run(["scp", "-q", "-r", *self.ssh.base_args(scp=True), *[str(p) for p in bundle.iterdir()], f"{self.host}:{rdir}/"], 600, "copy", self.host)
+        if r.returncode != 0:
+            raise RemoteError(f"copying the bundle to {self.host} failed: {_last_line(r.stderr)}")
+        return rdir
+
+    def measure(self, rdir: str, model_name: str, args: list[str], out_local: Path) -> dict:
+        remote_out = f"result_{out_local.stem}.json"
+        cmd = f"cd {shlex.quote(rdir)} && {self.p.python} runner.py measure --model {shlex.quote(model_name)} --inputs inputs.npz --out {remote_out} " + " ".join(shlex.quote(a) for a in args)
+        r = _run(["ssh", *self.ssh.base_args(), self.host, cmd], self.ssh.timeout_s, "measurement", self.host)
+        if r.returncode != 0:
+            msg = _last_line(r.stderr)
+            if r.returncode == 3 or "missing package" in msg or "No module named" in msg:
+                raise RemoteError(f"runtime missing on {self.host}: {msg}")
+            raise RemoteError(f"measurement failed on {self.host} (exit {r.returncode}): {msg}")
+        r = _run(["scp", "-q", *self.ssh.base_args(scp=True), f"{self.host}:{rdir}/{remote_out}", str(out_local)], 300, "fetch", self.host)
+        if r.returncode != 0:
+            raise RemoteError(f"fetching results from {self.host} failed: {_last_line(r.stderr)}")
+        return json.loads(out_local.read_text())

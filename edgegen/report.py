@@ -1,0 +1,189 @@
+"""Bench output for people: a rich table, a Markdown report and PNG plots (matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def rows(result: dict) -> list[dict]:
+    """One flat row per model: what the table, the Markdown and summary.json show."""
+    threads = [str(t) for t in result["methodology"]["threads"]]
+    out = []
+    for m in result["models"]:
+        r = {"name": m["name"], "backend": m["backend"], "quant": m.get("quant"), "error": m.get("error")}
+        if "metrics" in m:
+            met = m["metrics"]
+            r.update(acc=met["accuracy"]["value"], acc_ci=met["accuracy"]["ci"], mcc=met["mcc"]["value"], mcc_ci=met["mcc"]["ci"],
+                     f1=met["f1"]["value"], auroc=met["auroc"]["value"], recall=met["per_class_recall"], ece=met["ece"])
+        vb = m.get("vs_baseline", {})
+        r.update(agree=vb.get("argmax_agreement"), d_acc=(vb.get("accuracy_delta") or {}).get("delta"),
+                 d_mcc=(vb.get("mcc_delta") or {}).get("delta"), d_mcc_ci=(vb.get("mcc_delta") or {}).get("ci"),
+                 size=m.get("size_bytes"), size_ratio=vb.get("size_ratio"), params=m.get("params"), macs=m.get("macs"),
+                 rss=m.get("peak_rss_mb"), load_s=m.get("load_s"), tok_ms=m.get("tokenize_ms_per_seq"))
+        for t in threads:
+            tm = m.get("timing", {}).get(t)
+            if tm:
+                r[f"p50_t{t}"] = tm["latency_b1"]["p50_ms"]
+                r[f"p99_t{t}"] = tm["latency_b1"]["p99_ms"]
+                r[f"thr_t{t}"] = tm["throughput"]["seq_per_s"]
+                r[f"speedup_t{t}"] = vb.get(f"speedup_b1_t{t}")
+        if "validity" in m:
+            v = m["validity"]
+            r["rc"] = v.get("rc_consistency")
+            r["err"] = {k: x["accuracy"] for k, x in v.get("sequencing_error", {}).items()}
+        out.append(r)
+    return out
+
+
+def _f(x, spec=".3f", dash="-"):
+    return dash if x is None else format(x, spec)
+
+
+def bench_table(result: dict) -> Table:
+    threads = [str(t) for t in result["methodology"]["threads"]]
+    t = Table(title=f"edgegen bench on {result['device']['name']} - {result['data']['n']} sequences (reference: {Path(result['baseline']).name})")
+    cols = ["model", "acc [95% CI]", "MCC", "ΔMCC", "agree", "size", "×smaller"]
+    for th in threads:
+        cols += [f"p50 ms ({th}t)", f"×faster ({th}t)"]
+    cols += [f"seq/s ({threads[-1]}t)", "RSS MB", "RC-cons", "acc@5% err"]
+    for c in cols:
+        t.add_column(c, justify="left" if c == "model" else "right")
+    for r in rows(result):
+        if r["error"]:
+            t.add_row(r["name"], f"[red]error: {r['error'][:60]}[/red]", *[""] * (len(cols) - 2))
+            continue
+        cells = [f"{r['name']} ({r['quant']})", f"{r['acc']:.3f} [{r['acc_ci'][0]:.3f},{r['acc_ci'][1]:.3f}]", _f(r["mcc"]),
+                 _f(r["d_mcc"], "+.3f"), _f(r["agree"], ".3f"), _fmt_bytes(r["size"]), _f(r["size_ratio"], ".1f")]
+        for th in threads:
+            cells += [_f(r.get(f"p50_t{th}"), ".2f"), _f(r.get(f"speedup_t{th}"), ".1f")]
+        cells += [_f(r.get(f"thr_t{threads[-1]}"), ".0f"), _f(r["rss"], ".0f"), _f(r.get("rc")), _f((r.get("err") or {}).get("0.05"))]
+        t.add_row(*cells)
+    return t
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated (lower latency and higher accuracy are better)."""
+    keep = []
+    for i, (lat, acc) in enumerate(points):
+        if not any((l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc) for j, (l2, a2) in enumerate(points) if j != i):
+            keep.append(i)
+    return keep
+
+
+def write_report(result: dict, out_dir: str | Path) -> Path:
+    """Markdown summary + accuracy-vs-latency (Pareto front marked) and size plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgegen.io import atomic_write_text, write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rs = [r for r in rows(result) if not r["error"]]
+    t1 = str(result["methodology"]["threads"][0])
+    pts = [(r[f"p50_t{t1}"], r["acc"]) for r in rs]
+    front = pareto(pts)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (r, (x, yv)) in enumerate(zip(rs, pts)):
+        ax.scatter(x, yv, s=60, marker="*" if i in front else "o", color="C3" if i in front else "C0", zorder=3)
+        ax.annotate(r["name"], (x, yv), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if front:
+        fp = sorted(pts[i] for i in front)
+        ax.plot([p[0] for p in fp], [p[1] for p in fp], "--", color="C3", label="Pareto front")
+        ax.legend()
+    ax.set_xscale("log")
+    ax.set_xlabel(f"batch-1 p50 latency, {t1} thread (ms, log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("accuracy vs latency")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_latency.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(rs)))
+    ax.barh([r["name"] for r in rs], [r["size"] / 1024 for r in rs], color="C2")
+    for i, r in enumerate(rs):
+        ax.text(r["size"] / 1024, i, f" {_fmt_bytes(r['size'])}", va="center", fontsize=8)
+    ax.set_xlabel("file size (KB)")
+    ax.invert_yaxis()
+    ax.set_title("model size on disk")
+    fig.tight_layout()
+    fig.savefig(out / "size.png", dpi=120)
+    plt.close(fig)
+    atomic_write_text(out / "report.md", markdown(result, front_names=[rs[i]["name"] for i in front]))
+    write_json(out / "bench.json", result)
+    return out
+
+
+def markdown(result: dict, front_names: list[str] = ()) -> str:
+    m = result["methodology"]
+    threads = [str(t) for t in m["threads"]]
+    hm = result["host_machine"]
+    lines = [
+        f"# edgegen benchmark — {result['device']['name']}",
+        "",
+        f"Data: `{result['data']['path']}` ({result['data']['n']} sequences, class counts {result['data']['class_counts']}, "
+        f"~{result['data']['seq_len_nt']} nt). Reference model: `{Path(result['baseline']).name}`. Created {result['created']}.",
+        "",
+        "| model | quant | accuracy [95% CI] | MCC [95% CI] | ΔMCC vs ref [95% CI] | agreement | size | ×smaller | "
+        + " | ".join(f"p50 ms {t}t | ×faster {t}t" for t in threads) + f" | seq/s {threads[-1]}t | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|" + "---|---|" * len(threads) + "---|---|",
+    ]
+    for r in rows(result):
+        if r["error"]:
+            lines.append(f"| {r['name']} | error: {r['error']} |")
+            continue
+        star = " ★" if r["name"] in front_names else ""
+        dci = r["d_mcc_ci"]
+        cells = [f"{r['name']}{star}", str(r["quant"]), f"{r['acc']:.3f} [{r['acc_ci'][0]:.3f}, {r['acc_ci'][1]:.3f}]",
+                 f"{r['mcc']:.3f} [{r['mcc_ci'][0]:.3f}, {r['mcc_ci'][1]:.3f}]",
+                 "-" if r["d_mcc"] is None else f"{r['d_mcc']:+.3f} [{dci[0]:+.3f}, {dci[1]:+.3f}]", _f(r["agree"]),
+                 _fmt_bytes(r["size"]), _f(r["size_ratio"], ".1f")]
+        for t in threads:
+            cells += [_f(r.get(f"p50_t{t}"), ".2f"), _f(r.get(f"speedup_t{t}"), ".1f")]
+        cells += [_f(r.get(f"thr_t{threads[-1]}"), ".0f"), _f(r["rss"], ".0f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "★ = on the accuracy/latency Pareto front.", "", "![accuracy vs latency](accuracy_vs_latency.png)", "", "![size](size.png)", ""]
+    lines += ["## Genomic validity", "",
+              "Same test set for every model. RC-consistency: how often a sequence and its reverse complement get the same class. "
+              "Sequencing error: accuracy after simulated substitutions/insertions/deletions (equally likely) at each per-base rate, fixed seed.", ""]
+    rates = sorted({k for r in rows(result) for k in (r.get("err") or {})}, key=float)
+    hdr = "| model | per-class recall | ECE | RC-consistency | " + " | ".join(f"acc @ {float(k) * 100:g}% err" for k in rates) + " |"
+    lines += [hdr, "|---|---|---|---|" + "---|" * len(rates)]
+    for r in rows(result):
+        if r["error"] or "rc" not in r:
+            continue
+        rec = ", ".join(f"{x:.3f}" for x in r["recall"])
+        lines.append(f"| {r['name']} | {rec} | {r['ece']:.3f} | {r['rc']:.3f} | " + " | ".join(f"{r['err'][k]:.3f}" for k in rates) + " |")
+    dc = result.get("data_check")
+    if dc and "warnings" in dc:
+        lines += ["", "### Data check", ""]
+        lines += [f"- {w}" for w in dc["warnings"]] or ["- no leakage or length warnings"]
+    lines += ["", "## Methodology", "",
+              f"- {m['process']}; {m['warmup_runs']} warm-up runs then {m['timed_runs']} timed runs at batch 1 (p50/p90/p99); "
+              f"throughput at batch {m['throughput_batch']} (fixed-batch TFLite files run their own batch in a loop); threads {m['threads']}.",
+              f"- Accuracy, F1, MCC, AUROC with {m['bootstrap_resamples']} bootstrap resamples; Δ vs the reference from paired resamples.",
+              "- Peak RSS: the measuring process's maximum resident set (load + all inference), so it includes the runtime's own import.",
+              "- Tokenization time is separate from model time: "
+              + ", ".join(f"{r['name']} {r['tok_ms']:.3f} ms/seq" for r in rows(result) if r.get("tok_ms") is not None) + ".",
+              f"- Machine: {hm.get('cpu', hm['machine'])}, {hm['cpu_count']} cores, {hm['system']}, Python {hm['python']}.",
+              f"- {m['note']}", ""]
+    vers = {}
+    for mm in result["models"]:
+        vers.update(mm.get("versions", {}))
+    if vers:
+        lines += ["Runtime versions: " + ", ".join(f"{k} {v}" for k, v in vers.items() if k not in ("providers",)), ""]
+    return "\n".join(lines)

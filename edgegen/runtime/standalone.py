@@ -1,0 +1,153 @@
+"""Measure one model in this process: the code that runs on a device.
+
+Needs numpy and one runtime only (edgegen's numpy-only modules travel in the
+bundle). Reads pre-tokenized inputs from an ``.npz`` (one array per named set),
+writes logits for each set plus timing and memory to a JSON file.
+
+    python runner.py measure --model model.tflite --inputs inputs.npz --out result.json --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = "edgegen-measure/1"
+
+
+def _rss_mb() -> float:
+    # ru_maxrss is KiB on Linux, bytes on macOS
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
+
+
+def _versions(backend: str, runner) -> dict:
+    v = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(), "system": platform.system()}
+    try:
+        if backend == "onnxruntime":
+            import onnxruntime
+
+            v["onnxruntime"] = onnxruntime.__version__
+            v["providers"] = runner.session.get_providers()
+        elif backend == "tflite":
+            v["tflite_package"] = runner.package
+            mod = sys.modules.get(runner.package)
+            v[runner.package] = getattr(mod, "__version__", "unknown")
+        elif backend == "torch":
+            import torch
+
+            v["torch"] = torch.__version__
+    except Exception:  # versions are informative only
+        pass
+    return v
+
+
+def _percentiles(ts: list[float]) -> dict:
+    a = np.asarray(ts) * 1000.0
+    return {"p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)), "p99_ms": float(np.percentile(a, 99)),
+            "mean_ms": float(a.mean()), "runs": len(a)}
+
+
+def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int = 10, runs: int = 100,
+            batch: int = 64, logits: bool = True, providers: list[str] | None = None, latency: bool = True) -> dict:
+    """Load ``model``, compute logits for every array in ``inputs``, time batch-1 latency and batch throughput."""
+    from edgegen.runtime import load_runner, run_batched
+
+    t0 = time.perf_counter()
+    kw = {"providers": providers} if providers and str(model).endswith(".onnx") else {}
+    runner = load_runner(model, threads=threads, **kw)
+    load_s = time.perf_counter() - t0
+    rss_after_load = _rss_mb()
+    data = np.load(inputs)
+    out: dict = {"schema": SCHEMA, "model": str(model), "backend": runner.backend, "threads": threads,
+                 "load_s": load_s, "rss_after_load_mb": rss_after_load, "input_spec": runner.input_spec}
+    if logits:
+        out["logits"] = {}
+        t_inf = 0.0
+        for name in data.files:
+            t1 = time.perf_counter()
+            out["logits"][name] = run_batched(runner, data[name], batch).tolist()
+            t_inf += time.perf_counter() - t1
+        out["logits_seconds"] = t_inf
+    if latency:
+        first = data[data.files[0]]
+        fixed = runner.input_spec.get("batch")
+        one = first[:1] if not isinstance(fixed, int) else np.repeat(first[:1], fixed, axis=0)
+        for _ in range(warmup):
+            runner(one)
+        ts = []
+        for _ in range(runs):
+            t1 = time.perf_counter()
+            runner(one)
+            ts.append(time.perf_counter() - t1)
+        out["latency_b1"] = _percentiles(ts)
+        if isinstance(fixed, int):
+            out["latency_b1"]["batch"] = fixed
+        n = max(batch, 1) * 4
+        rows = np.resize(first, (n, first.shape[1]))
+        run_batched(runner, rows[:batch], batch)  # warm-up at this batch
+        t1 = time.perf_counter()
+        run_batched(runner, rows, batch)
+        dt = time.perf_counter() - t1
+        out["throughput"] = {"batch": batch if not isinstance(fixed, int) else fixed, "seq_per_s": n / dt, "sequences": n}
+    out["peak_rss_mb"] = _rss_mb()
+    out["versions"] = _versions(runner.backend, runner)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="runner.py", description="edgegen on-device runner (numpy + one runtime)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure", help="logits, latency and memory of one model")
+    m.add_argument("--model", required=True)
+    m.add_argument("--inputs", required=True)
+    m.add_argument("--out", required=True)
+    m.add_argument("--threads", type=int, default=None)
+    m.add_argument("--warmup", type=int, default=10)
+    m.add_argument("--runs", type=int, default=100)
+    m.add_argument("--batch", type=int, default=64)
+    m.add_argument("--no-logits", action="store_true")
+    m.add_argument("--no-latency", action="store_true")
+    m.add_argument("--providers", default=None, help="comma-separated ONNX Runtime execution providers")
+    p = sub.add_parser("predict", help="classify reads from FASTA/FASTQ (see edgegen predict)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--input", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    from edgegen.errors import EdgegenError
+
+    try:
+        if args.cmd == "measure":
+            res = measure(args.model, args.inputs, threads=args.threads, warmup=args.warmup, runs=args.runs, batch=args.batch,
+                          logits=not args.no_logits, latency=not args.no_latency,
+                          providers=args.providers.split(",") if args.providers else None)
+            tmp = args.out + ".tmp"
+            with open(tmp, "w") as fh:
+                json.dump(res, fh)
+            os.replace(tmp, args.out)
+        else:
+            from edgegen.predict import PredictConfig, predict
+
+            stats = predict(args.model, args.input, args.out, PredictConfig(batch_size=args.batch, threads=args.threads), show_progress=False)
+            print(json.dumps(stats))
+    except EdgegenError as e:
+        print(f"edgegen-runner: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except ImportError as e:
+        print(f"edgegen-runner: error: missing package on this machine: {e}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
