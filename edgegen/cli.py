@@ -334,6 +334,36 @@ def bundle(
     _console().print(f"bundle written to {out}; on the device: python3 runner.py measure --model {model.name} --inputs inputs.npz --out result.json")
 
 
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="Model directory, .onnx or .tflite file."),
+    input: str = typer.Option(..., "--input", "-i", help="FASTA/FASTQ (plain or .gz), a sequence table, or - for stdin."),
+    out: str = typer.Option(..., "--out", "-o", help="TSV to write (- for stdout)."),
+    batch_size: int = typer.Option(64, help="Windows per model call."),
+    stride: Optional[int] = typer.Option(None, help="Sliding-window step in nt for reads longer than the window (default: half)."),
+    aggregate: str = typer.Option("mean", help="Combine window probabilities: mean | max."),
+    short: str = typer.Option("pad", help="Reads shorter than the window: pad | skip."),
+    min_len: int = typer.Option(1, help="Always skip reads shorter than this."),
+    on_bad_record: str = typer.Option("fail", help="Non-ACGTN letters or empty records: skip | fail."),
+    rc_average: bool = typer.Option(False, "--rc-average", help="Average each read with its reverse complement."),
+    threads: Optional[int] = typer.Option(None),
+    force: bool = typer.Option(False, "--force"),
+):
+    """Classify reads as they stream in; one TSV row per read (id, length, windows, prediction, probabilities)."""
+    from edgegen.predict import PredictConfig
+    from edgegen.predict import predict as _predict
+
+    cfg = PredictConfig(batch_size=batch_size, stride=stride, aggregate=aggregate, short=short, min_len=min_len,
+                        on_bad_record=on_bad_record, rc_average=rc_average, threads=threads)
+    st = _predict(model, input, out, cfg, force=force)
+    msg = (f"{st['reads']:,} reads ({st['bases']:,} nt, {st['windows']:,} windows) in {st['seconds']:.1f} s: "
+           f"{st['reads_per_s']:,.0f} reads/s, {st['bases_per_s']:,.0f} nt/s; skipped: {st['skipped_bad']} bad, "
+           f"{st['skipped_empty']} empty, {st['skipped_short']} short")
+    if st["bad_ids"]:
+        msg += f" (bad: {', '.join(st['bad_ids'][:5])}{', ...' if len(st['bad_ids']) > 5 else ''})"
+    typer.echo(msg, err=True)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: run the app and map errors to exit codes (2 usage, 1 data/runtime, 130 Ctrl-C)."""
     import click
