@@ -95,6 +95,13 @@ def _local_measure(model: Path, inputs: Path, out: Path, threads: int, cfg_eff: 
     return json.loads(out.read_text())
 
 
+def _display_name(p: Path) -> str:
+    """A model dir is named by its folder; a recipe's ``<stage>/model`` by its stage."""
+    if p.is_file():
+        return p.name
+    return (p.parent.name if p.name == "model" and p.parent.name else p.name) + "/"
+
+
 def machine_info() -> dict:
     info = {"hostname": platform.node(), "machine": platform.machine(), "system": platform.platform(), "python": platform.python_version(),
             "cpu_count": os.cpu_count()}
@@ -192,7 +199,7 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
         with progress(show_progress) as prog:
             task = prog.add_task("bench", total=len(paths) * len(threads), info="")
             for i, (p, inf) in enumerate(zip(paths, infos)):
-                entry = {"model": str(p), "name": p.name if p.is_file() else p.name + "/", **{k: inf[k] for k in ("backend", "params", "macs", "size_bytes", "quant")}}
+                entry = {"model": str(p), "name": _display_name(p), **{k: inf[k] for k in ("backend", "params", "macs", "size_bytes", "quant")}}
                 try:
                     arrays, tok_s = _tokenize_sets(inf["tokenizer"], sets)
                     entry["tokenize_ms_per_seq"] = 1000 * tok_s

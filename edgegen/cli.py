@@ -364,6 +364,63 @@ def predict(
     typer.echo(msg, err=True)
 
 
+@app.command()
+def run(
+    recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a field: key=value (dotted keys, e.g. steps.0.epochs=2)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan and what is cached; run nothing."),
+):
+    """Run a whole pipeline: train -> prune -> distill -> export -> bench -> report. Reruns skip unchanged stages."""
+    from edgegen.recipe import dry_run as _dry_run
+    from edgegen.recipe import load_recipe, run_recipe
+
+    r = load_recipe(recipe, set_ or [])
+    con = _console()
+    if dry_run:
+        from rich.table import Table
+
+        con.print_json(r.model_dump_json())
+        t = Table(title=f"plan for {r.name} -> {r.out}")
+        t.add_column("stage")
+        t.add_column("input hash")
+        t.add_column("status")
+        for row in _dry_run(r):
+            t.add_row(row["stage"], row["key"], "cached" if row["cached"] else "to run")
+        con.print(t)
+        return
+    import time as _time
+
+    t0 = _time.perf_counter()
+
+    def on_stage(name, status):
+        if status == "cached":
+            con.print(f"[dim]- {name}: cached[/dim]")
+        elif status == "running":
+            con.print(f"[bold]> {name}[/bold]")
+
+    summary = run_recipe(r, on_stage=on_stage)
+    if summary:
+        from rich.table import Table
+
+        t = Table(title=f"{r.name}: compressed models vs the teacher ({summary['teacher']})")
+        for c in ("model", "quant", "acc", "Δacc pp", "MCC", "ΔMCC", "size", "×smaller", "p50 ms (1t)", "×faster (1t)"):
+            t.add_column(c, justify="right" if c not in ("model", "quant") else "left")
+        tm = summary["teacher_metrics"]
+        t.add_row("teacher", "fp32", f"{tm['accuracy']:.3f}", "", f"{tm['mcc']:.3f}", "", f"{tm['size_bytes'] / 1024:.0f} KB", "1.0",
+                  f"{tm['p50_ms_t1']:.2f}" if tm.get("p50_ms_t1") else "-", "1.0")
+        for m in summary["models"]:
+            t.add_row(m["name"], str(m["quant"]), f"{m['accuracy']:.3f}", f"{m['accuracy_delta_pp']:+.2f}", f"{m['mcc']:.3f}",
+                      f"{m['mcc_delta']:+.3f}", f"{m['size_bytes'] / 1024:.0f} KB", f"{m['size_ratio']:.1f}",
+                      f"{m['p50_ms_t1']:.2f}" if m.get("p50_ms_t1") else "-", f"{m['latency_ratio_t1']:.1f}" if m.get("latency_ratio_t1") else "-")
+        con.print(t)
+        if summary.get("best"):
+            b = summary["best"]
+            con.print(f"best within 1 pp of the teacher: [bold]{b['name']}[/bold] - {b['size_ratio']:.1f}x smaller, "
+                      f"{b['latency_ratio_t1']:.1f}x faster (batch 1, 1 thread), accuracy {b['accuracy_delta_pp']:+.2f} pp")
+        con.print(f"report: {summary['report']}  (summary: {Path(r.out) / 'report' / 'summary.json'})")
+    con.print(f"done in {_time.perf_counter() - t0:.1f} s")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: run the app and map errors to exit codes (2 usage, 1 data/runtime, 130 Ctrl-C)."""
     import click

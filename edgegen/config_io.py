@@ -42,6 +42,8 @@ def validation_message(e: ValidationError) -> tuple[str, str]:
     first = e.errors()[0]
     loc = ".".join(str(x) for x in first["loc"]) or "(root)"
     msg = first["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
     if first["type"] == "extra_forbidden":
         msg = "unknown field"
     return loc, msg

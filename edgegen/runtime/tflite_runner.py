@@ -28,6 +28,26 @@ def interpreter_class():
         raise BackendError("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime, which needs numpy<2)") from None
 
 
+class _quiet_fd2:
+    """Silence file descriptor 2 (C++ logging); Python exceptions still propagate."""
+
+    def __enter__(self):
+        import os
+        import sys
+
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        self.null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self.null, 2)
+
+    def __exit__(self, *exc):
+        import os
+
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        os.close(self.null)
+
+
 class TFLiteRunner:
     backend = "tflite"
 
@@ -43,8 +63,9 @@ class TFLiteRunner:
     def _open(self) -> None:
         try:
             kw = {"num_threads": self._threads} if self._threads else {}
-            self.interp = self._cls(model_path=str(self.path), **kw)
-            self.interp.allocate_tensors()
+            with _quiet_fd2():  # the C++ runtime announces its XNNPACK delegate on stderr at every load
+                self.interp = self._cls(model_path=str(self.path), **kw)
+                self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             msg = str(e).splitlines()[0][:300]
             raise ModelFileError(f"TFLite cannot load the model ({msg})", path=self.path) from None
