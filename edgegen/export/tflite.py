@@ -32,6 +32,9 @@ def _quiet():
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
     devnull = os.open(os.devnull, os.O_WRONLY)
+    env_before = os.environ.get("LITERT_TORCH_SHOW_PROGRESS")
+    os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "n"  # litert-torch's rich console keeps its own stdout handle
+    logging.disable(logging.WARNING)  # torch/torchao loggers hold their own handlers
     try:
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
@@ -44,6 +47,11 @@ def _quiet():
             finally:
                 logging.root.setLevel(prev)
     finally:
+        logging.disable(logging.NOTSET)
+        if env_before is None:
+            os.environ.pop("LITERT_TORCH_SHOW_PROGRESS", None)
+        else:
+            os.environ["LITERT_TORCH_SHOW_PROGRESS"] = env_before
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in saved + [devnull]:

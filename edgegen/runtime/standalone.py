@@ -24,6 +24,18 @@ SCHEMA = "edgegen-measure/1"
 
 
 def _rss_mb() -> float:
+    """Peak resident memory of this process's own address space.
+
+    Linux: VmHWM from /proc/self/status. (ru_maxrss is not used there: across
+    fork+exec it keeps the parent's high-water mark, so a child of a big
+    process reports the parent's peak.)
+    """
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     # ru_maxrss is KiB on Linux, bytes on macOS
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024

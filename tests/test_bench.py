@@ -1,0 +1,78 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgegen.bench import BenchConfig, bench
+from edgegen.devices import DeviceProfile, load_device
+from edgegen.errors import ConfigError, UsageError
+from edgegen.export import ExportConfig, export
+from edgegen.report import pareto, write_report
+
+
+def test_peak_rss_is_the_childs_own_not_the_parents():
+    """ru_maxrss keeps a parent's high-water mark across fork+exec; the runner must not report it."""
+    code = ("import numpy as np, subprocess, sys; x = np.ones(150_000_000); "
+            "print(subprocess.run([sys.executable, '-c', 'from edgegen.runtime.standalone import _rss_mb; print(_rss_mb())'], "
+            "capture_output=True, text=True).stdout)")
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert child < 300  # the parent holds 1.2 GB
+
+
+def test_pareto_front():
+    pts = [(1.0, 0.9), (2.0, 0.95), (3.0, 0.94), (0.5, 0.7)]
+    assert pareto(pts) == [0, 1, 3]
+
+
+def test_device_profiles_validate_and_fail_clearly(tmp_path):
+    for name in ("local", "rpi4", "rpi5", "jetson-orin-nano"):
+        p = load_device(name)
+        assert p.runtimes
+    assert load_device("rpi4").ssh.user == "pi"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nruntimes: [tensorflow]\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:2: runtimes"):
+        load_device(bad)
+    with pytest.raises(ConfigError, match="unknown device 'nope'"):
+        load_device("nope")
+
+
+def test_local_bench_table_json_and_report(tiny_model_dir, syn_dir, tmp_path):
+    q = export(tiny_model_dir, tmp_path / "t.int8.onnx", ExportConfig(format="onnx", quant="int8"), calib=syn_dir)
+    prof = DeviceProfile(name="local", threads=[1], bench={"warmup": 1, "runs": 5, "batch": 16})
+    res = bench([tiny_model_dir, q], syn_dir, prof, BenchConfig(n_boot=100), show_progress=False)
+    assert res["schema"] == "edgegen-bench/1" and not res["errors"]
+    t, o = res["models"]
+    assert t["vs_baseline"]["argmax_agreement"] == 1.0 and o["vs_baseline"]["argmax_agreement"] > 0.95
+    assert o["vs_baseline"]["size_ratio"] > 1.5
+    for m in (t, o):
+        assert m["timing"]["1"]["latency_b1"]["p50_ms"] > 0 and m["peak_rss_mb"] > 10 and m["tokenize_ms_per_seq"] > 0
+        assert 0 <= m["validity"]["rc_consistency"] <= 1 and set(m["validity"]["sequencing_error"]) == {"0.01", "0.05", "0.1"}
+    assert o["peak_rss_mb"] < t["peak_rss_mb"]  # ONNX Runtime process imports no torch
+    assert "exact_overlap_train_test" in res["data_check"]
+    out = write_report(res, tmp_path / "rep")
+    md = (out / "report.md").read_text()
+    assert "Genomic validity" in md and "Methodology" in md and "t.int8.onnx" in md
+    assert (out / "accuracy_vs_latency.png").stat().st_size > 1000 and (out / "size.png").exists()
+    assert json.loads((out / "bench.json").read_text())["schema"] == "edgegen-bench/1"
+
+
+def test_bench_rejects_runtime_the_device_lacks(tiny_model_dir, syn_dir):
+    with pytest.raises(UsageError, match="runs \\['tflite'\\], not torch"):
+        bench([tiny_model_dir], syn_dir, DeviceProfile(name="pi", runtimes=["tflite"]), show_progress=False)
+
+
+def test_bench_cli_keeps_partial_results(tiny_model_dir, syn_dir, tmp_path):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"garbage")
+    (tmp_path / "broken.onnx.json").write_text(json.dumps({"format": "edgegen-export/1", "tokenizer": json.loads((tiny_model_dir / "tokenizer.json").read_text()),
+                                                            "num_classes": 2, "input": {"shape": [None, 41]}}))
+    js = tmp_path / "b.json"
+    r = subprocess.run([sys.executable, "-m", "edgegen.cli", "bench", str(tiny_model_dir), str(broken), "--data", str(syn_dir / "test.csv"),
+                        "--threads", "1", "--runs", "5", "--warmup", "1", "--no-validity", "--json", str(js)], capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "1 of 2 models failed" in r.stderr
+    res = json.loads(js.read_text())
+    assert "metrics" in res["models"][0] and "error" in res["models"][1]
