@@ -176,6 +176,7 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
             "note": "Timings come from a shared machine: compare ratios within this run, not absolute values across runs.",
         },
         "baseline": str(paths[cfg.baseline]),
+        "baseline_name": _display_name(paths[cfg.baseline]),
         "models": [],
         "errors": [],
     }
@@ -232,6 +233,7 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
                         entry["validity"] = validity_report(y, lg)
                     entry["load_s"] = first["load_s"]
                     entry["peak_rss_mb"] = first["peak_rss_mb"]
+                    entry["peak_rss_b1_mb"] = first.get("peak_rss_b1_mb")
                     entry["versions"] = first.get("versions", {})
                     entry["timing"] = {str(t): {"latency_b1": r["latency_b1"], "throughput": r["throughput"]} for t, r in runs.items()}
                 except (EdgegenError, OSError, ValueError) as e:

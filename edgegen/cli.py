@@ -421,6 +421,31 @@ def run(
     con.print(f"done in {_time.perf_counter() - t0:.1f} s")
 
 
+@app.command("import")
+def import_(
+    src: Path = typer.Argument(..., help="Hugging Face checkpoint folder on disk (config.json, weights, vocab.txt)."),
+    out: Path = typer.Option(..., "--out", help="edgegen model directory to write."),
+    max_len: Optional[int] = typer.Option(None, help="Nucleotide window (default: what the positions allow)."),
+    num_classes: Optional[int] = typer.Option(None, help="Classes for a new head (masked-LM checkpoints)."),
+    force: bool = typer.Option(False, "--force"),
+):
+    """Convert a DNABERT (BERT) or Nucleotide-Transformer (ESM) checkpoint folder; nothing is downloaded."""
+    try:
+        from edgegen.hf import import_hf
+    except ImportError:  # pragma: no cover
+        from edgegen.errors import BackendError
+
+        raise BackendError("Hugging Face import needs transformers: pip install 'edgegen[hf]'") from None
+    import_hf(src, out, max_len=max_len, num_classes=num_classes, force=force)
+    from edgegen.checkpoint import load_model
+
+    lm = load_model(out)
+    c = lm.config
+    _console().print(f"imported {src} -> {out}: {c.n_layers} layers, d_model {c.d_model}, {c.n_heads} heads, "
+                     f"{c.positions} positions, {lm.tokenizer.kind} k={lm.tokenizer.k}, window {lm.tokenizer.max_len} nt, "
+                     f"{c.num_classes} classes")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: run the app and map errors to exit codes (2 usage, 1 data/runtime, 130 Ctrl-C)."""
     import click

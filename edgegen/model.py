@@ -103,9 +103,9 @@ def _rotary_tables(n: int, dim: int, base: float) -> tuple[torch.Tensor, torch.T
     return emb.cos(), emb.sin()
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([-x2, x1], dim=-1)
+def _rotate_half(x: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """[x1, x2] -> [-x2, x1], as one roll (chunk/cat would confuse torch-pruning's dependency graph)."""
+    return torch.roll(x, x.shape[-1] // 2, dims=-1) * sign
 
 
 class Attention(nn.Module):
@@ -129,9 +129,9 @@ class Attention(nn.Module):
         k = self.k(x).view(b, t, -1, self.head_dim).transpose(1, 2)
         v = self.v(x).view(b, t, -1, self.head_dim).transpose(1, 2)
         if rope is not None:
-            cos, sin = rope
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            cos, sin, sign = rope
+            q = q * cos + _rotate_half(q, sign) * sin
+            k = k * cos + _rotate_half(k, sign) * sin
         if self.fused and not need_attn:
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # (B, H, T, Dh)
             return self.o(ctx.transpose(1, 2).reshape(b, t, -1)), None
@@ -196,6 +196,8 @@ class GenomicTransformer(nn.Module):
             cos, sin = _rotary_tables(cfg.max_positions, cfg.head_dim, cfg.rotary_base)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
+            half = cfg.head_dim // 2
+            self.register_buffer("rope_sign", torch.cat([-torch.ones(half), torch.ones(half)]), persistent=False)
         self.embed_ln = nn.LayerNorm(d, eps=cfg.layer_norm_eps) if cfg.embed_norm else None
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
@@ -232,7 +234,7 @@ class GenomicTransformer(nn.Module):
         if self.embed_ln is not None:
             x = self.embed_ln(x)
         x = self.drop(x)
-        rope = (self.rope_cos[:t], self.rope_sin[:t]) if cfg.positions == "rotary" else None
+        rope = (self.rope_cos[:t], self.rope_sin[:t], self.rope_sign) if cfg.positions == "rotary" else None
         hidden, attns = [x], []
         for blk in self.blocks:
             x, a = blk(x, keep, rope, need_attn)

@@ -31,7 +31,7 @@ def rows(result: dict) -> list[dict]:
         r.update(agree=vb.get("argmax_agreement"), d_acc=(vb.get("accuracy_delta") or {}).get("delta"),
                  d_mcc=(vb.get("mcc_delta") or {}).get("delta"), d_mcc_ci=(vb.get("mcc_delta") or {}).get("ci"),
                  size=m.get("size_bytes"), size_ratio=vb.get("size_ratio"), params=m.get("params"), macs=m.get("macs"),
-                 rss=m.get("peak_rss_mb"), load_s=m.get("load_s"), tok_ms=m.get("tokenize_ms_per_seq"))
+                 rss=m.get("peak_rss_mb"), rss_b1=m.get("peak_rss_b1_mb"), load_s=m.get("load_s"), tok_ms=m.get("tokenize_ms_per_seq"))
         for t in threads:
             tm = m.get("timing", {}).get(t)
             if tm:
@@ -53,11 +53,11 @@ def _f(x, spec=".3f", dash="-"):
 
 def bench_table(result: dict) -> Table:
     threads = [str(t) for t in result["methodology"]["threads"]]
-    t = Table(title=f"edgegen bench on {result['device']['name']} - {result['data']['n']} sequences (reference: {Path(result['baseline']).name})")
+    t = Table(title=f"edgegen bench on {result['device']['name']} - {result['data']['n']} sequences (reference: {result.get('baseline_name', Path(result['baseline']).name)})")
     cols = ["model", "acc [95% CI]", "MCC", "ΔMCC", "agree", "size", "×smaller"]
     for th in threads:
         cols += [f"p50 ms ({th}t)", f"×faster ({th}t)"]
-    cols += [f"seq/s ({threads[-1]}t)", "RSS MB", "RC-cons", "acc@5% err"]
+    cols += [f"seq/s ({threads[-1]}t)", "RSS MB (b1)", "RC-cons", "acc@5% err"]
     for c in cols:
         t.add_column(c, justify="left" if c == "model" else "right")
     for r in rows(result):
@@ -68,7 +68,7 @@ def bench_table(result: dict) -> Table:
                  _f(r["d_mcc"], "+.3f"), _f(r["agree"], ".3f"), _fmt_bytes(r["size"]), _f(r["size_ratio"], ".1f")]
         for th in threads:
             cells += [_f(r.get(f"p50_t{th}"), ".2f"), _f(r.get(f"speedup_t{th}"), ".1f")]
-        cells += [_f(r.get(f"thr_t{threads[-1]}"), ".0f"), _f(r["rss"], ".0f"), _f(r.get("rc")), _f((r.get("err") or {}).get("0.05"))]
+        cells += [_f(r.get(f"thr_t{threads[-1]}"), ".0f"), _f(r.get("rss_b1"), ".0f"), _f(r.get("rc")), _f((r.get("err") or {}).get("0.05"))]
         t.add_row(*cells)
     return t
 
@@ -136,10 +136,10 @@ def markdown(result: dict, front_names: list[str] = ()) -> str:
         f"# edgegen benchmark — {result['device']['name']}",
         "",
         f"Data: `{result['data']['path']}` ({result['data']['n']} sequences, class counts {result['data']['class_counts']}, "
-        f"~{result['data']['seq_len_nt']} nt). Reference model: `{Path(result['baseline']).name}`. Created {result['created']}.",
+        f"~{result['data']['seq_len_nt']} nt). Reference model: `{result.get('baseline_name', Path(result['baseline']).name)}`. Created {result['created']}.",
         "",
         "| model | quant | accuracy [95% CI] | MCC [95% CI] | ΔMCC vs ref [95% CI] | agreement | size | ×smaller | "
-        + " | ".join(f"p50 ms {t}t | ×faster {t}t" for t in threads) + f" | seq/s {threads[-1]}t | peak RSS MB |",
+        + " | ".join(f"p50 ms {t}t | ×faster {t}t" for t in threads) + f" | seq/s {threads[-1]}t | peak RSS MB (batch 1 / all) |",
         "|---|---|---|---|---|---|---|---|" + "---|---|" * len(threads) + "---|---|",
     ]
     for r in rows(result):
@@ -154,7 +154,7 @@ def markdown(result: dict, front_names: list[str] = ()) -> str:
                  _fmt_bytes(r["size"]), _f(r["size_ratio"], ".1f")]
         for t in threads:
             cells += [_f(r.get(f"p50_t{t}"), ".2f"), _f(r.get(f"speedup_t{t}"), ".1f")]
-        cells += [_f(r.get(f"thr_t{threads[-1]}"), ".0f"), _f(r["rss"], ".0f")]
+        cells += [_f(r.get(f"thr_t{threads[-1]}"), ".0f"), f"{_f(r.get('rss_b1'), '.0f')} / {_f(r['rss'], '.0f')}"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "★ = on the accuracy/latency Pareto front.", "", "![accuracy vs latency](accuracy_vs_latency.png)", "", "![size](size.png)", ""]
     lines += ["## Genomic validity", "",
@@ -176,7 +176,8 @@ def markdown(result: dict, front_names: list[str] = ()) -> str:
               f"- {m['process']}; {m['warmup_runs']} warm-up runs then {m['timed_runs']} timed runs at batch 1 (p50/p90/p99); "
               f"throughput at batch {m['throughput_batch']} (fixed-batch TFLite files run their own batch in a loop); threads {m['threads']}.",
               f"- Accuracy, F1, MCC, AUROC with {m['bootstrap_resamples']} bootstrap resamples; Δ vs the reference from paired resamples.",
-              "- Peak RSS: the measuring process's maximum resident set (load + all inference), so it includes the runtime's own import.",
+              "- Peak RSS (VmHWM of the measuring process): after load + batch-1 runs, and after everything (incl. the batch throughput run); "
+              "it includes the runtime's own import.",
               "- Tokenization time is separate from model time: "
               + ", ".join(f"{r['name']} {r['tok_ms']:.3f} ms/seq" for r in rows(result) if r.get("tok_ms") is not None) + ".",
               f"- Machine: {hm.get('cpu', hm['machine'])}, {hm['cpu_count']} cores, {hm['system']}, Python {hm['python']}.",

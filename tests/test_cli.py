@@ -27,7 +27,7 @@ def test_version_and_help():
     assert r.returncode == 0 and r.stdout.strip().startswith("edgegen 0.")
     r = run("--help")
     assert r.returncode == 0
-    for cmd in ("train", "evaluate", "prune", "distill", "export"):
+    for cmd in ("train", "evaluate", "prune", "distill", "export", "bench", "predict", "run", "import", "bundle", "devices"):
         assert cmd in r.stdout
 
 

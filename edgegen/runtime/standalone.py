@@ -81,17 +81,9 @@ def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int 
     data = np.load(inputs)
     out: dict = {"schema": SCHEMA, "model": str(model), "backend": runner.backend, "threads": threads,
                  "load_s": load_s, "rss_after_load_mb": rss_after_load, "input_spec": runner.input_spec}
-    if logits:
-        out["logits"] = {}
-        t_inf = 0.0
-        for name in data.files:
-            t1 = time.perf_counter()
-            out["logits"][name] = run_batched(runner, data[name], batch).tolist()
-            t_inf += time.perf_counter() - t1
-        out["logits_seconds"] = t_inf
-    if latency:
-        first = data[data.files[0]]
-        fixed = runner.input_spec.get("batch")
+    first = data[data.files[0]]
+    fixed = runner.input_spec.get("batch")
+    if latency:  # batch 1 first, so peak_rss_b1_mb is what a device streaming reads one by one holds
         one = first[:1] if not isinstance(fixed, int) else np.repeat(first[:1], fixed, axis=0)
         for _ in range(warmup):
             runner(one)
@@ -103,6 +95,16 @@ def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int 
         out["latency_b1"] = _percentiles(ts)
         if isinstance(fixed, int):
             out["latency_b1"]["batch"] = fixed
+        out["peak_rss_b1_mb"] = _rss_mb()
+    if logits:
+        out["logits"] = {}
+        t_inf = 0.0
+        for name in data.files:
+            t1 = time.perf_counter()
+            out["logits"][name] = run_batched(runner, data[name], batch).tolist()
+            t_inf += time.perf_counter() - t1
+        out["logits_seconds"] = t_inf
+    if latency:
         n = max(batch, 1) * 4
         rows = np.resize(first, (n, first.shape[1]))
         run_batched(runner, rows[:batch], batch)  # warm-up at this batch

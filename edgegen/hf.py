@@ -1,0 +1,232 @@
+"""Import Hugging Face genomic checkpoints from disk into the native GenomicTransformer.
+
+Supported (exact weight mapping, logits match transformers to ~1e-6):
+- ``bert`` (DNABERT-1 style; post-LN, learned absolute positions, overlapping k-mer vocab.txt):
+  ``BertForSequenceClassification`` (pooler + classifier kept) and ``BertForMaskedLM``/``BertModel``
+  (a new classification head, to fine-tune with ``edgegen train --init``).
+- ``esm`` (Nucleotide-Transformer v1 style; pre-LN, absolute or rotary positions, non-overlapping
+  k-mer vocab): ``EsmForSequenceClassification``, ``EsmForMaskedLM``/``EsmModel``.
+
+Nothing is downloaded: a hub id instead of a folder is an error. Models that need
+``trust_remote_code`` (e.g. Nucleotide-Transformer v2's custom GLU code) are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+from edgegen.errors import ModelFileError, UsageError
+
+log = logging.getLogger("edgegen")
+
+SUPPORTED = (
+    "bert: BertForSequenceClassification, BertForMaskedLM, BertModel (DNABERT-1, k-mer vocab, absolute positions); "
+    "esm: EsmForSequenceClassification, EsmForMaskedLM, EsmModel (Nucleotide-Transformer v1 style, absolute or rotary positions)"
+)
+
+
+def _read_config(d: Path) -> dict:
+    if not d.exists():
+        if re.fullmatch(r"[\w.-]+/[\w.-]+", str(d)):
+            raise UsageError(f"{d!s} looks like a Hugging Face hub id: edgegen never downloads; "
+                             "download the checkpoint yourself and pass its folder")
+        raise ModelFileError("no such checkpoint folder", path=d)
+    f = d / "config.json"
+    if not f.exists():
+        raise ModelFileError("no config.json: not a Hugging Face checkpoint folder", path=d)
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"config.json is not valid JSON ({e})", path=f) from None
+
+
+def _load_state(d: Path) -> dict:
+    """safetensors preferred; pytorch_model.bin only through torch.load(weights_only=True)."""
+    import torch
+
+    st = sorted(d.glob("*.safetensors"))
+    if st:
+        from safetensors.torch import load_file
+
+        state = {}
+        for f in st:
+            try:
+                state.update(load_file(str(f)))
+            except Exception as e:  # safetensors raises its own error types
+                raise ModelFileError(f"cannot read weights ({type(e).__name__}: {e})", path=f) from None
+        return state
+    b = d / "pytorch_model.bin"
+    if b.exists():
+        try:
+            return torch.load(str(b), map_location="cpu", weights_only=True)
+        except Exception as e:  # refuses pickled code objects
+            raise ModelFileError(f"cannot load weights safely (weights_only=True): {str(e).splitlines()[0][:200]}", path=b) from None
+    raise ModelFileError("no model.safetensors or pytorch_model.bin", path=d)
+
+
+def _read_vocab(d: Path) -> dict[str, int]:
+    f = d / "vocab.txt"
+    if not f.exists():
+        raise ModelFileError("no vocab.txt (the k-mer vocabulary is needed to tokenize DNA)", path=d)
+    toks = [line.rstrip("\n").strip() for line in f.read_text().splitlines()]
+    return {t: i for i, t in enumerate(toks) if t}
+
+
+def _kmer_size(vocab: dict[str, int]) -> int:
+    lens = {}
+    for t in vocab:
+        if re.fullmatch(r"[ACGTN]+", t):
+            lens[len(t)] = lens.get(len(t), 0) + 1
+    if not lens:
+        raise ModelFileError("vocab.txt holds no nucleotide k-mers: not a DNA model")
+    return max(lens, key=lens.get)
+
+
+def _strip_prefix(state: dict, prefixes: tuple[str, ...]) -> dict:
+    """Drop the model prefix and normalise legacy LayerNorm names (gamma/beta -> weight/bias)."""
+    out = {}
+    for k, v in state.items():
+        for p in prefixes:
+            if k.startswith(p):
+                k = k[len(p):]
+                break
+        if "LayerNorm" in k or "layer_norm" in k:
+            k = re.sub(r"\.gamma$", ".weight", k)
+            k = re.sub(r"\.beta$", ".bias", k)
+        out[k] = v
+    return out
+
+
+def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, num_classes: int | None = None, force: bool = False) -> Path:
+    """Convert a Hugging Face checkpoint folder to an edgegen model directory.
+
+    Args:
+        src: folder with ``config.json``, weights and ``vocab.txt``.
+        out: edgegen model directory to write.
+        max_len: nucleotide window (default: the longest the positions allow).
+        num_classes: for checkpoints without a classification head (default 2).
+
+    Raises:
+        UsageError: a hub id, an unsupported architecture, or ``trust_remote_code`` models.
+        ModelFileError: missing or unreadable files.
+
+    Example:
+        >>> import_hf("checkpoints/dnabert-3mer-promoter", "runs/dnabert")  # doctest: +SKIP
+    """
+    import torch
+
+    from edgegen.checkpoint import save_model
+    from edgegen.io import check_output
+    from edgegen.model import GenomicTransformer, ModelConfig
+    from edgegen.tokenizers import Tokenizer
+
+    d = Path(src)
+    check_output(out, force)
+    cfg = _read_config(d)
+    if cfg.get("auto_map") or cfg.get("trust_remote_code"):
+        raise UsageError(f"this checkpoint needs trust_remote_code (custom model code): edgegen does not run remote code. Supported: {SUPPORTED}", path=d)
+    mt = cfg.get("model_type")
+    archs = cfg.get("architectures") or []
+    if mt not in ("bert", "esm"):
+        raise UsageError(f"unsupported model_type {mt!r}. Supported: {SUPPORTED}", path=d)
+    if cfg.get("is_decoder") or cfg.get("add_cross_attention"):
+        raise UsageError("decoder / cross-attention checkpoints are not supported", path=d)
+    act = cfg.get("hidden_act", "gelu")
+    if act not in ("gelu", "gelu_new", "gelu_pytorch_tanh"):
+        raise UsageError(f"activation {act!r} is not supported (gelu only)", path=d)
+    vocab = _read_vocab(d)
+    k = _kmer_size(vocab)
+    state = _load_state(d)
+    H, L, nh = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]
+    has_head = any(a.endswith("ForSequenceClassification") for a in archs) and any(k_.startswith("classifier.") for k_ in state)
+    n_cls = cfg.get("num_labels") or len(cfg.get("id2label", {})) or 2
+    if not has_head:
+        n_cls = num_classes or 2
+        log.warning("%s has no classification head (masked-LM/base model): a new %d-class head is initialised; "
+                    "fine-tune it with 'edgegen train --init'", d, n_cls)
+    pad_id = cfg.get("pad_token_id", 0) or 0
+    max_pos = cfg.get("max_position_embeddings", 512)
+    common = dict(vocab_size=cfg["vocab_size"], num_classes=n_cls, d_model=H, n_layers=L, n_heads=nh, ffn_dim=cfg["intermediate_size"],
+                  dropout=0.0, pooling="cls", layer_norm_eps=cfg.get("layer_norm_eps", 1e-12), pad_id=pad_id,
+                  activation="gelu" if act == "gelu" else "gelu_tanh", head_hidden=True)
+    if mt == "bert":
+        if cfg.get("position_embedding_type", "absolute") != "absolute":
+            raise UsageError("only absolute position embeddings are supported for BERT", path=d)
+        tok = Tokenizer(kind="kmer", k=k, max_len=max_len or (max_pos - 2 + k - 1), add_cls=True, add_sep=True,
+                        vocab=vocab, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+        if tok.seq_len > max_pos:
+            raise UsageError(f"max_len {tok.max_len} gives {tok.seq_len} tokens, more than the model's {max_pos} positions")
+        mc = ModelConfig(**common, max_positions=max_pos, positions="learned", norm="post", embed_norm=True, final_norm=False)
+        s = _strip_prefix(state, ("bert.",))
+        m = {"embed.weight": s["embeddings.word_embeddings.weight"],
+             # token type 0 is constant for single sequences: fold it into the positions
+             "pos": (s["embeddings.position_embeddings.weight"] + s["embeddings.token_type_embeddings.weight"][0])[None],
+             "embed_ln.weight": s["embeddings.LayerNorm.weight"], "embed_ln.bias": s["embeddings.LayerNorm.bias"]}
+        for i in range(L):
+            p = f"encoder.layer.{i}."
+            pairs = {"attn.q": "attention.self.query", "attn.k": "attention.self.key", "attn.v": "attention.self.value",
+                     "attn.o": "attention.output.dense", "ln1": "attention.output.LayerNorm", "fc1": "intermediate.dense",
+                     "fc2": "output.dense", "ln2": "output.LayerNorm"}
+            for ours, theirs in pairs.items():
+                for w in ("weight", "bias"):
+                    m[f"blocks.{i}.{ours}.{w}"] = s[f"{p}{theirs}.{w}"]
+        pool = ("pooler.dense.weight", "pooler.dense.bias")
+        head_src = {"head_dense.weight": pool[0], "head_dense.bias": pool[1], "classifier.weight": "classifier.weight", "classifier.bias": "classifier.bias"}
+    else:  # esm
+        pet = cfg.get("position_embedding_type", "absolute")
+        if pet not in ("absolute", "rotary"):
+            raise UsageError(f"position_embedding_type {pet!r} is not supported", path=d)
+        if cfg.get("emb_layer_norm_before"):
+            raise UsageError("emb_layer_norm_before=True is not supported yet", path=d)
+        specials = dict(pad_token="<pad>", unk_token="<unk>", cls_token="<cls>", sep_token="<eos>", mask_token="<mask>")
+        usable = max_pos - (pad_id + 1) if pet == "absolute" else 100_000
+        default_len = min(usable - 1, 1000) * k
+        tok = Tokenizer(kind="kmer_nonoverlap", k=k, max_len=max_len or default_len, add_cls=True, add_sep=False, vocab=vocab, **specials)
+        if pet == "absolute" and tok.seq_len > usable:
+            raise UsageError(f"max_len {tok.max_len} gives {tok.seq_len} tokens, more than the model's {usable} positions")
+        scale = 1.0 - 0.15 * 0.8 if cfg.get("token_dropout") else 1.0  # ESM's token-dropout rescaling, no masked tokens
+        if pet == "absolute":
+            mc = ModelConfig(**common, max_positions=max_pos - (pad_id + 1), positions="learned", position_offset=0, norm="pre",
+                             embed_norm=False, final_norm=True, emb_scale=scale)
+        else:
+            mc = ModelConfig(**common, max_positions=tok.seq_len, positions="rotary", norm="pre", embed_norm=False, final_norm=True,
+                             emb_scale=scale)
+        s = _strip_prefix(state, ("esm.",))
+        m = {"embed.weight": s["embeddings.word_embeddings.weight"],
+             "final_ln.weight": s["encoder.emb_layer_norm_after.weight"], "final_ln.bias": s["encoder.emb_layer_norm_after.bias"]}
+        if pet == "absolute":
+            # ESM numbers positions from padding_idx + 1: drop the rows before it
+            m["pos"] = s["embeddings.position_embeddings.weight"][pad_id + 1:][None]
+        for i in range(L):
+            p = f"encoder.layer.{i}."
+            pairs = {"attn.q": "attention.self.query", "attn.k": "attention.self.key", "attn.v": "attention.self.value",
+                     "attn.o": "attention.output.dense", "ln1": "attention.LayerNorm", "fc1": "intermediate.dense",
+                     "fc2": "output.dense", "ln2": "LayerNorm"}
+            for ours, theirs in pairs.items():
+                for w in ("weight", "bias"):
+                    m[f"blocks.{i}.{ours}.{w}"] = s[f"{p}{theirs}.{w}"]
+        head_src = {"head_dense.weight": "classifier.dense.weight", "head_dense.bias": "classifier.dense.bias",
+                    "classifier.weight": "classifier.out_proj.weight", "classifier.bias": "classifier.out_proj.bias"}
+    model = GenomicTransformer(mc)
+    if has_head:
+        for ours, theirs in head_src.items():
+            key = theirs if theirs in s else None
+            if key is None:
+                raise ModelFileError(f"checkpoint lacks {theirs}", path=d)
+            m[ours] = s[key]
+    else:
+        for ours in head_src:
+            m[ours] = model.state_dict()[ours]
+    try:
+        missing, unexpected = model.load_state_dict(m, strict=False)
+    except RuntimeError as e:
+        raise ModelFileError(f"weights do not match config.json: {str(e).splitlines()[0][:200]}", path=d) from None
+    missing = [x for x in missing if not x.startswith(("rope_", "pos_table"))]
+    if missing:
+        raise ModelFileError(f"could not map {missing[:4]} from the checkpoint", path=d)
+    model.eval()
+    save_model(model, tok, out, extra={"imported_from": {"path": str(d), "model_type": mt, "architectures": archs, "has_head": has_head}}, force=force)
+    return Path(out)
