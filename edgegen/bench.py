@@ -49,6 +49,21 @@ def _model_info(path: Path) -> dict:
     """Backend, tokenizer, params/MACs and size without loading a runtime."""
     from edgegen.tokenizers import Tokenizer
 
+    if "::" in str(path):  # torch model with post-hoc torch.ao dynamic int8
+        base, quant = str(path).split("::", 1)
+        info = _model_info(Path(base))
+        info["quant"] = f"torch.ao {quant}"
+        import io
+
+        import torch
+
+        from edgegen.checkpoint import load_model
+
+        m = torch.ao.quantization.quantize_dynamic(load_model(base).model, {torch.nn.Linear}, dtype=torch.qint8)
+        buf = io.BytesIO()
+        torch.save(m.state_dict(), buf)  # size of what such a user would ship (a pickled state dict)
+        info["size_bytes"] = buf.tell()
+        return info
     if path.is_dir():
         from edgegen.checkpoint import verify_model_dir
 
@@ -97,6 +112,9 @@ def _local_measure(model: Path, inputs: Path, out: Path, threads: int, cfg_eff: 
 
 def _display_name(p: Path) -> str:
     """A model dir is named by its folder; a recipe's ``<stage>/model`` by its stage."""
+    if "::" in str(p):
+        base, q = str(p).split("::", 1)
+        return _display_name(Path(base)) + f" [{q}]"
     if p.is_file():
         return p.name
     return (p.parent.name if p.name == "model" and p.parent.name else p.name) + "/"

@@ -148,6 +148,8 @@ def export(
             "input": {"name": info["input_name"], "shape": info["input_shape"], "dtype": "int32"},
             "output": {"name": info["output_name"], "shape": [info["input_shape"][0], lm.model.config.num_classes], "dtype": "float32"},
             "num_classes": lm.model.config.num_classes,
+            "params": sum(p.numel() for p in lm.model.parameters()),
+            "macs": lm.model.config.macs(lm.tokenizer.seq_len),
             "tokenizer": lm.tokenizer.to_dict(),
             "source_model": {"path": str(model_dir), "sha256": lm.manifest["files"]["model.safetensors"]},
             "calibration": {

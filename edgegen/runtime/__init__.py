@@ -43,13 +43,17 @@ def load_runner(path: str | Path, *, threads: int | None = None, **kw) -> Runner
     Raises:
         ModelFileError: missing, corrupt or unrecognised model file.
     """
-    p = Path(path)
+    spec = str(path)
+    quant = None
+    if "::" in spec:  # "MODEL_DIR::dynamic-int8": the torch model with torch.ao dynamic int8
+        spec, quant = spec.split("::", 1)
+    p = Path(spec)
     if not p.exists():
         raise ModelFileError("no such model file or directory", path=p)
     if p.is_dir():
         from edgegen.runtime.torch_runner import TorchRunner
 
-        r = TorchRunner(p)
+        r = TorchRunner(p, quant=quant)
     elif p.suffix == ".onnx":
         from edgegen.runtime.onnx_runner import OnnxRunner
 

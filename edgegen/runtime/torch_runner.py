@@ -10,12 +10,22 @@ import numpy as np
 class TorchRunner:
     backend = "torch"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, quant: str | None = None):
         from edgegen.checkpoint import load_model
 
         self.path = Path(path)
         self.loaded = load_model(self.path)
         self.model = self.loaded.model.eval()
+        self.quant = quant
+        if quant == "dynamic-int8":
+            # what a user would do without edgegen: torch.ao dynamic int8 on the Linear layers
+            import torch
+
+            self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+        elif quant is not None:
+            from edgegen.errors import UsageError
+
+            raise UsageError(f"unknown torch quantization {quant!r} (dynamic-int8)")
         self.tokenizer = self.loaded.tokenizer
         self.num_classes = self.model.config.num_classes
 
