@@ -43,12 +43,19 @@ class OnnxRunner:
         self.num_classes = int(self.sidecar["num_classes"])
         self.providers = providers or ["CPUExecutionProvider"]
         self._ort = ort
+        if any(p != "CPUExecutionProvider" for p in self.providers) and hasattr(ort, "preload_dlls"):
+            # onnxruntime-gpu finds CUDA/cuDNN from pip's nvidia-* packages only when asked to
+            try:
+                ort.preload_dlls()
+            except Exception:  # missing libraries: ORT falls back to the next provider and says so
+                pass
         self._threads = threads
         self._open()
 
     def _open(self) -> None:
         so = self._ort.SessionOptions()
         so.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3  # errors only: node-placement advice is not for end users
         if self._threads:
             so.intra_op_num_threads = self._threads
             so.inter_op_num_threads = 1
