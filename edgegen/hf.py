@@ -100,6 +100,21 @@ def _strip_prefix(state: dict, prefixes: tuple[str, ...]) -> dict:
     return out
 
 
+def _map_layers(s: dict, n_layers: int, *, ln1: str, ln2: str) -> dict:
+    """Encoder-layer weights of BERT/ESM onto native blocks; only the LayerNorm names differ."""
+    pairs = {"attn.q": "attention.self.query", "attn.k": "attention.self.key", "attn.v": "attention.self.value",
+             "attn.o": "attention.output.dense", "ln1": ln1, "fc1": "intermediate.dense", "fc2": "output.dense", "ln2": ln2}
+    out = {}
+    for i in range(n_layers):
+        for ours, theirs in pairs.items():
+            for w in ("weight", "bias"):
+                key = f"encoder.layer.{i}.{theirs}.{w}"
+                if key not in s:
+                    raise ModelFileError(f"checkpoint lacks {key}")
+                out[f"blocks.{i}.{ours}.{w}"] = s[key]
+    return out
+
+
 def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, num_classes: int | None = None, force: bool = False) -> Path:
     """Convert a Hugging Face checkpoint folder to an edgegen model directory.
 
@@ -165,14 +180,7 @@ def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, n
              # token type 0 is constant for single sequences: fold it into the positions
              "pos": (s["embeddings.position_embeddings.weight"] + s["embeddings.token_type_embeddings.weight"][0])[None],
              "embed_ln.weight": s["embeddings.LayerNorm.weight"], "embed_ln.bias": s["embeddings.LayerNorm.bias"]}
-        for i in range(L):
-            p = f"encoder.layer.{i}."
-            pairs = {"attn.q": "attention.self.query", "attn.k": "attention.self.key", "attn.v": "attention.self.value",
-                     "attn.o": "attention.output.dense", "ln1": "attention.output.LayerNorm", "fc1": "intermediate.dense",
-                     "fc2": "output.dense", "ln2": "output.LayerNorm"}
-            for ours, theirs in pairs.items():
-                for w in ("weight", "bias"):
-                    m[f"blocks.{i}.{ours}.{w}"] = s[f"{p}{theirs}.{w}"]
+        m.update(_map_layers(s, L, ln1="attention.output.LayerNorm", ln2="output.LayerNorm"))  # post-LN
         pool = ("pooler.dense.weight", "pooler.dense.bias")
         head_src = {"head_dense.weight": pool[0], "head_dense.bias": pool[1], "classifier.weight": "classifier.weight", "classifier.bias": "classifier.bias"}
     else:  # esm
@@ -200,14 +208,7 @@ def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, n
         if pet == "absolute":
             # ESM numbers positions from padding_idx + 1: drop the rows before it
             m["pos"] = s["embeddings.position_embeddings.weight"][pad_id + 1:][None]
-        for i in range(L):
-            p = f"encoder.layer.{i}."
-            pairs = {"attn.q": "attention.self.query", "attn.k": "attention.self.key", "attn.v": "attention.self.value",
-                     "attn.o": "attention.output.dense", "ln1": "attention.LayerNorm", "fc1": "intermediate.dense",
-                     "fc2": "output.dense", "ln2": "LayerNorm"}
-            for ours, theirs in pairs.items():
-                for w in ("weight", "bias"):
-                    m[f"blocks.{i}.{ours}.{w}"] = s[f"{p}{theirs}.{w}"]
+        m.update(_map_layers(s, L, ln1="attention.LayerNorm", ln2="LayerNorm"))  # pre-LN
         head_src = {"head_dense.weight": "classifier.dense.weight", "head_dense.bias": "classifier.dense.bias",
                     "classifier.weight": "classifier.out_proj.weight", "classifier.bias": "classifier.out_proj.bias"}
     model = GenomicTransformer(mc)
