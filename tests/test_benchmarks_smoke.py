@@ -1,0 +1,38 @@
+"""The benchmark scripts run end to end in their small smoke modes (the real runs are on demand)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def test_compare_smoke(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--smoke", "--out", str(tmp_path / "res"),
+                        "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(next((tmp_path / "res").glob("*-smoke.json")).read_text())
+    names = [m["name"] for m in res["bench"]["models"]]
+    assert any("dynamic-int8" in n for n in names) and any(n.endswith(".int8.tflite") and n.startswith("distill") for n in names)
+    assert not res["bench"]["errors"]
+    assert res["cpu_peak"]["int8_peak_gmacs"] > res["cpu_peak"]["fp32_peak_gmacs"] > 0
+    assert len(res["scaling"]) >= 3 and res["scaling"][1]["attention_mac_share"] > res["scaling"][0]["attention_mac_share"]
+    assert "speedup_vs_torch_fp32" in res["targets"]
+
+
+def test_predict_stream_smoke(tmp_path, tiny_model_dir, syn_splits):
+    from edgegen.export import ExportConfig, export
+
+    m = export(tiny_model_dir, tmp_path / "m.int8.tflite", ExportConfig(format="tflite", quant="int8", calib_samples=32), calib=syn_splits["dev"])
+    js = tmp_path / "s.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "predict_stream.py"), "--model", str(m), "--reads", "20000", "--length", "100",
+                        "--work", str(tmp_path / "w"), "--json", str(js)], capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(js.read_text())["results"][0]
+    assert res["rows"] == 20000 - 2  # one bad record per 10k is skipped and counted
+    assert "2 bad" in res["summary"]
+    assert 0 < res["peak_rss_mb"] < 400
