@@ -114,7 +114,7 @@ def scaling(work: Path, lengths, dims, runs: int) -> list[dict]:
         m = GenomicTransformer(cfg).eval()
         md = work / f"scale_{L}_{d}"
         save_model(m, tok, md, force=True)
-        onnx = export(md, work / f"scale_{L}_{d}.onnx", ExportConfig(format="onnx", atol=1e-3), force=True)
+        onnx = export(md, work / f"scale_{L}_{d}.onnx", ExportConfig(format="onnx", atol=1e-3, verify_samples=8), force=True)
         ids = tok.encode(["".join(np.random.default_rng(0).choice(list("ACGT"), L))] * 4)
         np.savez(work / "scale_in.npz", test=ids)
         row = {"seq_len_nt": L, "tokens": tok.seq_len, "d_model": d, "params": sum(p.numel() for p in m.parameters()),

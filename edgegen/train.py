@@ -67,8 +67,11 @@ def predict_logits(model, ids: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Run a torch model over (N, T) token ids in eval mode; return (N, C) float32 logits."""
     import torch
 
+    from edgegen.runtime import safe_batch
+
     model.eval()
     out = []
+    batch_size = safe_batch(ids.shape[1], batch_size)
     with torch.inference_mode():
         for i in range(0, len(ids), batch_size):
             out.append(model(torch.from_numpy(ids[i : i + batch_size])).float().numpy())

@@ -142,3 +142,11 @@ def test_max_drop_search_keeps_layers_float_when_needed(tiny_model_dir, syn_spli
 def test_max_drop_needs_labels(tiny_model_dir, tmp_path):
     with pytest.raises(UsageError, match="needs labelled data"):
         export(tiny_model_dir, tmp_path / "x.onnx", ExportConfig(format="onnx", quant="int8", max_drop=1.0))
+
+
+def test_safe_batch_caps_attention_memory():
+    from edgegen.runtime import safe_batch
+
+    assert safe_batch(252, 64) == 64  # short windows: unchanged
+    assert safe_batch(2049, 256) == 1  # 2 049 tokens: one sequence at a time
+    assert 4 * 16 * 1025 * 1025 * safe_batch(1025, 256) <= 512 << 20

@@ -54,6 +54,7 @@ class ExportConfig(BaseModel):
     atol: float = Field(1e-4, gt=0, description="max abs logit difference allowed for float exports")
     min_agreement: float = Field(0.9, ge=0, le=1, description="argmax agreement with torch required of quantized exports")
     threads: int = Field(1, ge=1)
+    verify_samples: int = Field(512, ge=1, description="sequences used to verify the export against torch")
 
     @model_validator(mode="after")
     def _check(self) -> "ExportConfig":
@@ -122,7 +123,7 @@ def export(
     if calib_set is None and cfg.quant in ("int8", "int8-full", "16x8"):
         log.warning("calibrating %s on random DNA: pass --calib with real sequences for a trustworthy int8 model", cfg.quant)
     cal_ids, _ = _calib_ids(lm.tokenizer, calib_set, cfg.calib_samples)
-    ver_ids, ver_y = _calib_ids(lm.tokenizer, verify_set, 512, seed=1)
+    ver_ids, ver_y = _calib_ids(lm.tokenizer, verify_set, cfg.verify_samples, seed=1)
     from edgegen.train import predict_logits
 
     ref = predict_logits(lm.model, ver_ids)

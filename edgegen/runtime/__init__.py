@@ -69,10 +69,20 @@ def load_runner(path: str | Path, *, threads: int | None = None, **kw) -> Runner
     return r
 
 
+def safe_batch(seq_len: int, want: int, budget_bytes: int = 512 << 20, max_heads: int = 16) -> int:
+    """Largest batch <= ``want`` whose attention maps (B x heads x T x T float32) fit ``budget_bytes``.
+
+    Long inputs (thousands of tokens) otherwise exhaust memory: at 2 049 tokens one sequence's
+    attention maps already take ~270 MB with 16 heads.
+    """
+    per_seq = 4 * max_heads * seq_len * seq_len
+    return int(max(1, min(want, budget_bytes // max(per_seq, 1))))
+
+
 def run_batched(runner: Runner, ids: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Run ``runner`` over many rows in batches; a runner with a fixed batch gets single rows."""
+    """Run ``runner`` over many rows in batches (capped by :func:`safe_batch`); a fixed-batch runner gets its batch."""
     fixed = runner.input_spec.get("batch")
-    bs = fixed if isinstance(fixed, int) else batch_size
+    bs = fixed if isinstance(fixed, int) else safe_batch(ids.shape[1] if ids.ndim == 2 else 1, batch_size)
     out = []
     for i in range(0, len(ids), bs):
         chunk = ids[i : i + bs]
