@@ -177,7 +177,8 @@ def main(argv=None) -> int:
         teacher_step = dict(type="train", tokenizer="kmer_nonoverlap", k=3, d_model=128, n_layers=4, n_heads=4, ffn_dim=256,
                             epochs=6, lr=1e-3)
         student = dict(type="student", name="half", n_layers=2, d_model=64, n_heads=4)
-        distill = dict(type="distill", epochs=4, lr=5e-4)
+        # the distilled students get the same budget (epochs, lr) as the same-size student trained from labels
+        distill = dict(type="distill", epochs=6, lr=1e-3)
         bench_cfg = BenchConfig(runs=100, warmup=10, threads=[1, 2], n_boot=1000)
     steps = [teacher_step if not args.teacher else dict(type="load", path=args.teacher),
              dict(type="prune", targets=[0.5]), student, distill,
@@ -202,7 +203,7 @@ def main(argv=None) -> int:
     if not lab.exists():
         st = student
         tc = TrainConfig(tokenizer=teacher_step.get("tokenizer", "char"), k=teacher_step.get("k", 1), d_model=st["d_model"], n_layers=st["n_layers"], n_heads=st["n_heads"],
-                         ffn_dim=2 * st["d_model"], epochs=distill["epochs"] + (1 if smoke else 2), lr=1e-3 if not smoke else 2e-3)
+                         ffn_dim=2 * st["d_model"], epochs=distill["epochs"], lr=distill.get("lr", 1e-3))
         train_teacher(data, lab, tc, show_progress=not smoke)
 
     models = [teacher, f"{teacher}::dynamic-int8", base[("onnx", "dynamic")], base[("tflite", "dynamic")], base[("tflite", "int8")],
