@@ -111,3 +111,16 @@ def test_onnx_and_tflite_runners_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    m = GenomicTransformer(tiny_cfg())
+    save_model(m, Tokenizer(kind="char", max_len=40), tmp_path / "m")
+    old = os.umask(0o022)
+    os.umask(old)
+    want = 0o644 & ~old
+    assert stat.S_IMODE((tmp_path / "m" / "manifest.json").stat().st_mode) == want
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == 0o755 & ~old
