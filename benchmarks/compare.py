@@ -16,7 +16,6 @@ benchmarks/results/<date>-<machine>.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -216,7 +215,6 @@ def main(argv=None) -> int:
     peak = cpu_peak()
     y = splits["test"].labels
     rs = rows(res)
-    by = {r["name"]: r for r in rs}
     t1 = str(bench_cfg.threads[0] if bench_cfg.threads else 1)
     tl = str((bench_cfg.threads or [1])[-1])
     for m, r in zip(res["models"], rs):
@@ -233,8 +231,6 @@ def main(argv=None) -> int:
     ok = [r for r in ours if r["acc"] >= teacher_row["acc"] - 0.01]
     best = min(ok or ours, key=lambda r: r[f"p50_t{t1}"]) if ours else None
     # distilled student vs the same student from labels (paired bootstrap on the same test set)
-    import tempfile
-
     def logits_of(path):
         from edgegen.evaluate import predict_set
         from edgegen.runtime import load_runner

@@ -45,6 +45,17 @@ def dataset_info(splits: dict[str, SequenceSet], spec: str | Path) -> dict:
     return {"name": Path(str(spec)).name if not str(spec).startswith("synthetic:") else str(spec), "path": str(spec), "train_sha256": tr.fingerprint(), "n_train": len(tr)}
 
 
+def test_report(model, tok, splits: dict[str, SequenceSet] | None) -> dict:
+    """Classification report of ``model`` on the test split, or {} when there is none."""
+    if not splits or "test" not in splits:
+        return {}
+    from edgegen.metrics import classification_report
+    from edgegen.train import encode, predict_logits
+
+    te = splits["test"]
+    return classification_report(te.labels, predict_logits(model, encode(tok, te)))
+
+
 def train_teacher(data: str | Path, out: str | Path, cfg=None, *, init: str | Path | None = None, force: bool = False, show_progress: bool = True) -> dict:
     """Train a model on ``data`` (split folder or synthetic spec), evaluate it on test, save to ``out``.
 
@@ -53,19 +64,14 @@ def train_teacher(data: str | Path, out: str | Path, cfg=None, *, init: str | Pa
     """
     from edgegen.checkpoint import load_model, save_model
     from edgegen.io import check_output
-    from edgegen.train import TrainConfig, encode, predict_logits, train
+    from edgegen.train import TrainConfig, train
 
     check_output(out, force)
     cfg = cfg or TrainConfig()
     splits = load_data(data)
     init_model = load_model(init) if init else None
     model, tok, hist = train(splits, cfg, init=init_model, show_progress=show_progress)
-    metrics = {}
-    if "test" in splits:
-        from edgegen.metrics import classification_report
-
-        te = splits["test"]
-        metrics = classification_report(te.labels, predict_logits(model, encode(tok, te)))
+    metrics = test_report(model, tok, splits)
     save_model(
         model,
         tok,
@@ -110,13 +116,8 @@ def prune_model(model_dir: str | Path, out: str | Path, cfg, *, data: str | Path
     pruned = prune(lm.model, cfg, example, calib=calib)
     rep = dict(pruned.prune_report)
     rep["source"] = str(model_dir)
-    metrics = {}
-    if splits and "test" in splits:
-        from edgegen.metrics import classification_report
-        from edgegen.train import encode, predict_logits
-
-        te = splits["test"]
-        metrics = {"test": classification_report(te.labels, predict_logits(pruned, encode(lm.tokenizer, te)))}
+    rep_test = test_report(pruned, lm.tokenizer, splits)
+    metrics = {"test": rep_test} if rep_test else {}
     save_model(pruned, lm.tokenizer, out, metrics=metrics, dataset=lm.manifest.get("dataset"), extra={"pruning": rep, "parent": lm.manifest["files"]}, force=force)
     rep["size_before"] = _dir_size(model_dir)
     rep["size_after"] = _dir_size(out)
@@ -140,8 +141,6 @@ def distill_model(
     show_progress: bool = True,
 ) -> dict:
     """Distil a teacher into ``student`` (a model dir, or a YAML of StudentConfig fields) and save it."""
-    import yaml
-
     from edgegen.checkpoint import load_model, save_model
     from edgegen.distill import DistillConfig, StudentConfig, distill, student_from_teacher
     from edgegen.io import check_output
@@ -160,20 +159,11 @@ def distill_model(
 
         sc = load_config(StudentConfig, sp)
         smodel = student_from_teacher(t.model, d_model=sc.d_model, n_layers=sc.n_layers, n_heads=sc.n_heads, ffn_dim=sc.ffn_dim, seed=cfg.seed)
-        del yaml
     splits = load_data(data)
     hist = distill(smodel, t.model, cfg, splits, t.tokenizer, show_progress=show_progress)
     metrics = {}
     if "test" in splits:
-        from edgegen.metrics import classification_report
-        from edgegen.train import encode, predict_logits
-
-        te = splits["test"]
-        ids = encode(t.tokenizer, te)
-        metrics = {
-            "test": classification_report(te.labels, predict_logits(smodel, ids)),
-            "teacher_test": classification_report(te.labels, predict_logits(t.model, ids)),
-        }
+        metrics = {"test": test_report(smodel, t.tokenizer, splits), "teacher_test": test_report(t.model, t.tokenizer, splits)}
     save_model(smodel, t.tokenizer, out, metrics=metrics, dataset=dataset_info(splits, data),
                extra={"distill_config": cfg.model_dump(), "history": hist, "teacher": str(teacher_dir)}, force=force)
     return {"path": str(out), "history": hist, **metrics}

@@ -151,7 +151,7 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
     """
     from edgegen.data.readers import SequenceSet, as_dataset
     from edgegen.devices import DeviceProfile, load_device
-    from edgegen.metrics import classification_report, paired_delta
+    from edgegen.metrics import classification_report
     from edgegen.progress import progress
     from edgegen.validity import validity_report, validity_sets
 
@@ -280,7 +280,6 @@ def _add_comparisons(result: dict, y, logits_all: list, cfg: BenchConfig, thread
     b = cfg.baseline
     ref = logits_all[b] if b < len(logits_all) else None
     base = result["models"][b] if b < len(result["models"]) else None
-    t1 = str(threads[0])
     for m, lg in zip(result["models"], logits_all):
         if lg is None or ref is None or "error" in (base or {}):
             continue
@@ -296,4 +295,3 @@ def _add_comparisons(result: dict, y, logits_all: list, cfg: BenchConfig, thread
                 m["vs_baseline"][f"throughput_ratio_t{t}"] = m["timing"][t]["throughput"]["seq_per_s"] / base["timing"][t]["throughput"]["seq_per_s"]
         if m.get("peak_rss_mb") and base.get("peak_rss_mb"):
             m["vs_baseline"]["rss_ratio"] = base["peak_rss_mb"] / m["peak_rss_mb"]
-    del t1

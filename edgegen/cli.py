@@ -4,7 +4,6 @@ Errors are mapped to exit codes in one place, :func:`main`."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import List, Optional

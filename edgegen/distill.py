@@ -102,9 +102,6 @@ def distill(
     Example:
         >>> hist = distill(pruned, teacher, DistillConfig(epochs=3), splits, tok)  # doctest: +SKIP
     """
-    import torch
-    import torch.nn.functional as F
-
     if student.config.vocab_size != teacher.config.vocab_size or student.config.num_classes != teacher.config.num_classes:
         raise UsageError("student and teacher disagree on vocabulary or number of classes")
     teacher.eval()

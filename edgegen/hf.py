@@ -131,8 +131,6 @@ def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, n
     Example:
         >>> import_hf("checkpoints/dnabert-3mer-promoter", "runs/dnabert")  # doctest: +SKIP
     """
-    import torch
-
     from edgegen.checkpoint import save_model
     from edgegen.io import check_output
     from edgegen.model import GenomicTransformer, ModelConfig

@@ -14,7 +14,7 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgegen.errors import ConfigError, UsageError
+from edgegen.errors import UsageError
 
 log = logging.getLogger("edgegen")
 
@@ -271,13 +271,11 @@ def prune(
             goal = base * target ** (s / steps)  # geometric schedule towards the target
             model = _prune_to(model, cfg, example_inputs, goal, calib)
         else:
-            frac = s / steps
             hr = 1 - (1 - (cfg.head_ratio or 0.0)) ** (1 / steps)
             fr = 1 - (1 - (cfg.ffn_ratio or 0.0)) ** (1 / steps)
             if cfg.criterion == "taylor":
                 _taylor_grads(model, calib)
             _prune_once(model, example_inputs, hr, fr, cfg)
-            del frac
         if finetune is not None and s < steps:
             finetune(model)
     model.zero_grad(set_to_none=True)

@@ -11,7 +11,6 @@ import copy
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Callable, Literal
 
 import numpy as np

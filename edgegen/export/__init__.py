@@ -9,6 +9,7 @@ the PyTorch model computes.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -156,7 +157,7 @@ def export(
             "calibration": {
                 "source": getattr(calib_set, "path", None) or "random DNA",
                 "samples": int(len(cal_ids)),
-                "sha256": __import__("hashlib").sha256(cal_ids.tobytes()).hexdigest(),
+                "sha256": hashlib.sha256(cal_ids.tobytes()).hexdigest(),
                 "method": cfg.calibrator if cfg.quant in ("int8", "int8-full", "16x8") else None,
             },
             "config": cfg.model_dump(),
@@ -173,7 +174,6 @@ def export(
         ver.update(info.get("search", {}))
         sidecar["verification"] = ver
         _judge(cfg, ver, out)
-        write_json(str(tmp) + ".json", sidecar)
         sidecar["file_sha256"] = sha256_file(tmp)
         write_json(str(tmp) + ".json", sidecar)
         tmp.replace(out)
