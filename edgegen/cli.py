@@ -80,7 +80,7 @@ def train(
 ):
     """Train a model from labels, evaluate it on the test split, save a model directory."""
     from edgegen.api import train_teacher
-    from edgegen.report_table import metrics_table
+    from edgegen.report import metrics_table
     from edgegen.train import TrainConfig
 
     cfg = _load_yaml_config(TrainConfig, config, dict(
@@ -104,7 +104,7 @@ def evaluate(
 ):
     """Accuracy, F1, MCC, AUROC with bootstrap 95% intervals, per class."""
     from edgegen.evaluate import evaluate as _evaluate
-    from edgegen.report_table import metrics_table
+    from edgegen.report import metrics_table
 
     rep = _evaluate(model, data, batch_size=batch_size, threads=threads)
     _console().print(metrics_table(rep, title=f"{model} on {data}"))
@@ -157,7 +157,7 @@ def prune(
     rep = prune_model(model, out, cfg, data=data, force=force)
     _console().print(_stats_table(rep))
     if rep.get("metrics"):
-        from edgegen.report_table import metrics_table
+        from edgegen.report import metrics_table
 
         _console().print(metrics_table(rep["metrics"]["test"], title="pruned model, test set (before fine-tuning)"))
     _console().print(f"saved pruned model to {out}")
@@ -186,7 +186,7 @@ def distill(
     """Win back accuracy: distil the teacher into a pruned or smaller student."""
     from edgegen.api import distill_model
     from edgegen.distill import DistillConfig
-    from edgegen.report_table import metrics_table
+    from edgegen.report import metrics_table
 
     cfg = _load_yaml_config(DistillConfig, config, dict(
         epochs=epochs, lr=lr, alpha=alpha, beta=beta, temperature=temperature, hidden_weight=hidden_weight,
