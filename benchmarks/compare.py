@@ -143,6 +143,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--work", default=str(ROOT / "benchmarks" / ".work"))
     ap.add_argument("--teacher", default=None, help="use this trained model dir as the teacher instead of training one")
+    ap.add_argument("--no-scaling", action="store_true", help="skip the sequence-length/width scaling run (it does not depend on --data)")
     args = ap.parse_args(argv)
 
     import torch
@@ -254,8 +255,8 @@ def main(argv=None) -> int:
             "size_ratio_vs_teacher": teacher_row["size"] / best["size"],
             "goals": {"speedup_vs_torch_fp32": 20, "speedup_vs_best_posthoc_int8": 4, "size_ratio_vs_teacher": 20, "accuracy_delta_pp": -1},
         }
-    scale = scaling(work, [128, 256] if smoke else [256, 512, 1024, 2048, 4096], [64, 128] if smoke else [64, 128, 256],
-                    runs=3 if smoke else 30)
+    scale = [] if args.no_scaling else scaling(work, [128, 256] if smoke else [256, 512, 1024, 2048, 4096],
+                                               [64, 128] if smoke else [64, 128, 256], runs=3 if smoke else 30)
     result = {"schema": "edgegen-compare/1", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data": data, "smoke": smoke,
               "machine": machine_info(), "cpu_peak": peak, "bench": res, "targets": targets,
               "distilled_vs_label_trained_student": dvl,
@@ -313,14 +314,17 @@ def markdown(r: dict, t1: str, tl: str) -> str:
               f"CPU peak (a model, not a measurement): {peak['derivation']} → fp32 {peak['fp32_peak_gmacs']:.0f} GMAC/s, "
               f"int8 {peak['int8_peak_gmacs']:.0f} GMAC/s. '% of peak' uses the int8 peak for int8 models, fp32 otherwise; "
               "GMAC/s = MACs per sequence × sequences/s at batch 64.", "",
-              "## Scaling (fp32, d128 × 4 layers unless noted; batch 1, 1 thread)", "",
-              "| nt | tokens | d_model | params | MMAC | attention share of MACs | torch p50 ms | ORT p50 ms | ORT peak RSS MB |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              ]
+    if r["scaling"]:
+        lines += ["## Scaling (fp32, d128 × 4 layers unless noted; batch 1, 1 thread)", "",
+                  "| nt | tokens | d_model | params | MMAC | attention share of MACs | torch p50 ms | ORT p50 ms | ORT peak RSS MB |",
+                  "|---|---|---|---|---|---|---|---|---|"]
     for s in r["scaling"]:
         lines.append(f"| {s['seq_len_nt']} | {s['tokens']} | {s['d_model']} | {s['params']:,} | {s['macs'] / 1e6:.0f} | "
                      f"{100 * s['attention_mac_share']:.0f}% | {s['torch_p50_ms']:.2f} | {s['onnxruntime_p50_ms']:.2f} | {s['onnxruntime_peak_rss_b1_mb']:.0f} |")
-    lines += ["", "Attention's QKᵀ and AV cost 2·T²·d MACs per layer against 4·T·d² + 2·T·d·f for the projections and FFN: "
-                  "with d = 128, f = 256 they are equal at T = 2d + f = 512 tokens; beyond that attention dominates and cost grows quadratically.", ""]
+    if r["scaling"]:
+        lines += ["", "Attention's QKᵀ and AV cost 2·T²·d MACs per layer against 4·T·d² + 2·T·d·f for the projections and FFN: "
+                      "with d = 128, f = 256 they are equal at T = 2d + f = 512 tokens; beyond that attention dominates and cost grows quadratically.", ""]
     return "\n".join(x for x in lines if x is not None)
 
 

@@ -119,7 +119,7 @@ class Attention(nn.Module):
         self.v = nn.Linear(d_model, inner)
         self.o = nn.Linear(inner, d_model)
         # Fused scaled_dot_product_attention is used when attention maps are not needed;
-        # exporters switch it off (see edgegen.model.explicit_attention).
+        # exporters switch it off (see edgegen.model.export_mode).
         self.fused = True
 
     def forward(self, x, keep, rope=None, need_attn: bool = False):
@@ -205,6 +205,10 @@ class GenomicTransformer(nn.Module):
         self.head_dense = nn.Linear(d, d) if cfg.head_hidden else None
         self.classifier = nn.Linear(d, cfg.num_classes)
         self.apply(self._init)
+        # exporters look positions up with a Gather on runtime ids (see export_mode) so that
+        # quantizers treat the table like an embedding and store it as int8.
+        self.gather_positions = False
+        self.int8_tables: nn.ModuleDict | None = None  # set by int8_embedding_tables (TFLite int8 export)
         if self.pos is not None:
             nn.init.normal_(self.pos, std=0.02)
 
@@ -223,11 +227,19 @@ class GenomicTransformer(nn.Module):
         t = ids.shape[1]
         ids = ids.long()
         keep = (ids != cfg.pad_id)[:, None, None, :]  # (B, 1, 1, T)
-        x = self.embed(ids)
+        q8 = self.int8_tables
+        x = self.embed(ids) if q8 is None else q8["embed"](ids)
         if cfg.emb_scale != 1.0:
             x = x * cfg.emb_scale
         off = cfg.position_offset
-        if self.pos is not None:
+        if q8 is not None and "pos" in q8:
+            # position ids from the input so that converters cannot fold the lookup into a float constant
+            pid = (ids >= 0).long().cumsum(1) - 1 + off
+            x = x + q8["pos"](pid)
+        elif self.pos is not None and self.gather_positions:
+            pid = torch.cumsum(torch.ones_like(ids), 1) - 1 + off  # runtime ids: not constant-folded
+            x = x + F.embedding(pid, self.pos[0])
+        elif self.pos is not None:
             x = x + self.pos[:, off : off + t]
         elif cfg.positions == "sinusoidal":
             x = x + self.pos_table[:, off : off + t]
@@ -261,21 +273,77 @@ class GenomicTransformer(nn.Module):
         return self.classifier(self.drop(pooled))
 
 
-class explicit_attention:
-    """Context manager: use the explicit softmax(QK^T)V path (for exporters), restore after."""
+class export_mode:
+    """Context manager for exporters, restored after: the explicit softmax(QK^T)V path instead of
+    fused SDPA, and learned positions looked up by a Gather on runtime position ids instead of a
+    constant slice (ORT and PT2E quantize Gather/embedding tables to int8; a constant added to the
+    activations would stay float in the file)."""
 
     def __init__(self, model: nn.Module):
+        self.model = model
         self.mods = [m for m in model.modules() if isinstance(m, Attention)]
+        self.tops = [m for m in model.modules() if isinstance(m, GenomicTransformer)]
 
     def __enter__(self):
         self.saved = [m.fused for m in self.mods]
+        self.saved_pos = [m.gather_positions for m in self.tops]
         for m in self.mods:
             m.fused = False
+        for m in self.tops:
+            m.gather_positions = True
         return self
 
     def __exit__(self, *exc):
         for m, f in zip(self.mods, self.saved):
             m.fused = f
+        for m, g in zip(self.tops, self.saved_pos):
+            m.gather_positions = g
+
+
+explicit_attention = export_mode  # the name exporters used before positions were gathered
+
+
+class Int8Table(nn.Module):
+    """A lookup table stored as symmetric int8 with one float scale per row; rows are dequantized
+    after the lookup. Quantizers should leave its multiply alone (the scale is not an activation)."""
+
+    def __init__(self, w: torch.Tensor):
+        super().__init__()
+        w = w.detach().float()
+        s = (w.abs().amax(1, keepdim=True) / 127).clamp_min(1e-12)
+        self.register_buffer("q", torch.round(w / s).clamp(-127, 127).to(torch.int8))
+        self.register_buffer("scale", s)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.q[ids].float() * self.scale[ids]
+
+
+class int8_embedding_tables:
+    """Context manager: the token-embedding and additive position tables as weight-only int8
+    (one scale per row), dequantized after the lookup, restored after.
+
+    For converters that keep every constant feeding a lookup in float32 (litert-torch folds a
+    PT2E-quantized embedding weight back to float): here the lookup itself reads int8 rows, so
+    the file stores int8 tables. Rows change by at most half a quantization step (0.4% of the
+    row's largest value).
+    """
+
+    def __init__(self, model: "GenomicTransformer"):
+        self.model = model
+
+    def __enter__(self):
+        m = self.model
+        tables = {"embed": Int8Table(m.embed.weight)}
+        if m.pos is not None:
+            tables["pos"] = Int8Table(m.pos[0])
+        elif m.config.positions == "sinusoidal":
+            tables["pos"] = Int8Table(m.pos_table[0])
+        self.saved = m.int8_tables
+        m.int8_tables = nn.ModuleDict(tables)
+        return self
+
+    def __exit__(self, *exc):
+        self.model.int8_tables = self.saved  # the name exporters used before positions were gathered
 
 
 def count_params(model: nn.Module) -> int:

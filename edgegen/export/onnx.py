@@ -19,12 +19,12 @@ def export_fp32(model, tok, path: Path, opset: int, batch: int | None) -> None:
     """Plain ``torch.onnx.export``: input ``input_ids`` (B, T) int32 with T fixed to the tokenizer's length."""
     import torch
 
-    from edgegen.model import explicit_attention
+    from edgegen.model import export_mode
 
     ex = torch.zeros(batch or 2, tok.seq_len, dtype=torch.int32)
     ex[:, 0] = tok.cls_id
     dyn = None if batch else {"input_ids": {0: "batch"}, "logits": {0: "batch"}}
-    with explicit_attention(model), warnings.catch_warnings():
+    with export_mode(model), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model.eval(),
@@ -85,6 +85,8 @@ def _export(model, tok, path, cfg, cal_ids, keep_float, batch) -> dict:
     if cfg.quant == "none":
         export_fp32(model, tok, path, cfg.opset, batch)
         info["impl"] = "torch.onnx.export fp32"
+        if cfg.strip_names:
+            compact(path)
         return info
     info["kept_float"] = list(keep_float)
     work = Path(tempfile.mkdtemp(prefix="edgegen-onnx-"))
@@ -102,7 +104,7 @@ def _export(model, tok, path, cfg, cal_ids, keep_float, batch) -> dict:
             quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True)
             method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}[cfg.calibrator]
             quantize_static(
-                str(pre), str(path), _Reader(cal_ids, 1), quant_format=QuantFormat.QDQ, per_channel=True,
+                str(pre), str(path), _Reader(cal_ids, 1), quant_format=QuantFormat.QDQ, per_channel=cfg.per_channel,
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
                 nodes_to_exclude=_nodes_under(pre, list(keep_float)),
@@ -117,6 +119,36 @@ def _export(model, tok, path, cfg, cal_ids, keep_float, batch) -> dict:
             info["impl"] = "onnxruntime.transformers float16 (float32 inputs/outputs kept)"
         else:  # pragma: no cover - guarded by ExportConfig
             raise BackendError(f"unsupported ONNX quant mode {cfg.quant}")
+        if cfg.strip_names:
+            compact(path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return info
+
+
+def compact(path: Path) -> None:
+    """Drop what ONNX Runtime does not need: the quantizers' inferred shapes of every intermediate
+    (``value_info``, ~10 KB on a 2-layer model) and long internal names (``/blocks.0/attn/q/MatMul_quant``
+    becomes ``t17``; nodes lose theirs). Graph inputs and outputs keep their names."""
+    import onnx
+
+    m = onnx.load(str(path))
+    g = m.graph
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in g.node for a in n.attribute):
+        return  # subgraphs refer to outer names: leave such a graph as exported
+    keep = {v.name for v in g.input} | {v.name for v in g.output}
+    names: dict[str, str] = {}
+
+    def short(x: str) -> str:
+        if not x or x in keep:
+            return x
+        return names.setdefault(x, f"t{len(names)}")
+
+    del g.value_info[:]
+    for t in g.initializer:
+        t.name = short(t.name)
+    for n in g.node:
+        n.name = ""
+        n.input[:] = [short(x) for x in n.input]
+        n.output[:] = [short(x) for x in n.output]
+    onnx.save(m, str(path))
