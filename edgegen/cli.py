@@ -211,6 +211,9 @@ def export(
     max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Accuracy budget in percentage points vs float."),
     calibrator: str = typer.Option("minmax", help="minmax | percentile | entropy (ONNX static)."),
     batch_size: Optional[int] = typer.Option(None, help="Fixed batch (TFLite default 1; ONNX default dynamic)."),
+    per_channel: Optional[bool] = typer.Option(None, "--per-channel/--per-tensor",
+                                               help="Static int8 weight scales (default: TFLite int8 tries both and keeps per-tensor unless per-channel is better)."),
+    keep_names: bool = typer.Option(False, "--keep-names", help="Keep internal tensor names (bigger file, easier debugging)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with ExportConfig fields."),
     force: bool = typer.Option(False, "--force"),
 ):
@@ -221,7 +224,8 @@ def export(
     from edgegen.export import export as _export
 
     fmt = format or {".onnx": "onnx", ".tflite": "tflite"}.get(out.suffix)
-    cfg = _load_yaml_config(ExportConfig, config, dict(format=fmt, quant=quant, max_drop=max_drop, calibrator=calibrator, batch_size=batch_size))
+    cfg = _load_yaml_config(ExportConfig, config, dict(format=fmt, quant=quant, max_drop=max_drop, calibrator=calibrator, batch_size=batch_size,
+                                                              per_channel=per_channel, strip_names=False if keep_names else None))
     path = _export(model, out, cfg, calib=calib, verify=verify, force=force)
     side = _json.loads(Path(str(path) + ".json").read_text())
     v = side["verification"]
@@ -237,6 +241,9 @@ def export(
         t.add_row("accuracy torch -> export", f"{v['torch_accuracy']:.4f} -> {v['accuracy']:.4f} ({-v['accuracy_drop_pp']:+.2f} pp)")
     if side.get("kept_float"):
         t.add_row("kept in float", ", ".join(side["kept_float"]))
+    if "weight_scales" in v:
+        w = v["weight_scales"]
+        t.add_row("weight scales", f"{w['chosen']} (per-tensor {w['per_tensor']['bytes']:,} B, per-channel {w['per_channel']['bytes']:,} B)")
     t.add_row("implementation", side["quant_impl"] or "")
     _console().print(t)
 

@@ -110,3 +110,22 @@ def test_cli_builds_the_config_the_library_receives(monkeypatch, tmp_path):
     assert code == 0
     c = seen["cfg"]
     assert c.target_macs == 0.4 and c.criterion == "taylor" and c.global_pruning is True and seen["force"] is True
+
+
+def test_cli_export_flags_reach_export_config(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_export(model, out, cfg, calib=None, verify=None, force=False):
+        seen["cfg"] = cfg
+        out.write_bytes(b"x")
+        side = {"verification": {"max_abs_diff": 0.0, "argmax_agreement": 1.0, "n": 1}, "quant_impl": "fake"}
+        (tmp_path / "m.tflite.json").write_text(json.dumps(side))
+        return out
+
+    monkeypatch.setattr("edgegen.export.export", fake_export)
+    code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.tflite"), "--quant", "int8", "--per-tensor", "--keep-names"])
+    assert code == 0
+    c = seen["cfg"]
+    assert c.format == "tflite" and c.per_channel is False and c.strip_names is False
+    code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.tflite"), "--quant", "int8", "--force"])
+    assert code == 0 and seen["cfg"].per_channel is None and seen["cfg"].strip_names is True
