@@ -22,6 +22,10 @@ def test_compare_smoke(tmp_path):
     assert res["cpu_peak"]["int8_peak_gmacs"] > res["cpu_peak"]["fp32_peak_gmacs"] > 0
     assert len(res["scaling"]) >= 3 and res["scaling"][1]["attention_mac_share"] > res["scaling"][0]["attention_mac_share"]
     assert "speedup_vs_torch_fp32" in res["targets"]
+    # batch-64 TFLite copies measure throughput in one call per batch
+    b64 = [m for m in res["bench"]["models"] if ".b64." in m["name"]]
+    assert len(b64) == 4 and all(m["timing"]["1"]["throughput"]["batch"] == 64 for m in b64)
+    assert 0 < res["targets"]["throughput"]["edgegen"]["peak_fraction"] < 1
 
 
 def test_predict_stream_smoke(tmp_path, tiny_model_dir, syn_splits):
