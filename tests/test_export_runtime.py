@@ -222,3 +222,29 @@ def test_tflite_int8_keeps_named_modules_float(tiny_model_dir, syn_splits, tmp_p
         out[name] = (p.stat().st_size, np.abs(run_batched(load_runner(p), ids) - ref).max())
     assert out["float-blocks"][0] > 1.5 * out["int8"][0]
     assert out["float-blocks"][1] < out["int8"][1]
+
+
+def test_per_tensor_kept_unless_per_channel_measurably_better(tmp_path):
+    from edgegen.export import ExportConfig as C
+    from edgegen.export import _granularities, _pick_granularity
+
+    assert _granularities(C(format="tflite", quant="int8")) == [False, True]
+    assert _granularities(C(format="tflite", quant="int8", per_channel=True)) == [True]
+    assert _granularities(C(format="onnx", quant="int8-full")) == [True]
+    assert _granularities(C(format="onnx", quant="int8")) == [None]  # ORT dynamic: no choice to make
+
+    def cand(name, agree, acc, kept=(), size=10):
+        f = tmp_path / name
+        f.write_bytes(b"x" * size)
+        return (None, {"kept_float": list(kept)}, {"argmax_agreement": agree, "accuracy": acc}, f)
+
+    pt, pc = cand("pt", 0.990, 0.85, size=8), cand("pc", 0.993, 0.852, size=10)
+    win = _pick_granularity([pt, pc])
+    assert win is pt and win[2]["weight_scales"]["chosen"] == "per-tensor"
+    assert win[2]["weight_scales"]["per_tensor"]["bytes"] == 8
+    pt, pc = cand("pt", 0.95, 0.85), cand("pc", 0.99, 0.85)
+    assert _pick_granularity([pt, pc]) is pc  # 4 pp more agreement
+    pt, pc = cand("pt", 0.99, 0.84), cand("pc", 0.99, 0.85)
+    assert _pick_granularity([pt, pc]) is pc  # 1 pp more accuracy
+    pt, pc = cand("pt", 0.99, 0.85, kept=["blocks.0"]), cand("pc", 0.99, 0.85)
+    assert _pick_granularity([pt, pc]) is pc  # per-tensor needed a float block
