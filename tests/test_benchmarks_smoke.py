@@ -26,6 +26,14 @@ def test_compare_smoke(tmp_path):
     b64 = [m for m in res["bench"]["models"] if ".b64." in m["name"]]
     assert len(b64) == 4 and all(m["timing"]["1"]["throughput"]["batch"] == 64 for m in b64)
     assert 0 < res["targets"]["throughput"]["edgegen"]["peak_fraction"] < 1
+    # the cross-dataset summary reads the same JSON
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("summary", ROOT / "benchmarks" / "summary.py")
+    summary = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summary)
+    line = summary.row(res)
+    assert line.startswith("| ") and line.count("|") == 11 and "×" in line
 
 
 def test_predict_stream_smoke(tmp_path, tiny_model_dir, syn_splits):

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""One row per dataset from benchmarks/compare.py results: the issue's targets side by side.
+
+    python benchmarks/summary.py benchmarks/results/*-vm-*.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def row(r: dict) -> str:
+    t = r["targets"]
+    teacher = r["bench"]["models"][0]["metrics"]
+    d = r["distilled_vs_label_trained_student"]
+    lab = next(m for m in r["bench"]["models"] if m["name"].startswith("student-half-labels"))["metrics"]["mcc"]["value"]
+    thr = (t.get("throughput") or {}).get("edgegen")
+    if thr is None:  # runs before batch-64 TFLite copies: best edgegen int8 row (TFLite there loops batch-1 calls)
+        ours = [m for m in r["bench"]["models"] if m["name"].startswith("distill") and m.get("peak_fraction") is not None
+                and ("int8" in str(m["quant"]) or m["quant"] == "dynamic")]
+        if ours:
+            m = max(ours, key=lambda m: m["peak_fraction"])
+            thr = {"model": m["name"] + ", no batch-64 TFLite", "peak_fraction": m["peak_fraction"]}
+    cells = [
+        Path(r["data"]).name,
+        f"{teacher['accuracy']['value']:.3f} / {teacher['mcc']['value']:.3f}",
+        f"{lab:.3f}",
+        f"{r['teacher_minus_kmer4_lr_mcc']:+.3f}",
+        f"{t['best_model']} ({t['accuracy_delta_pp']:+.2f} pp)",
+        f"{t['speedup_vs_torch_fp32']:.1f}×",
+        f"{t['speedup_vs_best_posthoc_int8']:.1f}× ({t['best_posthoc']})",
+        f"{t['size_ratio_vs_teacher']:.1f}×",
+        f"{d['delta']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]",
+        f"{100 * thr['peak_fraction']:.0f}% ({thr['model']})" if thr else "not measured",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main(argv: list[str]) -> int:
+    files = [Path(a) for a in argv] or sorted((Path(__file__).parent / "results").glob("*-vm-*.json"))
+    print("| dataset | teacher acc / MCC | half-size student from labels, MCC | teacher − 4-mer LR, MCC | best edgegen int8 within 1 pp "
+          "| ×faster than torch fp32 (goal 20) | × vs best post-hoc int8 (goal 4) | × smaller (goal 20) "
+          "| distilled − label-trained half student, ΔMCC [95% CI] | best edgegen int8 batch-64, % of int8 peak (goal 40) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for f in files:
+        r = json.loads(f.read_text())
+        if r.get("smoke") or not r.get("targets", {}).get("best_model"):
+            continue
+        print(row(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
