@@ -232,13 +232,10 @@ class GenomicTransformer(nn.Module):
         if cfg.emb_scale != 1.0:
             x = x * cfg.emb_scale
         off = cfg.position_offset
-        if q8 is not None and "pos" in q8:
-            # position ids from the input so that converters cannot fold the lookup into a float constant
+        if (q8 is not None and "pos" in q8) or (self.pos is not None and self.gather_positions):
+            # position ids computed from the input, so that converters cannot fold the lookup into a float constant
             pid = (ids >= 0).long().cumsum(1) - 1 + off
-            x = x + q8["pos"](pid)
-        elif self.pos is not None and self.gather_positions:
-            pid = torch.cumsum(torch.ones_like(ids), 1) - 1 + off  # runtime ids: not constant-folded
-            x = x + F.embedding(pid, self.pos[0])
+            x = x + (q8["pos"](pid) if q8 is not None and "pos" in q8 else F.embedding(pid, self.pos[0]))
         elif self.pos is not None:
             x = x + self.pos[:, off : off + t]
         elif cfg.positions == "sinusoidal":
@@ -280,7 +277,6 @@ class export_mode:
     activations would stay float in the file)."""
 
     def __init__(self, model: nn.Module):
-        self.model = model
         self.mods = [m for m in model.modules() if isinstance(m, Attention)]
         self.tops = [m for m in model.modules() if isinstance(m, GenomicTransformer)]
 
@@ -299,8 +295,6 @@ class export_mode:
         for m, g in zip(self.tops, self.saved_pos):
             m.gather_positions = g
 
-
-explicit_attention = export_mode  # the name exporters used before positions were gathered
 
 
 class Int8Table(nn.Module):

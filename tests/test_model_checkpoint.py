@@ -8,7 +8,7 @@ import torch
 
 from edgegen.checkpoint import load_model, save_model
 from edgegen.errors import ModelFileError, UsageError
-from edgegen.model import GenomicTransformer, ModelConfig, count_params, explicit_attention
+from edgegen.model import GenomicTransformer, ModelConfig, count_params, export_mode
 from edgegen.tokenizers import Tokenizer
 
 
@@ -25,7 +25,7 @@ def test_fused_and_explicit_attention_agree(positions, pooling):
     x = torch.randint(5, 10, (3, 41), dtype=torch.int32)
     x[1, 30:] = 0  # padding
     a = m(x)
-    with explicit_attention(m):
+    with export_mode(m):
         b = m(x)
     assert a.shape == (3, 3)
     assert torch.allclose(a, b, atol=1e-5)

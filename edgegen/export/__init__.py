@@ -51,8 +51,8 @@ class ExportConfig(BaseModel):
     calib_samples: int = Field(128, ge=1)
     per_channel: bool | None = Field(
         None, description="static int8 weight scales: True one per output channel, False one per tensor (smaller: TFLite "
-        "stores ~24 bytes of scales per channel, bias included); None: TFLite int8 tries per-tensor and falls back to "
-        "per-channel when it agrees with torch on < 99% of the verification set, other modes per-channel")
+        "stores ~24 bytes of scales per channel, bias included); None: TFLite int8 exports both and keeps per-tensor "
+        "unless per-channel is better on the verification set (see _pick_granularity), ONNX int8-full per-channel")
     batch_size: int | None = Field(None, ge=1, description="fixed batch (TFLite default 1); ONNX default: dynamic")
     opset: int = Field(18, ge=17)
     strip_names: bool = Field(True, description="drop internal tensor/node names (TFLite strip_strings; short ONNX names): "
@@ -135,6 +135,7 @@ def export(
 
     ref = predict_logits(lm.model, ver_ids)
     tmp = out.with_name(f".{out.name}.tmp{want}")
+    tried = []  # (config, sidecar, verification, file) per weight-scale granularity
     try:
         if cfg.format == "onnx":
             from edgegen.export import onnx as backend
@@ -144,7 +145,6 @@ def export(
             raise UsageError("--max-drop needs labelled data to measure accuracy (pass --calib/--verify with a labelled CSV or data folder)")
         from edgegen.runtime import load_runner, run_batched
 
-        tried = []  # (config, sidecar, verification, file) per weight-scale granularity
         for per_channel in _granularities(cfg):
             c = cfg.model_copy(update={"per_channel": per_channel})
             t0 = time.perf_counter()
@@ -172,7 +172,7 @@ def export(
         tmp.replace(out)
         Path(str(tmp) + ".json").replace(str(out) + ".json")
     finally:
-        for p in [tmp, Path(str(tmp) + ".json")] + [t[3] for t in locals().get("tried", [])]:
+        for p in [tmp, Path(str(tmp) + ".json")] + [t[3] for t in tried]:
             if p.exists():
                 p.unlink()
     return out
@@ -192,7 +192,7 @@ def _pick_granularity(tried: list) -> tuple:
     if "accuracy" in vt:
         better = better or vc["accuracy"] - vt["accuracy"] > PER_TENSOR_SLACK
     better = better or len(pc[1]["kept_float"]) < len(pt[1]["kept_float"])
-    win, lose = (pc, pt) if better else (pt, pc)
+    win = pc if better else pt
     win[2]["weight_scales"] = {
         "chosen": "per-channel" if win is pc else "per-tensor",
         "per_tensor": {k: vt.get(k) for k in ("argmax_agreement", "accuracy")} | {"bytes": pt[3].stat().st_size},
