@@ -73,16 +73,19 @@ class ModelConfig(BaseModel):
     def ffn(self, i: int) -> int:
         return self.layer_ffn[i] if self.layer_ffn is not None else self.ffn_dim
 
-    def macs(self, seq_len: int | None = None) -> int:
-        """Multiply-accumulates for one sequence of ``seq_len`` tokens (default: max_positions)."""
+    def macs(self, seq_len: int | None = None, cls_only_last: bool = False) -> int:
+        """Multiply-accumulates for one sequence of ``seq_len`` tokens (default: max_positions).
+
+        ``cls_only_last``: the last layer computes only the CLS row (see :class:`export_mode`)."""
         t = seq_len or self.max_positions
         d, dh = self.d_model, self.head_dim
         total = 0
         for i in range(self.n_layers):
             h, f = self.heads(i), self.ffn(i)
-            total += 4 * t * d * h * dh  # q, k, v, out projections
-            total += 2 * h * t * t * dh  # scores and context
-            total += 2 * t * d * f  # FFN
+            tq = 1 if cls_only_last and self.pooling == "cls" and i == self.n_layers - 1 else t  # query rows
+            total += 2 * t * d * h * dh + 2 * tq * d * h * dh  # k, v on every row; q, out on the query rows
+            total += 2 * h * tq * t * dh  # scores and context
+            total += 2 * tq * d * f  # FFN
         total += (d * d if self.head_hidden else 0) + d * self.num_classes
         return total
 
@@ -122,25 +125,29 @@ class Attention(nn.Module):
         # exporters switch it off (see edgegen.model.export_mode).
         self.fused = True
 
-    def forward(self, x, keep, rope=None, need_attn: bool = False):
+    def forward(self, x, keep, rope=None, need_attn: bool = False, first_only: bool = False):
+        """``first_only``: queries (and the output) for the first row only; keys and values for all."""
         b, t, _ = x.shape
+        xq = x[:, :1] if first_only else x
+        tq = xq.shape[1]
         # Head count comes from the tensor (view(b, t, -1, dh)) so a pruned layer needs no patching.
-        q = self.q(x).view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
-        k = self.k(x).view(b, t, -1, self.head_dim).transpose(1, 2)
+        q = self.q(xq).view(b, tq, -1, self.head_dim).transpose(1, 2)  # (B, H, Tq, Dh)
+        k = self.k(x).view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
         v = self.v(x).view(b, t, -1, self.head_dim).transpose(1, 2)
         if rope is not None:
             cos, sin, sign = rope
-            q = q * cos + _rotate_half(q, sign) * sin
+            q = q * cos[:tq] + _rotate_half(q, sign) * sin[:tq]
             k = k * cos + _rotate_half(k, sign) * sin
         if self.fused and not need_attn:
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # (B, H, T, Dh)
-            return self.o(ctx.transpose(1, 2).reshape(b, t, -1)), None
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # (B, H, Tq, Dh)
+            return self.o(ctx.transpose(1, 2).reshape(b, tq, -1)), None
         q = q * (self.head_dim**-0.5)
         scores = q @ k.transpose(-1, -2)  # (B, H, T, T)
-        scores = scores.masked_fill(~keep, -1e9)
+        # keep: a bool mask, or (export_mode) an additive float bias: an Add is cheaper than a Where over (B, H, T, T)
+        scores = scores + keep if keep.dtype.is_floating_point else scores.masked_fill(~keep, -1e9)
         attn = scores.softmax(-1)
         ctx = attn @ v  # (B, H, T, Dh); no dropout on attention maps (it dominated CPU training time)
-        out = self.o(ctx.transpose(1, 2).reshape(b, t, -1))
+        out = self.o(ctx.transpose(1, 2).reshape(b, tq, -1))
         return out, (attn if need_attn else None)
 
 
@@ -159,14 +166,15 @@ class Block(nn.Module):
     def _ffn(self, x):
         return self.fc2(self.drop(F.gelu(self.fc1(x), approximate=self.act)))
 
-    def forward(self, x, keep, rope=None, need_attn: bool = False):
+    def forward(self, x, keep, rope=None, need_attn: bool = False, first_only: bool = False):
+        """``first_only``: return the first row only, (B, 1, D), computing no other row's output."""
         if self.pre:
-            a, attn = self.attn(self.ln1(x), keep, rope, need_attn)
-            x = x + self.drop(a)
+            a, attn = self.attn(self.ln1(x), keep, rope, need_attn, first_only)
+            x = (x[:, :1] if first_only else x) + self.drop(a)
             x = x + self.drop(self._ffn(self.ln2(x)))
         else:  # post-LN (BERT)
-            a, attn = self.attn(x, keep, rope, need_attn)
-            x = self.ln1(x + self.drop(a))
+            a, attn = self.attn(x, keep, rope, need_attn, first_only)
+            x = self.ln1((x[:, :1] if first_only else x) + self.drop(a))
             x = self.ln2(x + self.drop(self._ffn(x)))
         return x, attn
 
@@ -208,6 +216,9 @@ class GenomicTransformer(nn.Module):
         # exporters look positions up with a Gather on runtime ids (see export_mode) so that
         # quantizers treat the table like an embedding and store it as int8.
         self.gather_positions = False
+        # graph options set by export_mode (both exact): CLS-row-only last layer, additive padding mask
+        self.cls_only_last = False
+        self.additive_mask = False
         self.int8_tables: nn.ModuleDict | None = None  # set by int8_embedding_tables (TFLite int8 export)
         if self.pos is not None:
             nn.init.normal_(self.pos, std=0.02)
@@ -227,6 +238,7 @@ class GenomicTransformer(nn.Module):
         t = ids.shape[1]
         ids = ids.long()
         keep = (ids != cfg.pad_id)[:, None, None, :]  # (B, 1, 1, T)
+        mask = (~keep).float() * -1e9 if self.additive_mask and not need_attn else keep
         q8 = self.int8_tables
         x = self.embed(ids) if q8 is None else q8["embed"](ids)
         if cfg.emb_scale != 1.0:
@@ -245,8 +257,11 @@ class GenomicTransformer(nn.Module):
         x = self.drop(x)
         rope = (self.rope_cos[:t], self.rope_sin[:t], self.rope_sign) if cfg.positions == "rotary" else None
         hidden, attns = [x], []
-        for blk in self.blocks:
-            x, a = blk(x, keep, rope, need_attn)
+        # CLS pooling reads one row of the last layer: compute only that row (hidden[-1] is then (B, 1, D))
+        short = self.cls_only_last and cfg.pooling == "cls" and not need_attn
+        last = len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks):
+            x, a = blk(x, mask, rope, need_attn, first_only=short and i == last)
             hidden.append(x)
             attns.append(a)
         if self.final_ln is not None:
@@ -272,28 +287,40 @@ class GenomicTransformer(nn.Module):
 
 class export_mode:
     """Context manager for exporters, restored after: the explicit softmax(QK^T)V path instead of
-    fused SDPA, and learned positions looked up by a Gather on runtime position ids instead of a
+    fused SDPA; learned positions looked up by a Gather on runtime position ids instead of a
     constant slice (ORT and PT2E quantize Gather/embedding tables to int8; a constant added to the
-    activations would stay float in the file)."""
+    activations would stay float in the file). Options, both exact:
 
-    def __init__(self, model: nn.Module):
+    - ``cls_shortcut``: with CLS pooling the last layer computes only the CLS row the classifier
+      reads (the other rows' queries, attention, FFN and norms are never used), e.g. 1.8x faster
+      int8 for a 2-layer model on 200 tokens;
+    - ``additive_mask``: padding masked by adding a (B, 1, 1, T) bias of 0/-1e9 to the scores
+      instead of a Where over (B, H, T, T) (~12% of that model's int8 latency). Only for graphs whose
+      attention scores stay float: a statically quantized Add would spend its int8 range on -1e9.
+    """
+
+    def __init__(self, model: nn.Module, cls_shortcut: bool = False, additive_mask: bool = False):
         self.mods = [m for m in model.modules() if isinstance(m, Attention)]
         self.tops = [m for m in model.modules() if isinstance(m, GenomicTransformer)]
+        self.cls_shortcut = cls_shortcut
+        self.additive_mask = additive_mask
 
     def __enter__(self):
         self.saved = [m.fused for m in self.mods]
-        self.saved_pos = [m.gather_positions for m in self.tops]
+        self.saved_top = [(m.gather_positions, m.cls_only_last, m.additive_mask) for m in self.tops]
         for m in self.mods:
             m.fused = False
         for m in self.tops:
             m.gather_positions = True
+            m.cls_only_last = self.cls_shortcut
+            m.additive_mask = self.additive_mask
         return self
 
     def __exit__(self, *exc):
         for m, f in zip(self.mods, self.saved):
             m.fused = f
-        for m, g in zip(self.tops, self.saved_pos):
-            m.gather_positions = g
+        for m, (g, c, a) in zip(self.tops, self.saved_top):
+            m.gather_positions, m.cls_only_last, m.additive_mask = g, c, a
 
 
 

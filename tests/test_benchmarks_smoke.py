@@ -22,6 +22,11 @@ def test_compare_smoke(tmp_path):
     assert res["cpu_peak"]["int8_peak_gmacs"] > res["cpu_peak"]["fp32_peak_gmacs"] > 0
     assert len(res["scaling"]) >= 3 and res["scaling"][1]["attention_mac_share"] > res["scaling"][0]["attention_mac_share"]
     assert "speedup_vs_torch_fp32" in res["targets"]
+    # each student shape against the same shape trained from labels, with the target's precondition
+    kd = res["distilled_vs_label_trained"]
+    assert set(kd) == {"half", "quarter"} == set(res["targets"]["distillation"])
+    assert all(len(d["distilled_minus_labels"]["ci"]) == 2 for d in kd.values())
+    assert sum(n.startswith("student-") and n.rstrip("/").endswith("-labels") for n in names) == 2
     # batch-64 TFLite copies measure throughput in one call per batch
     b64 = [m for m in res["bench"]["models"] if ".b64." in m["name"]]
     assert len(b64) == 4 and all(m["timing"]["1"]["throughput"]["batch"] == 64 for m in b64)

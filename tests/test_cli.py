@@ -123,9 +123,10 @@ def test_cli_export_flags_reach_export_config(monkeypatch, tmp_path):
         return out
 
     monkeypatch.setattr("edgegen.export.export", fake_export)
-    code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.tflite"), "--quant", "int8", "--per-tensor", "--keep-names"])
+    code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.tflite"), "--quant", "int8", "--per-tensor", "--keep-names",
+                     "--plain-graph"])
     assert code == 0
     c = seen["cfg"]
-    assert c.format == "tflite" and c.per_channel is False and c.strip_names is False
+    assert c.format == "tflite" and c.per_channel is False and c.strip_names is False and c.graph_rewrites is False
     code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.tflite"), "--quant", "int8", "--force"])
-    assert code == 0 and seen["cfg"].per_channel is None and seen["cfg"].strip_names is True
+    assert code == 0 and seen["cfg"].per_channel is None and seen["cfg"].strip_names is True and seen["cfg"].graph_rewrites is True

@@ -248,3 +248,40 @@ def test_per_tensor_kept_unless_per_channel_measurably_better(tmp_path):
     assert _pick_granularity([pt, pc]) is pc  # 1 pp more accuracy
     pt, pc = cand("pt", 0.99, 0.85, kept=["blocks.0"]), cand("pc", 0.99, 0.85)
     assert _pick_granularity([pt, pc]) is pc  # per-tensor needed a float block
+
+
+def _op_counts(path) -> dict:
+    """Operator type -> count in an ONNX or TFLite file."""
+    from collections import Counter
+
+    if path.suffix == ".onnx":
+        import onnx
+
+        return Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    codes = [names[max(c.builtinCode, c.deprecatedBuiltinCode)] for c in m.operatorCodes]
+    return Counter(codes[op.opcodeIndex] for g in m.subgraphs for op in g.operators)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_graph_rewrites_cut_work_and_keep_outputs(fmt, exported, tiny_model_dir, syn_splits, tmp_path):
+    """The default export (CLS-row-only last layer, additive padding mask) matches torch as the plain
+    graph does, with fewer MACs and no (B, H, T, T) Where/Select; static-activation modes keep the Where."""
+    plain = tmp_path / f"plain.int8.{fmt}"
+    export(tiny_model_dir, plain, ExportConfig(format=fmt, quant="int8", calib_samples=64, graph_rewrites=False),
+           calib=syn_splits["dev"], verify=syn_splits["test"])
+    fast = exported[(fmt, "int8")]
+    sp, sf = (json.loads(open(str(p) + ".json").read()) for p in (plain, fast))
+    assert sf["graph"] == {"cls_shortcut": True, "additive_mask": True} and sp["graph"]["cls_shortcut"] is False
+    assert sf["macs"] < 0.8 * sp["macs"]  # 2 layers: the last one shrinks to its k/v projections
+    select = "Where" if fmt == "onnx" else "SELECT_V2"
+    assert _op_counts(plain)[select] == 2 and _op_counts(fast)[select] == 0
+    full = json.loads(open(str(exported[(fmt, "int8-full")]) + ".json").read())
+    assert full["graph"] == {"cls_shortcut": True, "additive_mask": False}
+    assert _op_counts(exported[(fmt, "int8-full")])[select] >= 1
+    ids = load_runner(fast).tokenizer.encode(syn_splits["test"].sequences)
+    a, b = run_batched(load_runner(fast), ids), run_batched(load_runner(plain), ids)
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.97

@@ -19,16 +19,28 @@ def tiny_cfg(**kw):
 
 @pytest.mark.parametrize("positions", ["learned", "sinusoidal", "rotary", "none"])
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
-def test_fused_and_explicit_attention_agree(positions, pooling):
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("rewrites", [False, True])
+def test_fused_and_explicit_attention_agree(positions, pooling, norm, rewrites):
+    """The exporters' graph (explicit attention, gathered positions and, with rewrites, a CLS-row-only
+    last layer and an additive padding mask) computes what the training graph computes."""
     torch.manual_seed(0)
-    m = GenomicTransformer(tiny_cfg(positions=positions, pooling=pooling)).eval()
+    m = GenomicTransformer(tiny_cfg(positions=positions, pooling=pooling, norm=norm)).eval()
     x = torch.randint(5, 10, (3, 41), dtype=torch.int32)
     x[1, 30:] = 0  # padding
     a = m(x)
-    with export_mode(m):
+    with export_mode(m, cls_shortcut=rewrites, additive_mask=rewrites):
         b = m(x)
+    assert not m.cls_only_last and not m.additive_mask and all(blk.attn.fused for blk in m.blocks)  # restored
     assert a.shape == (3, 3)
     assert torch.allclose(a, b, atol=1e-5)
+    if rewrites and pooling == "cls":  # the last block really ran on one row
+        seen = {}
+        h = m.blocks[-1].register_forward_hook(lambda mod, i, o: seen.update(shape=tuple(o[0].shape)))
+        with export_mode(m, cls_shortcut=True):
+            m(x)
+        h.remove()
+        assert seen["shape"] == (3, 1, 32)
 
 
 def test_padding_is_masked():
@@ -54,6 +66,10 @@ def test_config_validation_and_macs():
     c = tiny_cfg()
     t, d, f = 41, 32, 64
     assert c.macs() == 2 * (4 * t * d * d + 2 * t * t * d + 2 * t * d * f) + d * 3
+    # CLS-row-only last layer: k, v on all rows; q, out, scores, context and FFN on one row
+    last = 2 * t * d * d + 2 * d * d + 2 * t * d + 2 * d * f
+    assert c.macs(cls_only_last=True) == (4 * t * d * d + 2 * t * t * d + 2 * t * d * f) + last + d * 3
+    assert tiny_cfg(pooling="mean").macs(cls_only_last=True) == tiny_cfg(pooling="mean").macs()
 
 
 def test_save_load_round_trip_identical_logits(tmp_path):

@@ -57,6 +57,9 @@ class ExportConfig(BaseModel):
     opset: int = Field(18, ge=17)
     strip_names: bool = Field(True, description="drop internal tensor/node names (TFLite strip_strings; short ONNX names): "
                               "5-20% smaller files; graph inputs, outputs and signatures keep theirs")
+    graph_rewrites: bool = Field(True, description="edgegen's exact graph rewrites (edgegen.model.export_mode): a CLS-pooled "
+                                 "model's last layer computes only the CLS row; padding masked by an additive bias where "
+                                 "attention stays float. False exports the plain graph (what a hand-written export gives)")
     max_drop: float | None = Field(None, gt=0, description="accuracy budget (percentage points) vs float, needs labelled calibration data")
     atol: float = Field(1e-4, gt=0, description="max abs logit difference allowed for float exports")
     min_agreement: float = Field(0.9, ge=0, le=1, description="argmax agreement with torch required of quantized exports")
@@ -68,6 +71,15 @@ class ExportConfig(BaseModel):
         if self.quant not in SUPPORTED[self.format]:
             raise ValueError(f"{self.format} export does not support quant={self.quant!r} (supported: {sorted(SUPPORTED[self.format])})")
         return self
+
+
+STATIC_ACTIVATIONS = {"int8-full", "16x8"}  # quant modes that quantize every activation, attention scores included
+
+
+def graph_mode(cfg: ExportConfig) -> dict:
+    """Options of :class:`edgegen.model.export_mode` for this export."""
+    on = cfg.graph_rewrites
+    return {"cls_shortcut": on, "additive_mask": on and cfg.quant not in STATIC_ACTIVATIONS}
 
 
 def _calib_ids(tok, calib, n: int, seed: int = 0):
@@ -222,7 +234,8 @@ def _sidecar(lm, model_dir, cfg: ExportConfig, info: dict, cal_ids, calib_set, s
         "output": {"name": info["output_name"], "shape": [info["input_shape"][0], lm.model.config.num_classes], "dtype": "float32"},
         "num_classes": lm.model.config.num_classes,
         "params": sum(p.numel() for p in lm.model.parameters()),
-        "macs": lm.model.config.macs(lm.tokenizer.seq_len),
+        "macs": lm.model.config.macs(lm.tokenizer.seq_len, cls_only_last=graph_mode(cfg)["cls_shortcut"]),
+        "graph": graph_mode(cfg),
         "tokenizer": lm.tokenizer.to_dict(),
         "source_model": {"path": str(model_dir), "sha256": lm.manifest["files"]["model.safetensors"]},
         "calibration": {

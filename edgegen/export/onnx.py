@@ -15,8 +15,9 @@ from edgegen.errors import BackendError
 log = logging.getLogger("edgegen")
 
 
-def export_fp32(model, tok, path: Path, opset: int, batch: int | None) -> None:
-    """Plain ``torch.onnx.export``: input ``input_ids`` (B, T) int32 with T fixed to the tokenizer's length."""
+def export_fp32(model, tok, path: Path, opset: int, batch: int | None, mode: dict | None = None) -> None:
+    """Plain ``torch.onnx.export``: input ``input_ids`` (B, T) int32 with T fixed to the tokenizer's length
+    (``mode``: options of :class:`edgegen.model.export_mode`)."""
     import torch
 
     from edgegen.model import export_mode
@@ -24,7 +25,7 @@ def export_fp32(model, tok, path: Path, opset: int, batch: int | None) -> None:
     ex = torch.zeros(batch or 2, tok.seq_len, dtype=torch.int32)
     ex[:, 0] = tok.cls_id
     dyn = None if batch else {"input_ids": {0: "batch"}, "logits": {0: "batch"}}
-    with export_mode(model), warnings.catch_warnings():
+    with export_mode(model, **(mode or {})), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model.eval(),
@@ -79,11 +80,13 @@ def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[st
 
 
 def _export(model, tok, path, cfg, cal_ids, keep_float, batch) -> dict:
+    from edgegen.export import graph_mode
+
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     info = {"input_name": "input_ids", "output_name": "logits", "input_shape": [batch, tok.seq_len]}
     if cfg.quant == "none":
-        export_fp32(model, tok, path, cfg.opset, batch)
+        export_fp32(model, tok, path, cfg.opset, batch, graph_mode(cfg))
         info["impl"] = "torch.onnx.export fp32"
         if cfg.strip_names:
             compact(path)
@@ -92,7 +95,7 @@ def _export(model, tok, path, cfg, cal_ids, keep_float, batch) -> dict:
     work = Path(tempfile.mkdtemp(prefix="edgegen-onnx-"))
     try:
         f32 = work / "fp32.onnx"
-        export_fp32(model, tok, f32, cfg.opset, batch)
+        export_fp32(model, tok, f32, cfg.opset, batch, graph_mode(cfg))
         if cfg.quant in ("dynamic", "int8"):
             quantize_dynamic(str(f32), str(path), weight_type=QuantType.QInt8, per_channel=False,
                              nodes_to_exclude=_nodes_under(f32, list(keep_float)))

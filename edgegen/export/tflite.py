@@ -75,15 +75,16 @@ def _example(tok, batch: int):
     return x
 
 
-def convert_fp32(model, tok, path: Path, batch: int) -> None:
+def convert_fp32(model, tok, path: Path, batch: int, mode: dict | None = None) -> None:
     from edgegen.model import export_mode
 
     litert_torch = _import_litert()
-    with export_mode(model), _quiet():
+    with export_mode(model, **(mode or {})), _quiet():
         litert_torch.convert(model.eval(), (_example(tok, batch),)).export(str(path))
 
 
-def convert_pt2e_int8(model, tok, path: Path, batch: int, cal_ids: np.ndarray, keep_float: list[str] = (), per_channel: bool = True) -> None:
+def convert_pt2e_int8(model, tok, path: Path, batch: int, cal_ids: np.ndarray, keep_float: list[str] = (), per_channel: bool = True,
+                      mode: dict | None = None) -> None:
     """PT2E static int8, symmetric weights (per channel or per tensor); LayerNorm/softmax stay float;
     embedding and position tables are weight-only int8 (:class:`edgegen.model.int8_embedding_tables`).
 
@@ -104,7 +105,7 @@ def convert_pt2e_int8(model, tok, path: Path, batch: int, cal_ids: np.ndarray, k
         q = _skipping(PT2EQuantizer, list(keep_float) + ["int8_tables"])().set_global(
             get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=False))
         ex = _example(tok, batch)
-        with export_mode(model), int8_embedding_tables(model):
+        with export_mode(model, **(mode or {})), int8_embedding_tables(model):
             gm = torch.export.export(model.eval(), (ex,)).module()
             gm = prepare_pt2e(gm, q)
             with torch.no_grad():
@@ -182,13 +183,15 @@ SUPPORTS_KEEP_FLOAT = {"int8": True}
 
 
 def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[str] = (), **_) -> dict:
+    from edgegen.export import graph_mode
+
     batch = cfg.batch_size or 1
     info = {"input_name": "args_0", "output_name": "output_0", "input_shape": [batch, tok.seq_len]}
     if cfg.quant == "none":
-        convert_fp32(model, tok, path, batch)
+        convert_fp32(model, tok, path, batch, graph_mode(cfg))
         info["impl"] = "litert-torch convert fp32"
     elif cfg.quant == "int8":
-        convert_pt2e_int8(model, tok, path, batch, cal_ids, keep_float, cfg.per_channel)
+        convert_pt2e_int8(model, tok, path, batch, cal_ids, keep_float, cfg.per_channel, graph_mode(cfg))
         info["impl"] = (f"litert-torch PT2E static int8, {'per-channel' if cfg.per_channel else 'per-tensor'} weights, "
                         "int8 embedding/position tables, float LayerNorm/softmax")
         info["kept_float"] = list(keep_float)
@@ -196,7 +199,7 @@ def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[st
         work = Path(tempfile.mkdtemp(prefix="edgegen-tfl-"))
         try:
             f32 = work / "fp32.tflite"
-            convert_fp32(model, tok, f32, batch)
+            convert_fp32(model, tok, f32, batch, graph_mode(cfg))
             quantize_aeq(f32, path, cfg.quant, cal_ids, batch)
         finally:
             shutil.rmtree(work, ignore_errors=True)
