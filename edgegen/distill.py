@@ -31,6 +31,9 @@ class DistillConfig(OptimConfig):
     attn_weight: float = Field(0.0, ge=0, description="weight of attention-distribution transfer")
     layer_map: list[int] | None = Field(None, description="teacher layer (1-based output index) for each student layer")
     cache_teacher: bool = True
+    augment: int = Field(0, ge=0, le=8, description="teacher-labelled copies of each training sequence with random "
+                         "substitutions, trained on the KD term only (more of the teacher's function for small training sets)")
+    mutation_rate: float = Field(0.05, gt=0, le=0.5, description="per-base substitution rate of the augmented copies")
     lr: float = Field(5e-4, gt=0)
 
     @model_validator(mode="after")
@@ -121,6 +124,13 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
 
     tr, dev = splits["train"], splits.get("dev")
     tr_ids = encode(tokenizer, tr)
+    tr_y = tr.labels
+    if cfg.augment:
+        if cfg.beta <= 0:
+            raise UsageError("augment needs the KD term (beta > 0): augmented copies have no labels")
+        aug = mutate(tr.sequences, cfg.augment, cfg.mutation_rate, cfg.seed)
+        tr_ids = np.concatenate([tr_ids, tokenizer.encode(aug)])
+        tr_y = np.concatenate([tr_y, np.full(len(aug), -1, dtype=tr_y.dtype)])  # -1: no label, KD only
     dev_ids = encode(tokenizer, dev) if dev is not None else None
     need_feats = cfg.hidden_weight > 0 or cfg.attn_weight > 0
     n_s, n_t = student.config.n_layers, teacher.config.n_layers
@@ -151,7 +161,8 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
             else:
                 with torch.no_grad():
                     t_logits = teacher(ids)
-        loss = cfg.alpha * F.cross_entropy(logits, y) if cfg.alpha else 0.0
+        lab = y >= 0
+        loss = cfg.alpha * F.cross_entropy(logits[lab], y[lab]) if cfg.alpha and bool(lab.any()) else 0.0 * logits.sum()
         if cfg.beta:
             kd = F.kl_div(F.log_softmax(logits / T, -1), F.log_softmax(t_logits / T, -1), log_target=True, reduction="batchmean")
             loss = loss + cfg.beta * T * T * kd
@@ -173,7 +184,7 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
     hist = fit(
         student,
         tr_ids,
-        tr.labels,
+        tr_y,
         dev_ids,
         None if dev is None else dev.labels,
         cfg,
@@ -183,4 +194,22 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
         description="distill",
     )
     hist["layer_map"] = lmap
+    hist["augmented_sequences"] = int(len(tr_ids) - len(tr))
     return hist
+
+
+def mutate(seqs: list[str], copies: int, rate: float, seed: int = 0) -> list[str]:
+    """``copies`` versions of each sequence with each base substituted (by a different base) with probability ``rate``."""
+    rng = np.random.default_rng(seed)
+    lut = np.frombuffer(b"ACGT", dtype=np.uint8)
+    out = []
+    for _ in range(copies):
+        for s in seqs:
+            a = np.frombuffer(s.encode("ascii"), dtype=np.uint8).copy()
+            hit = rng.random(len(a)) < rate
+            if hit.any():
+                base = np.searchsorted(lut, a[hit])  # index of A/C/G/T (N maps past the end)
+                new = (np.minimum(base, 3) + rng.integers(1, 4, hit.sum())) % 4
+                a[hit] = lut[new]
+            out.append(a.tobytes().decode("ascii"))
+    return out

@@ -139,3 +139,29 @@ def test_prune_then_distill_recovers_on_synthetic(syn_splits, tiny_model_dir, to
     distill(p, t.model, DistillConfig(epochs=4, lr=2e-3, batch_size=32), syn_splits, tok, show_progress=False)
     assert acc(p) >= pruned_acc
     assert acc(p) >= teacher_acc - 0.05
+
+
+def test_mutate_substitutes_at_the_asked_rate():
+    from edgegen.distill import mutate
+
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), 500)) for _ in range(40)] + ["N" * 500]
+    out = mutate(seqs, copies=2, rate=0.1, seed=3)
+    assert len(out) == 2 * len(seqs) and all(len(a) == 500 for a in out)
+    assert set("".join(out)) <= set("ACGTN")
+    diff = np.mean([sum(x != y for x, y in zip(a, b)) / 500 for a, b in zip(out, seqs * 2)])
+    assert 0.08 < diff < 0.12  # every hit is a real change (a different base)
+    assert out[:len(seqs)] != out[len(seqs):] and mutate(seqs, 1, 0.1, seed=3) == out[:len(seqs)]
+
+
+def test_distillation_on_teacher_labelled_mutants(syn_splits, tiny_model_dir, torch_threads):
+    """augment: unlabelled mutated copies join the training set, learned from the teacher's logits only."""
+    t = load_model(tiny_model_dir)
+    s = student_from_teacher(t.model, n_layers=1, d_model=16, n_heads=2)
+    cfg = DistillConfig(epochs=1, batch_size=32, augment=1, mutation_rate=0.05)
+    hist = distill(s, t.model, cfg, syn_splits, t.tokenizer, show_progress=False)
+    n = len(syn_splits["train"])
+    assert hist["augmented_sequences"] == n and hist["steps"] == -(-2 * n // 32)
+    assert np.isfinite(hist["epochs"][0]["train_loss"])
+    with pytest.raises(UsageError, match="beta"):
+        distill(s, t.model, DistillConfig(epochs=1, augment=1, beta=0.0, alpha=1.0), syn_splits, t.tokenizer, show_progress=False)
