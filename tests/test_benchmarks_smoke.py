@@ -53,3 +53,18 @@ def test_predict_stream_smoke(tmp_path, tiny_model_dir, syn_splits):
     assert res["rows"] == 20000 - 2  # one bad record per 10k is skipped and counted
     assert "2 bad" in res["summary"]
     assert 0 < res["peak_rss_mb"] < 400
+
+
+def test_kd_augment_smoke(tmp_path, tiny_model_dir, syn_dir):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kd_augment.py"), "--data", str(syn_dir), "--teacher", str(tiny_model_dir),
+                        "--d-model", "16", "--layers", "1", "--epochs", "1", "--augment", "1", "--n-boot", "50", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(next(tmp_path.glob("*-kd-augment-*.json")).read_text())
+    arms = res["arms"]
+    assert set(arms) == {"labels", "labels+mutants", "kd", "kd+mutants"}
+    # the mutant arms see twice the sequences, hence twice the steps; the fair control matches kd+mutants
+    assert arms["labels+mutants"]["steps"] == arms["kd+mutants"]["steps"]
+    assert abs(arms["kd+mutants"]["steps"] - 2 * arms["kd"]["steps"]) <= 1
+    assert all(0 <= a["accuracy"] <= 1 for a in arms.values())
+    assert "kd+mutants - labels+mutants" in res["deltas"]
