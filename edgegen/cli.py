@@ -178,6 +178,8 @@ def distill(
     temperature: Optional[float] = typer.Option(None),
     hidden_weight: Optional[float] = typer.Option(None),
     attn_weight: Optional[float] = typer.Option(None),
+    augment: Optional[int] = typer.Option(None, help="Teacher-labelled mutated copies of each training sequence (KD term only)."),
+    mutation_rate: Optional[float] = typer.Option(None, help="Per-base substitution rate of those copies (default 0.05)."),
     max_steps: Optional[int] = typer.Option(None),
     threads: Optional[int] = typer.Option(None),
     json_out: Optional[Path] = typer.Option(None, "--json"),
@@ -190,7 +192,7 @@ def distill(
 
     cfg = _load_yaml_config(DistillConfig, config, dict(
         epochs=epochs, lr=lr, alpha=alpha, beta=beta, temperature=temperature, hidden_weight=hidden_weight,
-        attn_weight=attn_weight, max_steps=max_steps, threads=threads,
+        attn_weight=attn_weight, augment=augment, mutation_rate=mutation_rate, max_steps=max_steps, threads=threads,
     ))
     res = distill_model(teacher, student, data, out, cfg, force=force)
     if "test" in res:

@@ -112,6 +112,22 @@ def test_cli_builds_the_config_the_library_receives(monkeypatch, tmp_path):
     assert c.target_macs == 0.4 and c.criterion == "taylor" and c.global_pruning is True and seen["force"] is True
 
 
+def test_cli_distill_flags_reach_distill_config(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_distill_model(teacher, student, data, out, cfg=None, force=False):
+        seen["cfg"] = cfg
+        return {}
+
+    monkeypatch.setattr("edgegen.api.distill_model", fake_distill_model)
+    code = cli.main(["distill", "--teacher", str(tmp_path / "t"), "--student", str(tmp_path / "s"), "--data", str(tmp_path),
+                     "--out", str(tmp_path / "o"), "--augment", "2", "--mutation-rate", "0.02", "--beta", "0.7"])
+    assert code == 0
+    c = seen["cfg"]
+    assert c.augment == 2 and c.mutation_rate == 0.02 and c.beta == 0.7 and c.alpha == 0.5
+    assert cli.main(["distill", "--teacher", "t", "--student", "s", "--data", "d", "--out", "o", "--augment", "99"]) == 2
+
+
 def test_cli_export_flags_reach_export_config(monkeypatch, tmp_path):
     seen = {}
 
