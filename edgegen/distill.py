@@ -201,15 +201,14 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
 def mutate(seqs: list[str], copies: int, rate: float, seed: int = 0) -> list[str]:
     """``copies`` versions of each sequence with each base substituted (by a different base) with probability ``rate``."""
     rng = np.random.default_rng(seed)
-    lut = np.frombuffer(b"ACGT", dtype=np.uint8)
+    bases = np.frombuffer(b"ACGT", dtype=np.uint8)
+    index = np.zeros(256, dtype=np.int64)  # byte -> 0..3; N (and anything else) counts as A, so it becomes C, G or T
+    index[bases] = np.arange(4)
     out = []
     for _ in range(copies):
         for s in seqs:
             a = np.frombuffer(s.encode("ascii"), dtype=np.uint8).copy()
             hit = rng.random(len(a)) < rate
-            if hit.any():
-                base = np.searchsorted(lut, a[hit])  # index of A/C/G/T (N maps past the end)
-                new = (np.minimum(base, 3) + rng.integers(1, 4, hit.sum())) % 4
-                a[hit] = lut[new]
+            a[hit] = bases[(index[a[hit]] + rng.integers(1, 4, int(hit.sum()))) % 4]
             out.append(a.tobytes().decode("ascii"))
     return out

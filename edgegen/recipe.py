@@ -240,6 +240,10 @@ class Stage:
         self.name, self.key, self.kind = name, key, kind
 
 
+# bumped when exported graphs change (2: CLS-row-only last layer, additive mask), so cached exports are redone
+EXPORT_GRAPH_VERSION = 2
+
+
 def plan(r: Recipe) -> list[Stage]:
     """The stages a recipe resolves to, each keyed by the hash of its config and upstream keys."""
     dfp = data_fingerprint(r.data)
@@ -276,7 +280,7 @@ def plan(r: Recipe) -> list[Stage]:
             for fmt in e.formats:
                 for q in e.quant:
                     tag = f"{src.name}.{q}.{fmt}"
-                    st = Stage(f"export-{tag}", _hash("export", e.model_dump(), fmt, q, src.key, dfp), "export")
+                    st = Stage(f"export-{tag}", _hash("export", EXPORT_GRAPH_VERSION, e.model_dump(), fmt, q, src.key, dfp), "export")
                     st.src, st.fmt, st.quant, st.step = src, fmt, q, e
                     stages.append(st)
                     exports.append(st)
