@@ -8,7 +8,7 @@ Measured in one bench run (each model in a fresh process, batch 1 at 1 and 2 thr
   1. the teacher in PyTorch fp32 (every ratio is against it);
   2. without edgegen: torch.ao dynamic int8; ONNX Runtime dynamic int8; TFLite dynamic-range (ai-edge-quantizer);
      TFLite PT2E static int8 -- the teacher's plain graph, as a hand-written export gives it;
-  3. edgegen: pruned + distilled, distilled half- and quarter-size students, their int8 ONNX / TFLite
+  3. edgegen: pruned + distilled, distilled half- and quarter-size students (and half with merged tokens), their int8 ONNX / TFLite
      (accuracy-aware, with edgegen's exact graph rewrites);
 plus each student shape trained from labels alone and a 4-mer logistic regression (accuracy only), and a
 scaling run (latency and memory vs sequence length and model size). Writes
@@ -170,7 +170,8 @@ def main(argv=None) -> int:
     if smoke:
         teacher_step = dict(type="train", tokenizer="char", d_model=32, n_layers=2, n_heads=4, ffn_dim=64, epochs=4, lr=3e-3)
         students = [dict(type="student", name="half", n_layers=1, d_model=16, n_heads=2),
-                    dict(type="student", name="quarter", n_layers=1, d_model=8, n_heads=2)]
+                    dict(type="student", name="quarter", n_layers=1, d_model=8, n_heads=2),
+                    dict(type="student", name="half-m2", n_layers=1, d_model=16, n_heads=2, merge_tokens=2)]
         distill = dict(type="distill", epochs=1)
         bench_cfg = BenchConfig(runs=10, warmup=2, threads=[1], n_boot=100, validity=False)
     else:
@@ -181,8 +182,11 @@ def main(argv=None) -> int:
                             epochs=6, lr=1e-3)
         # half: 2 x d64 (~1/6 of the teacher's MACs); quarter: 2 x d32, where a small model trained from labels
         # is more likely to fall clearly short of the teacher (the case distillation is for)
+        # half-m2: half with adjacent token pairs merged after the embedding (ModelConfig.merge_tokens), so
+        # its encoder runs on half the rows: attention over long inputs is what the half student spends on
         students = [dict(type="student", name="half", n_layers=2, d_model=64, n_heads=4),
-                    dict(type="student", name="quarter", n_layers=2, d_model=32, n_heads=2)]
+                    dict(type="student", name="quarter", n_layers=2, d_model=32, n_heads=2),
+                    dict(type="student", name="half-m2", n_layers=2, d_model=64, n_heads=4, merge_tokens=2)]
         # the distilled students get the same budget (epochs, lr) as the same-size student trained from labels
         distill = dict(type="distill", epochs=6, lr=1e-3)
         bench_cfg = BenchConfig(runs=100, warmup=10, threads=[1, 2], n_boot=1000)
@@ -211,14 +215,16 @@ def main(argv=None) -> int:
         lab = labs[st["name"]] = work / f"student-{st['name']}-labels"
         if not lab.exists():
             tc = TrainConfig(tokenizer=teacher_step.get("tokenizer", "char"), k=teacher_step.get("k", 1), d_model=st["d_model"], n_layers=st["n_layers"],
-                             n_heads=st["n_heads"], ffn_dim=2 * st["d_model"], epochs=distill["epochs"], lr=distill.get("lr", 1e-3))
+                             n_heads=st["n_heads"], ffn_dim=2 * st["d_model"], merge_tokens=st.get("merge_tokens", 1),
+                             epochs=distill["epochs"], lr=distill.get("lr", 1e-3))
             train_teacher(data, lab, tc, show_progress=not smoke)
 
     # TFLite files have a fixed batch; batch-64 copies measure throughput without a loop of batch-1 calls
     b64 = []
     for stem, src, q, drop in (("teacher", teacher, "dynamic", None), ("teacher", teacher, "int8", None),
                                ("distill-params50", run / "distill-params50" / "model", "int8", 1.0),
-                               ("distill-half", run / "distill-half" / "model", "int8", 1.0)):
+                               ("distill-half", run / "distill-half" / "model", "int8", 1.0),
+                               ("distill-half-m2", run / "distill-half-m2" / "model", "int8", 1.0)):
         p = work / f"{stem}.{q}.b64.tflite"
         if not p.exists():
             export(src, p, ExportConfig(format="tflite", quant=q, batch_size=64, min_agreement=0.0, max_drop=drop, graph_rewrites=stem != "teacher",
@@ -265,7 +271,7 @@ def main(argv=None) -> int:
     for st in students:
         lab_l, dis_l = logits_of(labs[st["name"]]), logits_of(run / f"distill-{st['name']}" / "model")
         dvl[st["name"]] = {
-            "shape": {k: st[k] for k in ("n_layers", "d_model", "n_heads")},
+            "shape": {k: st.get(k, 1) for k in ("n_layers", "d_model", "n_heads", "merge_tokens")},
             "teacher_minus_labels": paired_delta(y, lab_l, t_logits, "mcc", n_boot=bench_cfg.n_boot),
             "distilled_minus_labels": paired_delta(y, lab_l, dis_l, "mcc", n_boot=bench_cfg.n_boot),
         }

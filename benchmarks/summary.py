@@ -41,6 +41,7 @@ def row(r: dict) -> str:
         f"{t['size_ratio_vs_teacher']:.1f}×",
         kd("half"),
         kd("quarter"),
+        kd("half-m2"),
         f"{100 * thr['peak_fraction']:.0f}% ({thr['model']})" if thr else "not measured",
     ]
     return "| " + " | ".join(cells) + " |"
@@ -50,9 +51,9 @@ def main(argv: list[str]) -> int:
     files = [Path(a) for a in argv] or sorted((Path(__file__).parent / "results").glob("*-vm-*.json"))
     print("| dataset | teacher acc / MCC | teacher − 4-mer LR, MCC | best edgegen int8 within 1 pp "
           "| ×faster than torch fp32 (goal 20) | × vs best post-hoc int8 (goal 4) | × smaller (goal 20) "
-          "| half 2×d64, ΔMCC [95% CI]: teacher − label-trained; distilled − label-trained | quarter 2×d32, the same "
+          "| half 2×d64, ΔMCC [95% CI]: teacher − label-trained; distilled − label-trained | quarter 2×d32, the same | half-m2 (2×d64, token pairs merged), the same "
           "| best edgegen int8 batch-64, % of int8 peak (goal 40) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for f in files:
         r = json.loads(f.read_text())
         if r.get("smoke") or not r.get("targets", {}).get("best_model"):

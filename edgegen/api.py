@@ -158,7 +158,7 @@ def distill_model(
         from edgegen.config_io import load_config
 
         sc = load_config(StudentConfig, sp)
-        smodel = student_from_teacher(t.model, d_model=sc.d_model, n_layers=sc.n_layers, n_heads=sc.n_heads, ffn_dim=sc.ffn_dim, seed=cfg.seed)
+        smodel = student_from_teacher(t.model, **sc.shape(), seed=cfg.seed)
     splits = load_data(data)
     hist = distill(smodel, t.model, cfg, splits, t.tokenizer, show_progress=show_progress)
     metrics = {}

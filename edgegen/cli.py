@@ -69,6 +69,7 @@ def train(
     n_heads: Optional[int] = typer.Option(None),
     ffn_dim: Optional[int] = typer.Option(None),
     positions: Optional[str] = typer.Option(None, help="learned | sinusoidal | rotary"),
+    merge_tokens: Optional[int] = typer.Option(None, help="merge this many adjacent tokens after embedding (shorter encoder input)"),
     epochs: Optional[int] = typer.Option(None),
     lr: Optional[float] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None),
@@ -85,7 +86,7 @@ def train(
 
     cfg = _load_yaml_config(TrainConfig, config, dict(
         tokenizer=tokenizer, k=k, max_len=max_len, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-        ffn_dim=ffn_dim, positions=positions, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
+        ffn_dim=ffn_dim, positions=positions, merge_tokens=merge_tokens, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
         seed=seed, threads=threads,
     ))
     res = train_teacher(data, out, cfg, init=init, force=force)

@@ -50,9 +50,14 @@ class StudentConfig(OptimConfig):
     n_layers: int | None = None
     n_heads: int | None = None
     ffn_dim: int | None = None
+    merge_tokens: int | None = Field(None, ge=1, le=16, description="merge this many adjacent tokens after embedding "
+                                     "(see ModelConfig.merge_tokens): a shorter sequence for the student's encoder")
+
+    def shape(self) -> dict:
+        return {k: getattr(self, k) for k in ("d_model", "n_layers", "n_heads", "ffn_dim", "merge_tokens")}
 
 
-def student_from_teacher(teacher, *, d_model=None, n_layers=None, n_heads=None, ffn_dim=None, seed: int = 0):
+def student_from_teacher(teacher, *, d_model=None, n_layers=None, n_heads=None, ffn_dim=None, merge_tokens=None, seed: int = 0):
     """A fresh, smaller :class:`GenomicTransformer` with the teacher's tokenizer-facing shapes."""
     import torch
 
@@ -69,6 +74,7 @@ def student_from_teacher(teacher, *, d_model=None, n_layers=None, n_heads=None, 
         "ffn_dim": ffn_dim or max(8, tc.ffn(0) * d // tc.d_model),
         "layer_heads": None,
         "layer_ffn": None,
+        "merge_tokens": merge_tokens or tc.merge_tokens,
     }
     if d % h:
         raise UsageError(f"student d_model {d} is not divisible by n_heads {h}")
@@ -133,6 +139,9 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
         tr_y = np.concatenate([tr_y, np.full(len(aug), -1, dtype=tr_y.dtype)])  # -1: no label, KD only
     dev_ids = encode(tokenizer, dev) if dev is not None else None
     need_feats = cfg.hidden_weight > 0 or cfg.attn_weight > 0
+    if need_feats and student.config.merge_tokens != teacher.config.merge_tokens:
+        raise UsageError(f"hidden/attention distillation needs the same rows in both models; the student merges "
+                         f"{student.config.merge_tokens} tokens, the teacher {teacher.config.merge_tokens} (use logit KD only)")
     n_s, n_t = student.config.n_layers, teacher.config.n_layers
     lmap = cfg.layer_map or default_layer_map(n_s, n_t)
     if len(lmap) != n_s or any(not 1 <= j <= n_t for j in lmap):

@@ -49,6 +49,9 @@ class ModelConfig(BaseModel):
     layer_norm_eps: float = 1e-5
     pad_id: int = 0
     rotary_base: float = 10000.0
+    merge_tokens: int = Field(1, ge=1, le=16, description="after embedding, every `merge_tokens` adjacent token vectors "
+                              "(position 0, e.g. CLS, kept alone) are concatenated and projected back to d_model by one "
+                              "linear layer: the encoder runs on that many times fewer rows")
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -73,13 +76,18 @@ class ModelConfig(BaseModel):
     def ffn(self, i: int) -> int:
         return self.layer_ffn[i] if self.layer_ffn is not None else self.ffn_dim
 
+    def rows(self, seq_len: int) -> int:
+        """Encoder rows for ``seq_len`` tokens: ``1 + ceil((seq_len - 1) / merge_tokens)`` when tokens are merged."""
+        s = self.merge_tokens
+        return seq_len if s == 1 else 1 + -(-(seq_len - 1) // s)
+
     def macs(self, seq_len: int | None = None, cls_only_last: bool = False) -> int:
         """Multiply-accumulates for one sequence of ``seq_len`` tokens (default: max_positions).
 
         ``cls_only_last``: the last layer computes only the CLS row (see :class:`export_mode`)."""
-        t = seq_len or self.max_positions
         d, dh = self.d_model, self.head_dim
-        total = 0
+        t = self.rows(seq_len or self.max_positions)
+        total = (t - 1) * self.merge_tokens * d * d if self.merge_tokens > 1 else 0
         for i in range(self.n_layers):
             h, f = self.heads(i), self.ffn(i)
             tq = 1 if cls_only_last and self.pooling == "cls" and i == self.n_layers - 1 else t  # query rows
@@ -207,6 +215,7 @@ class GenomicTransformer(nn.Module):
             half = cfg.head_dim // 2
             self.register_buffer("rope_sign", torch.cat([-torch.ones(half), torch.ones(half)]), persistent=False)
         self.embed_ln = nn.LayerNorm(d, eps=cfg.layer_norm_eps) if cfg.embed_norm else None
+        self.merge = nn.Linear(cfg.merge_tokens * d, d) if cfg.merge_tokens > 1 else None
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
         self.final_ln = nn.LayerNorm(d, eps=cfg.layer_norm_eps) if cfg.final_norm else None
@@ -238,7 +247,6 @@ class GenomicTransformer(nn.Module):
         t = ids.shape[1]
         ids = ids.long()
         keep = (ids != cfg.pad_id)[:, None, None, :]  # (B, 1, 1, T)
-        mask = (~keep).float() * -1e9 if self.additive_mask and not need_attn else keep
         q8 = self.int8_tables
         x = self.embed(ids) if q8 is None else q8["embed"](ids)
         if cfg.emb_scale != 1.0:
@@ -254,6 +262,10 @@ class GenomicTransformer(nn.Module):
             x = x + self.pos_table[:, off : off + t]
         if self.embed_ln is not None:
             x = self.embed_ln(x)
+        if self.merge is not None:
+            x, keep = self._merge(x, keep)
+            t = x.shape[1]
+        mask = (~keep).float() * -1e9 if self.additive_mask and not need_attn else keep
         x = self.drop(x)
         rope = (self.rope_cos[:t], self.rope_sin[:t], self.rope_sign) if cfg.positions == "rotary" else None
         hidden, attns = [x], []
@@ -273,6 +285,19 @@ class GenomicTransformer(nn.Module):
             m = keep[:, 0, 0, :, None].to(x.dtype)  # (B, T, 1)
             pooled = (x * m).sum(1) / m.sum(1).clamp_min(1.0)
         return pooled, hidden, attns
+
+    def _merge(self, x: torch.Tensor, keep: torch.Tensor):
+        """Rows 1.. merged ``merge_tokens`` at a time (zero-padded at the end), row 0 kept. Padding rows
+        are zeroed first, so a row holding a sequence's last bases and padding does not depend on the PAD
+        embedding; a merged row is kept when its first token is (padding comes last)."""
+        s = self.config.merge_tokens
+        b, t, d = x.shape
+        body = x[:, 1:] * keep[:, 0, 0, 1:, None].to(x.dtype)
+        pad = (-(t - 1)) % s
+        if pad:
+            body = F.pad(body, (0, 0, 0, pad))
+        body = self.merge(body.reshape(b, (t - 1 + pad) // s, s * d))
+        return torch.cat([x[:, :1], body], 1), torch.cat([keep[..., :1], keep[..., 1::s]], -1)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, T) int token ids -> (B, num_classes) float logits."""

@@ -132,6 +132,8 @@ def _prune_once(model, example_inputs, head_ratio: float, ffn_ratio: float, cfg:
     ignored += [model.embed, model.classifier] + [b.attn.o for b in model.blocks] + [b.fc2 for b in model.blocks]
     if model.head_dense is not None:
         ignored.append(model.head_dense)
+    if model.merge is not None:
+        ignored.append(model.merge)
     num_heads, ratio_dict = {}, {}
     for b in model.blocks:
         a = b.attn

@@ -235,6 +235,15 @@ def data_fingerprint(spec: str | None) -> str:
     return _hash({p.name: sha256_file(p) for p in files})
 
 
+# fields added after a stage kind existed, with their defaults: left out of the stage key while at the
+# default, so that runs cached before the field existed are still reused
+_LATER_FIELDS = {"merge_tokens": (1, None)}
+
+
+def _dump(step: BaseModel) -> dict:
+    return {k: v for k, v in step.model_dump().items() if not (k in _LATER_FIELDS and v in _LATER_FIELDS[k])}
+
+
 class Stage:
     def __init__(self, name: str, key: str, kind: str):
         self.name, self.key, self.kind = name, key, kind
@@ -248,7 +257,7 @@ def plan(r: Recipe) -> list[Stage]:
     """The stages a recipe resolves to, each keyed by the hash of its config and upstream keys."""
     dfp = data_fingerprint(r.data)
     t = r.steps[0]
-    stages = [Stage("teacher", _hash("teacher", t.model_dump(), dfp, r.seed), "teacher")]
+    stages = [Stage("teacher", _hash("teacher", _dump(t), dfp, r.seed), "teacher")]
     teacher_key = stages[0].key
     branches: list[Stage] = []
     p = r.step("prune")
@@ -259,7 +268,7 @@ def plan(r: Recipe) -> list[Stage]:
             stages.append(st)
             branches.append(st)
     for s in r.steps_of("student"):
-        st = Stage(f"student-{s.name}", _hash("student", s.model_dump(), teacher_key), "student")
+        st = Stage(f"student-{s.name}", _hash("student", _dump(s), teacher_key), "student")
         st.step = s
         stages.append(st)
         branches.append(st)
@@ -390,7 +399,7 @@ def _run_stage(r: Recipe, st: Stage, tmp: Path, run_dir: Path, by_name: dict, ge
 
         s = st.step
         t = load_model(run_dir / "teacher" / "model")
-        m = student_from_teacher(t.model, d_model=s.d_model, n_layers=s.n_layers, n_heads=s.n_heads, ffn_dim=s.ffn_dim, seed=r.seed)
+        m = student_from_teacher(t.model, **s.shape(), seed=r.seed)
         save_model(m, t.tokenizer, tmp / "model")
         return {"params": sum(x.numel() for x in m.parameters())}
     if st.kind == "distill":

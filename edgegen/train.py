@@ -53,6 +53,7 @@ class TrainConfig(OptimConfig):
     dropout: float = Field(0.1, ge=0, lt=1)
     positions: Literal["learned", "sinusoidal", "rotary"] = "learned"
     pooling: Literal["cls", "mean"] = "cls"
+    merge_tokens: int = Field(1, ge=1, le=16, description="merge this many adjacent tokens after embedding (ModelConfig.merge_tokens)")
 
 
 def set_threads(n: int | None) -> None:
@@ -219,6 +220,7 @@ def build_model(cfg: TrainConfig, tok: Tokenizer, num_classes: int):
         positions=cfg.positions,
         pooling=cfg.pooling,
         pad_id=tok.pad_id,
+        merge_tokens=cfg.merge_tokens,
     )
     return GenomicTransformer(mc)
 

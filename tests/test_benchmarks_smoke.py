@@ -24,12 +24,12 @@ def test_compare_smoke(tmp_path):
     assert "speedup_vs_torch_fp32" in res["targets"]
     # each student shape against the same shape trained from labels, with the target's precondition
     kd = res["distilled_vs_label_trained"]
-    assert set(kd) == {"half", "quarter"} == set(res["targets"]["distillation"])
+    assert set(kd) == {"half", "quarter", "half-m2"} == set(res["targets"]["distillation"])
     assert all(len(d["distilled_minus_labels"]["ci"]) == 2 for d in kd.values())
-    assert sum(n.startswith("student-") and n.rstrip("/").endswith("-labels") for n in names) == 2
+    assert sum(n.startswith("student-") and n.rstrip("/").endswith("-labels") for n in names) == 3
     # batch-64 TFLite copies measure throughput in one call per batch
     b64 = [m for m in res["bench"]["models"] if ".b64." in m["name"]]
-    assert len(b64) == 4 and all(m["timing"]["1"]["throughput"]["batch"] == 64 for m in b64)
+    assert len(b64) == 5 and all(m["timing"]["1"]["throughput"]["batch"] == 64 for m in b64)
     assert 0 < res["targets"]["throughput"]["edgegen"]["peak_fraction"] < 1
     # the cross-dataset summary reads the same JSON
     import importlib.util
@@ -38,7 +38,7 @@ def test_compare_smoke(tmp_path):
     summary = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(summary)
     line = summary.row(res)
-    assert line.startswith("| ") and line.count("|") == 11 and "×" in line
+    assert line.startswith("| ") and line.count("|") == 12 and "×" in line
 
 
 def test_predict_stream_smoke(tmp_path, tiny_model_dir, syn_splits):

@@ -21,11 +21,12 @@ def tiny_cfg(**kw):
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 @pytest.mark.parametrize("norm", ["pre", "post"])
 @pytest.mark.parametrize("rewrites", [False, True])
-def test_fused_and_explicit_attention_agree(positions, pooling, norm, rewrites):
+@pytest.mark.parametrize("merge", [1, 3])
+def test_fused_and_explicit_attention_agree(positions, pooling, norm, rewrites, merge):
     """The exporters' graph (explicit attention, gathered positions and, with rewrites, a CLS-row-only
     last layer and an additive padding mask) computes what the training graph computes."""
     torch.manual_seed(0)
-    m = GenomicTransformer(tiny_cfg(positions=positions, pooling=pooling, norm=norm)).eval()
+    m = GenomicTransformer(tiny_cfg(positions=positions, pooling=pooling, norm=norm, merge_tokens=merge)).eval()
     x = torch.randint(5, 10, (3, 41), dtype=torch.int32)
     x[1, 30:] = 0  # padding
     a = m(x)
@@ -43,10 +44,12 @@ def test_fused_and_explicit_attention_agree(positions, pooling, norm, rewrites):
         assert seen["shape"] == (3, 1, 32)
 
 
-def test_padding_is_masked():
-    """What the PAD embedding holds cannot change the logits of a padded sequence."""
+@pytest.mark.parametrize("merge", [1, 3])
+def test_padding_is_masked(merge):
+    """What the PAD embedding holds cannot change the logits of a padded sequence (with merged tokens
+    too, where the last real row holds a base and two pads)."""
     torch.manual_seed(0)
-    m = GenomicTransformer(tiny_cfg(pooling="mean", positions="rotary")).eval()
+    m = GenomicTransformer(tiny_cfg(pooling="mean", positions="rotary", merge_tokens=merge)).eval()
     x = torch.randint(5, 10, (1, 41), dtype=torch.int32)
     x[0, 20:] = 0
     base = m(x)
@@ -70,6 +73,28 @@ def test_config_validation_and_macs():
     last = 2 * t * d * d + 2 * d * d + 2 * t * d + 2 * d * f
     assert c.macs(cls_only_last=True) == (4 * t * d * d + 2 * t * t * d + 2 * t * d * f) + last + d * 3
     assert tiny_cfg(pooling="mean").macs(cls_only_last=True) == tiny_cfg(pooling="mean").macs()
+    # merged tokens: 1 + ceil(40 / 3) = 15 rows, plus one (3d -> d) projection per merged row
+    mc = tiny_cfg(merge_tokens=3)
+    r = 15
+    assert mc.rows(41) == r and tiny_cfg(merge_tokens=4).rows(41) == 11
+    assert mc.macs() == 14 * 3 * d * d + 2 * (4 * r * d * d + 2 * r * r * d + 2 * r * d * f) + d * 3
+
+
+def test_merged_tokens_shorten_the_encoder():
+    """merge_tokens=s: the blocks see 1 + ceil((T-1)/s) rows; every token still reaches the logits."""
+    torch.manual_seed(0)
+    m = GenomicTransformer(tiny_cfg(merge_tokens=4)).eval()
+    seen = {}
+    h = m.blocks[0].register_forward_hook(lambda mod, i, o: seen.update(shape=tuple(o[0].shape)))
+    x = torch.randint(5, 10, (2, 41), dtype=torch.int32)
+    base = m(x)
+    h.remove()
+    assert seen["shape"] == (2, 11, 32)
+    for pos in (1, 2, 3, 4, 40):  # each member of a merged group, and the last token
+        y = x.clone()
+        y[:, pos] = 5 if int(x[0, pos]) != 5 else 6
+        assert not torch.allclose(base[0], m(y)[0], atol=1e-6)
+    assert m.merge.in_features == 4 * 32 and count_params(m) == count_params(GenomicTransformer(tiny_cfg())) + 4 * 32 * 32 + 32
 
 
 def test_save_load_round_trip_identical_logits(tmp_path):

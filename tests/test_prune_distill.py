@@ -165,3 +165,35 @@ def test_distillation_on_teacher_labelled_mutants(syn_splits, tiny_model_dir, to
     assert np.isfinite(hist["epochs"][0]["train_loss"])
     with pytest.raises(UsageError, match="beta"):
         distill(s, t.model, DistillConfig(epochs=1, augment=1, beta=0.0, alpha=1.0), syn_splits, t.tokenizer, show_progress=False)
+
+
+def test_merged_token_student_distils_exports_and_prunes(syn_splits, tiny_model_dir, torch_threads, tmp_path):
+    """A student that merges pairs of tokens (half the encoder rows) learns from the teacher's logits,
+    exports to int8 ONNX and TFLite that agree with it, and prunes without touching the merge layer."""
+    from edgegen.export import ExportConfig, export
+    from edgegen.runtime import load_runner, run_batched
+
+    t = load_model(tiny_model_dir)
+    s = student_from_teacher(t.model, n_layers=1, d_model=32, n_heads=4, merge_tokens=2, seed=0)
+    assert s.config.merge_tokens == 2 and s.config.rows(t.model.config.max_positions) < t.model.config.max_positions
+    with pytest.raises(UsageError, match="merges 2 tokens"):
+        distill(s, t.model, DistillConfig(epochs=1, hidden_weight=1.0), syn_splits, t.tokenizer, show_progress=False)
+    distill(s, t.model, DistillConfig(epochs=6, lr=2e-3, batch_size=32), syn_splits, t.tokenizer, show_progress=False)
+    te = syn_splits["test"]
+    te_ids = encode(t.tokenizer, te)
+    acc = lambda m: point_metrics(te.labels, predict_logits(m, te_ids))["accuracy"]
+    assert acc(s) >= acc(t.model) - 0.1 and acc(s) > 0.7  # the synthetic task is learnable at half the rows
+    save_model(s, t.tokenizer, tmp_path / "student")
+    ref = predict_logits(s, te_ids)
+    for fmt in ("onnx", "tflite"):
+        for q in ("none", "int8"):
+            p = tmp_path / f"s.{q}.{fmt}"
+            export(tmp_path / "student", p, ExportConfig(format=fmt, quant=q, calib_samples=64), calib=syn_splits["dev"], verify=syn_splits["dev"])
+            got = run_batched(load_runner(p), te_ids.astype(np.int32))
+            if q == "none":
+                assert np.abs(got - ref).max() <= 1e-4
+            else:
+                assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.95
+    w = s.merge.weight.detach().clone()
+    p = prune(s, PruneConfig(target_params=0.8, criterion="l1"), te_ids[:2])
+    assert torch.equal(p.merge.weight, w) and count_params(p) < count_params(s)
