@@ -237,7 +237,7 @@ def data_fingerprint(spec: str | None) -> str:
 
 # fields added after a stage kind existed, with their defaults: left out of the stage key while at the
 # default, so that runs cached before the field existed are still reused
-_LATER_FIELDS = {"merge_tokens": (1, None)}
+_LATER_FIELDS = {"merge_tokens": (1, None), "augment": (0,), "mutation_rate": (0.05,)}
 
 
 def _dump(step: BaseModel) -> dict:
@@ -276,7 +276,7 @@ def plan(r: Recipe) -> list[Stage]:
     finals = []
     if d:
         for b in branches:
-            st = Stage(f"distill-{b.name.split('-', 1)[1]}", _hash("distill", d.model_dump(), b.key, teacher_key, dfp), "distill")
+            st = Stage(f"distill-{b.name.split('-', 1)[1]}", _hash("distill", _dump(d), b.key, teacher_key, dfp), "distill")
             st.src = b
             stages.append(st)
             finals.append(st)
