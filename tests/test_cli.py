@@ -112,6 +112,19 @@ def test_cli_builds_the_config_the_library_receives(monkeypatch, tmp_path):
     assert c.target_macs == 0.4 and c.criterion == "taylor" and c.global_pruning is True and seen["force"] is True
 
 
+def test_cli_train_merge_tokens_reaches_train_config(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_train_teacher(data, out, cfg, init=None, force=False):
+        seen["cfg"] = cfg
+        return {"test": None}
+
+    monkeypatch.setattr("edgegen.api.train_teacher", fake_train_teacher)
+    assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--merge-tokens", "3", "--d-model", "32"]) == 0
+    assert seen["cfg"].merge_tokens == 3 and seen["cfg"].d_model == 32
+    assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--merge-tokens", "0"]) == 2
+
+
 def test_cli_distill_flags_reach_distill_config(monkeypatch, tmp_path):
     seen = {}
 

@@ -92,6 +92,18 @@ def test_stage_keys_change_only_downstream(tmp_path):
     assert a["distill-params50"] != b["distill-params50"] and a["bench"] != b["bench"]
 
 
+def test_fields_added_later_keep_cached_keys_at_their_default():
+    """merge_tokens / augment at their defaults leave every stage key as it was before they existed;
+    set, they change their own stage and what follows."""
+    qs = ROOT / "recipes" / "quickstart.yaml"
+    a = {s.name: s.key for s in plan(load_recipe(qs))}
+    b = {s.name: s.key for s in plan(load_recipe(qs, ["steps.2.merge_tokens=1", "steps.0.merge_tokens=1", "steps.3.augment=0"]))}
+    assert a == b
+    c = {s.name: s.key for s in plan(load_recipe(qs, ["steps.2.merge_tokens=2"]))}
+    assert c["teacher"] == a["teacher"] and c["student-small"] != a["student-small"] and c["distill-small"] != a["distill-small"]
+    assert c["distill-params50"] == a["distill-params50"]
+
+
 @pytest.mark.slow
 def test_run_is_cached_and_resumes_after_kill_during_distillation(tmp_path, syn_dir):
     out = tmp_path / "run"
