@@ -73,11 +73,11 @@ def test_config_validation_and_macs():
     last = 2 * t * d * d + 2 * d * d + 2 * t * d + 2 * d * f
     assert c.macs(cls_only_last=True) == (4 * t * d * d + 2 * t * t * d + 2 * t * d * f) + last + d * 3
     assert tiny_cfg(pooling="mean").macs(cls_only_last=True) == tiny_cfg(pooling="mean").macs()
-    # merged tokens: 1 + ceil(40 / 3) = 15 rows, plus one (3d -> d) projection per merged row
+    # merged tokens: 1 + ceil(40 / 3) = 15 rows, plus a per-slot weighting (3 x d) per merged row
     mc = tiny_cfg(merge_tokens=3)
     r = 15
     assert mc.rows(41) == r and tiny_cfg(merge_tokens=4).rows(41) == 11
-    assert mc.macs() == 14 * 3 * d * d + 2 * (4 * r * d * d + 2 * r * r * d + 2 * r * d * f) + d * 3
+    assert mc.macs() == 14 * 3 * d + 2 * (4 * r * d * d + 2 * r * r * d + 2 * r * d * f) + d * 3
 
 
 def test_merged_tokens_shorten_the_encoder():
@@ -94,7 +94,9 @@ def test_merged_tokens_shorten_the_encoder():
         y = x.clone()
         y[:, pos] = 5 if int(x[0, pos]) != 5 else 6
         assert not torch.allclose(base[0], m(y)[0], atol=1e-6)
-    assert m.merge.in_features == 4 * 32 and count_params(m) == count_params(GenomicTransformer(tiny_cfg())) + 4 * 32 * 32 + 32
+    # per-slot weights and a bias; the position table has one row per encoder row (11), not per token (41)
+    assert count_params(m) == count_params(GenomicTransformer(tiny_cfg())) + 4 * 32 + 32 - (41 - 11) * 32
+    assert m.pos.shape == (1, 11, 32)
 
 
 def test_save_load_round_trip_identical_logits(tmp_path):
