@@ -268,10 +268,11 @@ class GenomicTransformer(nn.Module):
         x = self.embed(ids) if q8 is None else q8["embed"](ids)
         if cfg.emb_scale != 1.0:
             x = x * cfg.emb_scale
-        rows = ids
-        if self.merge is not None:  # positions below are those of the encoder's rows
-            x, keep = self._merge(x, keep)
+        rows = ids  # each encoder row's first token: positions and the padding mask below are per row
+        if self.merge is not None:
+            x = self._merge(x, keep)
             rows = torch.cat([ids[:, :1], ids[:, 1 :: cfg.merge_tokens]], 1)
+            keep = (rows != cfg.pad_id)[:, None, None, :]  # a merged row is padding only if its first token is
             t = x.shape[1]
         off = cfg.position_offset
         if (q8 is not None and "pos" in q8) or (self.pos is not None and self.gather_positions):
@@ -308,7 +309,7 @@ class GenomicTransformer(nn.Module):
     def _merge(self, x: torch.Tensor, keep: torch.Tensor):
         """Rows 1.. merged ``merge_tokens`` at a time (zero-padded at the end), row 0 kept. Padding rows
         are zeroed first, so a row holding a sequence's last bases and padding does not depend on the PAD
-        embedding; a merged row is kept when its first token is (padding comes last)."""
+        embedding."""
         s = self.config.merge_tokens
         b, t, d = x.shape
         body = x[:, 1:] * keep[:, 0, 0, 1:, None].to(x.dtype)
@@ -316,7 +317,7 @@ class GenomicTransformer(nn.Module):
         if pad:
             body = F.pad(body, (0, 0, 0, pad))
         body = self.merge(body.reshape(b, (t - 1 + pad) // s, s, d))
-        return torch.cat([x[:, :1], body], 1), torch.cat([keep[..., :1], keep[..., 1::s]], -1)
+        return torch.cat([x[:, :1], body], 1)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, T) int token ids -> (B, num_classes) float logits."""
