@@ -173,7 +173,12 @@ class TokenMerge(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, R, s, D) -> (B, R, D)"""
-        return (x * self.weight).sum(2) + self.bias
+        # a sum of per-slot slices rather than ``(x * w).sum(2)``: the same numbers, but ONNX Runtime's
+        # ReduceSum over that middle axis took 8% of a merged student's batch-64 time, 3.6x the slices'
+        out = x[:, :, 0] * self.weight[0]
+        for j in range(1, x.shape[2]):
+            out = out + x[:, :, j] * self.weight[j]
+        return out + self.bias
 
 
 class Block(nn.Module):

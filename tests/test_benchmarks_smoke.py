@@ -68,3 +68,41 @@ def test_kd_augment_smoke(tmp_path, tiny_model_dir, syn_dir):
     assert abs(arms["kd+mutants"]["steps"] - 2 * arms["kd"]["steps"]) <= 1
     assert all(0 <= a["accuracy"] <= 1 for a in arms.values())
     assert "kd+mutants - labels+mutants" in res["deltas"]
+
+
+def test_kd_budget_smoke(tmp_path, tiny_model_dir, syn_dir):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kd_budget.py"), "--data", str(syn_dir), "--teacher", str(tiny_model_dir),
+                        "--d-model", "16", "--layers", "1", "--epochs", "1", "2", "--n-boot", "50", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(next(tmp_path.glob("*-kd-budget-*.json")).read_text())
+    assert [run["epochs"] for run in res["runs"]] == [1, 2]
+    for run in res["runs"]:
+        assert set(run["arms"]) == {"labels", "kd", "kd-pure"}
+        assert set(run["deltas"]) == {"teacher - labels", "kd - labels", "kd-pure - labels"}
+        assert all(d["ci"][0] <= d["delta"] <= d["ci"][1] for d in run["deltas"].values())
+        # every arm gets the same budget (the 3-epoch patience floor outlasts these runs): the same number of steps
+        assert len({a["steps"] for a in run["arms"].values()}) == 1
+
+
+def test_gemm_ceiling_smoke(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gemm_ceiling.py"), "--rows", "128", "--widths", "32", "--runs", "2",
+                        "--threads", "1", "--out", str(tmp_path)], capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    row = json.loads(next(tmp_path.glob("*-gemm-ceiling.json")).read_text())["rows"][0]
+    assert row["mmac"] == 128 * 32 * 32 * 4 / 1e6
+    for name in ("tflite-int8", "onnx-static-int8", "onnx-dynamic-int8", "torch-fp32"):
+        assert row[name].get("gmacs", 0) > 0, row[name]
+
+
+def test_op_profile_smoke(tmp_path, tiny_model_dir, syn_splits):
+    from edgegen.export import ExportConfig, export
+
+    m = export(tiny_model_dir, tmp_path / "m.int8.onnx", ExportConfig(format="onnx", quant="int8", calib_samples=32), calib=syn_splits["dev"])
+    js = tmp_path / "p.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "op_profile.py"), str(m), "--batch", "8", "--runs", "3", "--json", str(js)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(js.read_text())
+    assert abs(sum(res["group_share"].values()) - 1) < 1e-6 and res["group_share"]["int8 matmul"] > 0
+    assert res["ms_per_batch"] > 0
