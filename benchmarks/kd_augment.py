@@ -21,6 +21,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -28,13 +29,34 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def student_parser(doc: str) -> argparse.ArgumentParser:
+    """Arguments shared by the student experiments (this script and kd_budget.py): data, teacher, student shape."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="a folder with train/dev/test CSVs (or synthetic:...)")
     ap.add_argument("--teacher", required=True, help="a trained edgegen model directory")
     ap.add_argument("--d-model", type=int, default=32)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--heads", type=int, default=2)
+    return ap
+
+
+def load_setup(args) -> SimpleNamespace:
+    """The splits, the teacher, its tokenizer and the encoded train/dev/test ids (2 torch threads)."""
+    import torch
+
+    from edgegen.api import load_data
+    from edgegen.checkpoint import load_model
+
+    torch.set_num_threads(2)
+    splits = load_data(args.data)
+    t = load_model(args.teacher)
+    tok = t.tokenizer
+    return SimpleNamespace(splits=splits, teacher=t.model, tok=tok, train=splits["train"], dev=splits["dev"], test=splits["test"],
+                           **{f"{k}_ids": tok.encode(splits[k].sequences) for k in ("train", "dev", "test")})
+
+
+def main(argv=None) -> int:
+    ap = student_parser(__doc__)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--augment", type=int, default=2)
     ap.add_argument("--mutation-rate", type=float, default=0.05)
@@ -42,24 +64,18 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
 
-    import torch
-
-    from edgegen.api import load_data
-    from edgegen.checkpoint import load_model
     from edgegen.distill import DistillConfig, distill, mutate, student_from_teacher
     from edgegen.io import write_json
     from edgegen.metrics import paired_delta, point_metrics
     from edgegen.train import OptimConfig, fit, predict_logits
 
-    torch.set_num_threads(2)
-    splits = load_data(args.data)
-    t = load_model(args.teacher)
-    tok, tr, dev, te = t.tokenizer, splits["train"], splits["dev"], splits["test"]
-    tr_ids, dev_ids, te_ids = tok.encode(tr.sequences), tok.encode(dev.sequences), tok.encode(te.sequences)
+    su = load_setup(args)
+    splits, tok, tr, dev, te = su.splits, su.tok, su.train, su.dev, su.test
+    tr_ids, dev_ids, te_ids = su.train_ids, su.dev_ids, su.test_ids
     opt = dict(epochs=args.epochs, lr=1e-3)
 
     def student():
-        return student_from_teacher(t.model, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads, seed=0)
+        return student_from_teacher(su.teacher, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads, seed=0)
 
     arms, info = {}, {}
     for name in ("labels", "labels+mutants", "kd", "kd+mutants"):
@@ -73,13 +89,13 @@ def main(argv=None) -> int:
             h = fit(s, ids, y, dev_ids, dev.labels, OptimConfig(**opt), show_progress=False)
         else:
             cfg = DistillConfig(**opt, augment=args.augment if name == "kd+mutants" else 0, mutation_rate=args.mutation_rate)
-            h = distill(s, t.model, cfg, splits, tok, show_progress=False)
+            h = distill(s, su.teacher, cfg, splits, tok, show_progress=False)
         arms[name] = predict_logits(s, te_ids)
         info[name] = {"steps": h["steps"], "best_epoch": h["best_epoch"], "seconds": time.time() - t0,
                       **{k: v for k, v in point_metrics(te.labels, arms[name]).items() if k in ("accuracy", "mcc")}}
         print(f"  {name:15s} MCC {info[name]['mcc']:.3f}  acc {info[name]['accuracy']:.3f}  steps {h['steps']}  "
               f"{info[name]['seconds']:.0f} s", flush=True)
-    teacher_logits = predict_logits(t.model, te_ids)
+    teacher_logits = predict_logits(su.teacher, te_ids)
     deltas = {f"{a} - {b}": paired_delta(te.labels, arms[b], arms[a], "mcc", n_boot=args.n_boot)
               for a, b in (("kd", "labels"), ("kd+mutants", "labels"), ("labels+mutants", "labels"), ("kd+mutants", "labels+mutants"))}
     deltas["teacher - labels"] = paired_delta(te.labels, arms["labels"], teacher_logits, "mcc", n_boot=args.n_boot)

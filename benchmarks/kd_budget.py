@@ -21,7 +21,6 @@ Writes benchmarks/results/<date>-<machine>-kd-budget-<dataset>.json.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
@@ -29,15 +28,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from kd_augment import load_setup, student_parser  # noqa: E402  (the same data, teacher and student arguments)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="a folder with train/dev/test CSVs (or synthetic:...)")
-    ap.add_argument("--teacher", required=True, help="a trained edgegen model directory")
-    ap.add_argument("--d-model", type=int, default=32)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--heads", type=int, default=2)
+    ap = student_parser(__doc__)
     ap.add_argument("--epochs", type=int, nargs="+", default=[6, 20])
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--arms", nargs="+", default=["labels", "kd", "kd-pure"], choices=["labels", "kd", "kd-pure"])
@@ -45,21 +42,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
 
-    import torch
-
-    from edgegen.api import load_data
-    from edgegen.checkpoint import load_model
     from edgegen.distill import DistillConfig, distill, student_from_teacher
     from edgegen.io import write_json
     from edgegen.metrics import paired_delta, point_metrics
     from edgegen.train import OptimConfig, fit, predict_logits
 
-    torch.set_num_threads(2)
-    splits = load_data(args.data)
-    t = load_model(args.teacher)
-    tok, tr, dev, te = t.tokenizer, splits["train"], splits["dev"], splits["test"]
-    tr_ids, dev_ids, te_ids = tok.encode(tr.sequences), tok.encode(dev.sequences), tok.encode(te.sequences)
-    teacher_logits = predict_logits(t.model, te_ids)
+    su = load_setup(args)
+    splits, tok, tr, dev, te, teacher = su.splits, su.tok, su.train, su.dev, su.test, su.teacher
+    tr_ids, dev_ids, te_ids = su.train_ids, su.dev_ids, su.test_ids
+    teacher_logits = predict_logits(teacher, te_ids)
     teacher_mcc = point_metrics(te.labels, teacher_logits)["mcc"]
     print(f"teacher MCC {teacher_mcc:.3f}", flush=True)
     runs = []
@@ -68,11 +59,11 @@ def main(argv=None) -> int:
         logits, run = {}, {"epochs": ep, "patience": opt["patience"], "arms": {}, "deltas": {}}
         for arm in args.arms:
             t0 = time.time()
-            s = student_from_teacher(t.model, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads, seed=0)
+            s = student_from_teacher(teacher, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads, seed=0)
             if arm == "labels":
                 h = fit(s, tr_ids, tr.labels, dev_ids, dev.labels, OptimConfig(**opt), show_progress=False)
             else:
-                h = distill(s, t.model, DistillConfig(**opt, **(dict(alpha=0.0, beta=1.0) if arm == "kd-pure" else {})),
+                h = distill(s, teacher, DistillConfig(**opt, **(dict(alpha=0.0, beta=1.0) if arm == "kd-pure" else {})),
                             splits, tok, show_progress=False)
             logits[arm] = predict_logits(s, te_ids)
             m = point_metrics(te.labels, logits[arm])
