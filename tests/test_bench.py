@@ -50,6 +50,8 @@ def test_local_bench_table_json_and_report(tiny_model_dir, syn_dir, tmp_path):
     for m in (t, o):
         assert m["timing"]["1"]["latency_b1"]["p50_ms"] > 0 and m["peak_rss_mb"] > 10 and m["tokenize_ms_per_seq"] > 0
         assert 0 <= m["validity"]["rc_consistency"] <= 1 and set(m["validity"]["sequencing_error"]) == {"0.01", "0.05", "0.1"}
+        thr = m["timing"]["1"]["throughput"]  # a median of passes over 4 batches, with its spread
+        assert thr["passes"] == 5 and thr["sequences"] == 64 and thr["seq_per_s_min"] <= thr["seq_per_s"] <= thr["seq_per_s_max"]
     assert o["peak_rss_mb"] < t["peak_rss_mb"]  # ONNX Runtime process imports no torch
     assert "exact_overlap_train_test" in res["data_check"]
     out = write_report(res, tmp_path / "rep")

@@ -61,7 +61,8 @@ def _versions(backend: str, runner) -> dict:
     return v
 
 
-THROUGHPUT_PASSES = 5
+THROUGHPUT_PASSES = 5  # batch throughput: the median of this many passes
+THROUGHPUT_BATCHES = 4  # of this many batches each
 
 
 def _percentiles(ts: list[float]) -> dict:
@@ -107,7 +108,7 @@ def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int 
             t_inf += time.perf_counter() - t1
         out["logits_seconds"] = t_inf
     if latency:
-        n = max(batch, 1) * 4
+        n = max(batch, 1) * THROUGHPUT_BATCHES
         rows = np.resize(first, (n, first.shape[1]))
         run_batched(runner, rows[:batch], batch)  # warm-up at this batch
         rates = []
