@@ -76,6 +76,7 @@ def train(
     max_steps: Optional[int] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
     threads: Optional[int] = typer.Option(None),
+    train_device: Optional[str] = typer.Option(None, "--train-device", help="auto (a CUDA GPU when torch sees one) | cpu | cuda[:N]"),
     init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune this model directory instead of a fresh model."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
 ):
@@ -87,7 +88,7 @@ def train(
     cfg = _load_yaml_config(TrainConfig, config, dict(
         tokenizer=tokenizer, k=k, max_len=max_len, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
         ffn_dim=ffn_dim, positions=positions, merge_tokens=merge_tokens, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
-        seed=seed, threads=threads,
+        seed=seed, threads=threads, device=train_device,
     ))
     res = train_teacher(data, out, cfg, init=init, force=force)
     if res["test"]:
@@ -183,6 +184,7 @@ def distill(
     mutation_rate: Optional[float] = typer.Option(None, help="Per-base substitution rate of those copies (default 0.05)."),
     max_steps: Optional[int] = typer.Option(None),
     threads: Optional[int] = typer.Option(None),
+    train_device: Optional[str] = typer.Option(None, "--train-device", help="auto (a CUDA GPU when torch sees one) | cpu | cuda[:N]"),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     force: bool = typer.Option(False, "--force"),
 ):
@@ -194,6 +196,7 @@ def distill(
     cfg = _load_yaml_config(DistillConfig, config, dict(
         epochs=epochs, lr=lr, alpha=alpha, beta=beta, temperature=temperature, hidden_weight=hidden_weight,
         attn_weight=attn_weight, augment=augment, mutation_rate=mutation_rate, max_steps=max_steps, threads=threads,
+        device=train_device,
     ))
     res = distill_model(teacher, student, data, out, cfg, force=force)
     if "test" in res:

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from edgegen.data.readers import SequenceSet
 from edgegen.errors import UsageError
-from edgegen.train import OptimConfig, encode, fit, predict_logits
+from edgegen.train import OptimConfig, encode, fit, model_device, predict_logits, resolve_device
 
 log = logging.getLogger("edgegen")
 
@@ -83,8 +83,9 @@ def student_from_teacher(teacher, *, d_model=None, n_layers=None, n_heads=None, 
 
 
 def default_layer_map(n_student: int, n_teacher: int) -> list[int]:
-    """Uniform map: student layer i -> teacher output (i+1)*n_t/n_s (1-based hidden index)."""
-    return [round((i + 1) * n_teacher / n_student) for i in range(n_student)]
+    """Uniform map: student layer i -> teacher output (i+1)*n_t/n_s (1-based hidden index, at least 1:
+    a student deeper than its teacher maps several layers to one)."""
+    return [max(1, round((i + 1) * n_teacher / n_student)) for i in range(n_student)]
 
 
 def distill(
@@ -117,9 +118,12 @@ def distill(
     frozen = [(p, p.requires_grad) for p in teacher.parameters()]
     for p, _ in frozen:
         p.requires_grad_(False)
+    home = model_device(teacher)
     try:
+        teacher.to(resolve_device(cfg.device))  # teacher logits (cached or per batch) come from the training device
         return _distill(student, teacher, cfg, splits, tokenizer, show_progress)
     finally:
+        teacher.to(home)
         for p, flag in frozen:
             p.requires_grad_(flag)
 
@@ -146,14 +150,15 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
     lmap = cfg.layer_map or default_layer_map(n_s, n_t)
     if len(lmap) != n_s or any(not 1 <= j <= n_t for j in lmap):
         raise UsageError(f"layer_map must give a teacher layer in 1..{n_t} for each of {n_s} student layers, got {lmap}")
+    device = model_device(teacher)  # distill() put it on cfg.device
     proj = None
     extra_params = []
     if cfg.hidden_weight > 0 and student.config.d_model != teacher.config.d_model:
-        proj = torch.nn.ModuleList(torch.nn.Linear(student.config.d_model, teacher.config.d_model) for _ in lmap)
+        proj = torch.nn.ModuleList(torch.nn.Linear(student.config.d_model, teacher.config.d_model) for _ in lmap).to(device)
         extra_params = list(proj.parameters())
     cached = None
     if cfg.cache_teacher and not need_feats:
-        cached = torch.from_numpy(predict_logits(teacher, tr_ids, cfg.eval_batch_size))
+        cached = torch.from_numpy(predict_logits(teacher, tr_ids, cfg.eval_batch_size)).to(device)
     T = cfg.temperature
 
     def loss_fn(model, idx, ids, y):
@@ -166,7 +171,7 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
         else:
             logits = model(ids)
             if cached is not None:
-                t_logits = cached[torch.from_numpy(np.asarray(idx))]
+                t_logits = cached[torch.as_tensor(np.asarray(idx), device=device)]
             else:
                 with torch.no_grad():
                     t_logits = teacher(ids)

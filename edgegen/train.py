@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgegen.data.readers import SequenceSet
-from edgegen.errors import DataError
+from edgegen.errors import DataError, UsageError
 from edgegen.tokenizers import Tokenizer
 
 log = logging.getLogger("edgegen")
@@ -38,6 +38,9 @@ class OptimConfig(BaseModel):
     seed: int = 0
     threads: int | None = Field(None, ge=1)
     eval_batch_size: int = Field(256, ge=1)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                        description="where to train: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N; "
+                        "the model comes back on the device it was given on")
 
 
 class TrainConfig(OptimConfig):
@@ -63,18 +66,38 @@ def set_threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
+def resolve_device(name: str):
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; a CUDA device that is not there is a :class:`UsageError`."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise UsageError(f"device {name!r}: torch sees no such CUDA GPU (use device: cpu or auto)")
+    return dev
+
+
+def model_device(model):
+    """The device of a model's first parameter (CPU for a model without parameters)."""
+    import torch
+
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 def predict_logits(model, ids: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Run a torch model over (N, T) token ids in eval mode; return (N, C) float32 logits."""
+    """Run a torch model over (N, T) token ids in eval mode, on the model's device; return (N, C) float32 logits."""
     import torch
 
     from edgegen.runtime import safe_batch
 
     model.eval()
     out = []
+    dev = model_device(model)
     batch_size = safe_batch(ids.shape[1], batch_size)
     with torch.inference_mode():
         for i in range(0, len(ids), batch_size):
-            out.append(model(torch.from_numpy(ids[i : i + batch_size])).float().numpy())
+            out.append(model(torch.from_numpy(ids[i : i + batch_size]).to(dev)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.num_classes), np.float32)
 
 
@@ -110,9 +133,10 @@ def fit(
 
     Args:
         loss_fn: ``loss_fn(model, idx, ids, y) -> scalar loss`` where ``idx``
-            indexes the training rows of the batch (for cached teacher logits).
-            Default: cross-entropy.
-        params: parameters to optimise (default: the model's).
+            indexes the training rows of the batch (for cached teacher logits)
+            and ``ids``/``y`` are on ``cfg.device``. Default: cross-entropy.
+        params: parameters to optimise (default: the model's); parameters
+            outside ``model`` must already be on ``cfg.device``.
 
     Returns:
         History dict: per-epoch train loss and dev MCC/accuracy, best epoch, steps, seconds.
@@ -123,6 +147,9 @@ def fit(
     from edgegen.progress import progress
 
     set_threads(cfg.threads)
+    dev = resolve_device(cfg.device)
+    home = model_device(model)
+    model.to(dev)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if loss_fn is None:
@@ -164,8 +191,8 @@ def fit(
                 if step >= total:
                     break
                 idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                ids = torch.from_numpy(train_ids[idx])
-                y = torch.from_numpy(train_y[idx])
+                ids = torch.from_numpy(train_ids[idx]).to(dev, non_blocking=True)
+                y = torch.from_numpy(train_y[idx]).to(dev, non_blocking=True)
                 loss = loss_fn(model, idx, ids, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -195,6 +222,8 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    model.to(home)
+    hist["device"] = str(dev)
     hist["steps"] = step
     hist["seconds"] = time.perf_counter() - t0
     return hist

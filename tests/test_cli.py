@@ -121,8 +121,21 @@ def test_cli_train_merge_tokens_reaches_train_config(monkeypatch, tmp_path):
 
     monkeypatch.setattr("edgegen.api.train_teacher", fake_train_teacher)
     assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--merge-tokens", "3", "--d-model", "32"]) == 0
-    assert seen["cfg"].merge_tokens == 3 and seen["cfg"].d_model == 32
+    assert seen["cfg"].merge_tokens == 3 and seen["cfg"].d_model == 32 and seen["cfg"].device == "auto"
     assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--merge-tokens", "0"]) == 2
+    assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--train-device", "cuda:1"]) == 0
+    assert seen["cfg"].device == "cuda:1"
+    assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--train-device", "gpu"]) == 2
+
+
+def test_cli_train_on_a_missing_gpu_is_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    r = run("train", "--data", "synthetic:promoter:100:100", "--out", tmp_path / "m", "--train-device", "cuda", "--epochs", "1")
+    assert_clean_error(r, "'cuda'", "no such CUDA GPU", code=2)
+    assert not (tmp_path / "m").exists()
 
 
 def test_cli_distill_flags_reach_distill_config(monkeypatch, tmp_path):
@@ -134,10 +147,10 @@ def test_cli_distill_flags_reach_distill_config(monkeypatch, tmp_path):
 
     monkeypatch.setattr("edgegen.api.distill_model", fake_distill_model)
     code = cli.main(["distill", "--teacher", str(tmp_path / "t"), "--student", str(tmp_path / "s"), "--data", str(tmp_path),
-                     "--out", str(tmp_path / "o"), "--augment", "2", "--mutation-rate", "0.02", "--beta", "0.7"])
+                     "--out", str(tmp_path / "o"), "--augment", "2", "--mutation-rate", "0.02", "--beta", "0.7", "--train-device", "cpu"])
     assert code == 0
     c = seen["cfg"]
-    assert c.augment == 2 and c.mutation_rate == 0.02 and c.beta == 0.7 and c.alpha == 0.5
+    assert c.augment == 2 and c.mutation_rate == 0.02 and c.beta == 0.7 and c.alpha == 0.5 and c.device == "cpu"
     assert cli.main(["distill", "--teacher", "t", "--student", "s", "--data", "d", "--out", "o", "--augment", "99"]) == 2
 
 

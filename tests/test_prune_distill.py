@@ -115,6 +115,8 @@ def test_ignored_layers_are_untouched():
 def test_default_layer_map():
     assert default_layer_map(2, 4) == [2, 4]
     assert default_layer_map(1, 2) == [2]
+    assert default_layer_map(2, 1) == [1, 1]  # a student deeper than its teacher (round(0.5) was layer 0)
+    assert default_layer_map(3, 2) == [1, 1, 2]
 
 
 def test_distillation_with_hidden_and_attention_terms(syn_splits, tiny_model_dir, torch_threads):

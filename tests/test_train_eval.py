@@ -38,6 +38,32 @@ def test_training_is_deterministic_under_a_seed(tmp_path, syn_dir, torch_threads
     assert a["history"]["epochs"] == b["history"]["epochs"]
 
 
+def test_training_device_is_checked_and_the_model_comes_back_home(tmp_path, syn_dir, syn_splits, torch_threads):
+    import torch
+    from pydantic import ValidationError
+
+    from edgegen.distill import DistillConfig, distill, student_from_teacher
+    from edgegen.errors import UsageError
+
+    with pytest.raises(ValidationError):
+        TrainConfig(device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="no such CUDA GPU"):
+            train_teacher(syn_dir, tmp_path / "c", TrainConfig(**{**TINY, "max_steps": 2, "device": "cuda"}), show_progress=False)
+        assert not (tmp_path / "c").exists()
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    res = train_teacher(syn_dir, tmp_path / "m", TrainConfig(**{**TINY, "epochs": 1, "max_steps": 15, "device": dev}), show_progress=False)
+    assert res["history"]["device"].startswith(dev)
+    teacher = load_model(tmp_path / "m").model
+    student = student_from_teacher(teacher, d_model=16, n_layers=1, n_heads=2)
+    h = distill(student, teacher, DistillConfig(epochs=1, max_steps=10, device=dev), syn_splits, load_model(tmp_path / "m").tokenizer,
+                show_progress=False)
+    assert h["device"].startswith(dev) and h["steps"] == 10
+    # both models are back on the CPU they came from, the teacher's parameters trainable again
+    assert {p.device.type for p in teacher.parameters()} == {"cpu"} == {p.device.type for p in student.parameters()}
+    assert all(p.requires_grad for p in teacher.parameters())
+
+
 @pytest.mark.slow
 def test_teacher_on_real_promoters_beats_published_bar(real_teacher):
     """promoter_nontata_human (Genomic Benchmarks human_nontata_promoters re-split): the GB paper's CNN
