@@ -72,17 +72,39 @@ def test_kd_augment_smoke(tmp_path, tiny_model_dir, syn_dir):
 
 def test_kd_budget_smoke(tmp_path, tiny_model_dir, syn_dir):
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kd_budget.py"), "--data", str(syn_dir), "--teacher", str(tiny_model_dir),
-                        "--d-model", "16", "--layers", "1", "--epochs", "1", "2", "--n-boot", "50", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=1200)
+                        "--d-model", "16", "--layers", "1", "--epochs", "1", "2", "--seeds", "0", "1", "--n-boot", "50",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads(next(tmp_path.glob("*-kd-budget-*.json")).read_text())
-    assert [run["epochs"] for run in res["runs"]] == [1, 2]
+    assert [(run["seed"], run["epochs"]) for run in res["runs"]] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    for ep in (1, 2):
+        sp = res["across_seeds"][str(ep)]
+        mccs = [run["arms"]["kd"]["mcc"] for run in res["runs"] if run["epochs"] == ep]
+        assert sp["kd MCC"]["n"] == 2 and abs(sp["kd MCC"]["mean"] - sum(mccs) / 2) < 1e-9
+        assert sp["kd MCC"]["min"] == min(mccs) and 0 <= sp["kd - labels"]["ci_above_zero"] <= 2
     for run in res["runs"]:
         assert set(run["arms"]) == {"labels", "kd", "kd-pure"}
         assert set(run["deltas"]) == {"teacher - labels", "kd - labels", "kd-pure - labels"}
         assert all(d["ci"][0] <= d["delta"] <= d["ci"][1] for d in run["deltas"].values())
         # every arm gets the same budget (the 3-epoch patience floor outlasts these runs): the same number of steps
         assert len({a["steps"] for a in run["arms"].values()}) == 1
+
+
+def test_kd_budget_trains_its_teacher_first(tmp_path, syn_dir):
+    from edgegen.checkpoint import load_model
+
+    t = tmp_path / "teacher"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kd_budget.py"), "--data", str(syn_dir), "--teacher", str(t),
+                        "--teacher-shape", "32", "2", "2", "64", "--teacher-epochs", "2", "--arms", "labels", "--d-model", "16",
+                        "--layers", "1", "--epochs", "1", "--n-boot", "50", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(next(tmp_path.glob("*-kd-budget-*.json")).read_text())
+    lm = load_model(t)
+    assert (lm.model.config.d_model, lm.model.config.n_layers, lm.model.config.ffn_dim) == (32, 2, 64)
+    assert res["teacher_training"]["epochs_run"] <= 2 and res["teacher_training"]["config"]["tokenizer"] == "kmer_nonoverlap"
+    assert abs(res["teacher_mcc"] - lm.manifest["metrics"]["test"]["mcc"]["value"]) < 1e-6  # scored on the same test split
+    assert set(res["runs"][0]["arms"]) == {"labels"} and set(res["runs"][0]["deltas"]) == {"teacher - labels"}
 
 
 def test_gemm_ceiling_smoke(tmp_path):
