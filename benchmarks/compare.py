@@ -30,6 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+# d128 x 4 like the issue's anchor teacher, on non-overlapping 3-mers (kd_budget.py trains larger teachers on
+# the same tokens and lr)
+TEACHER_STEP = dict(type="train", tokenizer="kmer_nonoverlap", k=3, d_model=128, n_layers=4, n_heads=4, ffn_dim=256, epochs=6, lr=1e-3)
+
+
 # ------------------------------------------------------------------ CPU peak
 def cpu_peak() -> dict:
     """Peak MAC/s of this CPU from its ISA (a model, stated, not measured).
@@ -178,8 +183,7 @@ def main(argv=None) -> int:
         # d128 x 4 like the issue's anchor teacher, on non-overlapping 3-mers: a single-nucleotide
         # teacher of this size reached only acc 0.777 / MCC 0.548 after 5 epochs (21 min) on
         # promoter_nontata_human, below a 4-mer logistic regression, so it is not the teacher to compress.
-        teacher_step = dict(type="train", tokenizer="kmer_nonoverlap", k=3, d_model=128, n_layers=4, n_heads=4, ffn_dim=256,
-                            epochs=6, lr=1e-3)
+        teacher_step = dict(TEACHER_STEP)
         # half: 2 x d64 (~1/6 of the teacher's MACs); quarter: 2 x d32, where a small model trained from labels
         # is more likely to fall clearly short of the teacher (the case distillation is for)
         # half-m2: half with adjacent token pairs merged after the embedding (ModelConfig.merge_tokens), so

@@ -43,13 +43,15 @@ from kd_augment import load_setup, student_parser  # noqa: E402  (the same data,
 
 def train_teacher_first(args) -> dict:
     """Train the ``--teacher-shape`` teacher (compare.py's tokens and lr) and save it to ``--teacher``."""
+    from compare import TEACHER_STEP
+
     from edgegen.api import train_teacher
     from edgegen.train import TrainConfig
 
     d, layers, heads, ffn = args.teacher_shape
     ep = args.teacher_epochs
-    cfg = TrainConfig(tokenizer="kmer_nonoverlap", k=3, d_model=d, n_layers=layers, n_heads=heads, ffn_dim=ffn, epochs=ep,
-                      lr=args.lr, patience=max(3, ep // 5))
+    cfg = TrainConfig(tokenizer=TEACHER_STEP["tokenizer"], k=TEACHER_STEP["k"], d_model=d, n_layers=layers, n_heads=heads, ffn_dim=ffn,
+                      epochs=ep, lr=args.lr, patience=max(3, ep // 5))
     t0 = time.time()
     res = train_teacher(args.data, args.teacher, cfg, show_progress=False)
     h = res["history"]

@@ -222,6 +222,8 @@ def export(
     keep_names: bool = typer.Option(False, "--keep-names", help="Keep internal tensor names (bigger file, easier debugging)."),
     plain_graph: bool = typer.Option(False, "--plain-graph", help="No graph rewrites (CLS-row-only last layer, additive mask): "
                                      "the graph a hand-written export gives, for comparisons."),
+    fused_attention: bool = typer.Option(False, "--fused-attention", help="ONNX: attention as ONNX Runtime's fused "
+                                         "MultiHeadAttention kernel (exact; the file then needs ONNX Runtime)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with ExportConfig fields."),
     force: bool = typer.Option(False, "--force"),
 ):
@@ -234,7 +236,8 @@ def export(
     fmt = format or {".onnx": "onnx", ".tflite": "tflite"}.get(out.suffix)
     cfg = _load_yaml_config(ExportConfig, config, dict(format=fmt, quant=quant, max_drop=max_drop, calibrator=calibrator, batch_size=batch_size,
                                                               per_channel=per_channel, strip_names=False if keep_names else None,
-                                                              graph_rewrites=False if plain_graph else None))
+                                                              graph_rewrites=False if plain_graph else None,
+                                                              fused_attention=True if fused_attention else None))
     path = _export(model, out, cfg, calib=calib, verify=verify, force=force)
     side = _json.loads(Path(str(path) + ".json").read_text())
     v = side["verification"]

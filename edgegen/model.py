@@ -119,6 +119,30 @@ def _rotate_half(x: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
     return torch.roll(x, x.shape[-1] // 2, dims=-1) * sign
 
 
+class _OrtAttention(torch.autograd.Function):
+    """softmax(QK^T / sqrt(dh) + padding) V on (B, S, H*dh) projections, exported by torch.onnx as ONNX Runtime's
+    fused ``com.microsoft.MultiHeadAttention`` (one kernel instead of reshapes, transposes, two matmuls, the mask
+    add and the softmax). ``keep``: (B, T) int32, 1 = a real token. Only the exporter runs ``forward``."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, keep, heads: int):
+        b, s, inner = q.shape
+        t, dh = k.shape[1], inner // heads
+        q, k, v = q + bias[:inner], k + bias[inner : 2 * inner], v + bias[2 * inner :]
+        qh = q.view(b, s, heads, dh).transpose(1, 2)
+        kh = k.view(b, t, heads, dh).transpose(1, 2)
+        vh = v.view(b, t, heads, dh).transpose(1, 2)
+        scores = (qh * dh**-0.5) @ kh.transpose(-1, -2)
+        scores = scores.masked_fill(keep[:, None, None, :] == 0, -1e9)
+        return (scores.softmax(-1) @ vh).transpose(1, 2).reshape(b, s, inner)
+
+    @staticmethod
+    def symbolic(g, q, k, v, bias, keep, heads: int):
+        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, bias, keep, num_heads_i=heads)
+        out.setType(q.type())  # (B, S, H*dh) float, as the query
+        return out
+
+
 class Attention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, head_dim: int, dropout: float):
         super().__init__()
@@ -132,12 +156,19 @@ class Attention(nn.Module):
         # Fused scaled_dot_product_attention is used when attention maps are not needed;
         # exporters switch it off (see edgegen.model.export_mode).
         self.fused = True
+        self.ort_fused = False  # export_mode(ort_attention=True)
 
     def forward(self, x, keep, rope=None, need_attn: bool = False, first_only: bool = False):
         """``first_only``: queries (and the output) for the first row only; keys and values for all."""
         b, t, _ = x.shape
         xq = x[:, :1] if first_only else x
         tq = xq.shape[1]
+        heads = self.q.out_features // self.head_dim
+        if self.ort_fused and rope is None and not need_attn and heads > 0:
+            real = (keep[:, 0, 0] == 0) if keep.dtype.is_floating_point else keep[:, 0, 0]  # (B, T)
+            bias = torch.zeros(3 * self.q.out_features)  # q/k/v keep their own biases (and layer names)
+            ctx = _OrtAttention.apply(self.q(xq), self.k(x), self.v(x), bias, real.to(torch.int32), heads)
+            return self.o(ctx), None
         # Head count comes from the tensor (view(b, t, -1, dh)) so a pruned layer needs no patching.
         q = self.q(xq).view(b, tq, -1, self.head_dim).transpose(1, 2)  # (B, H, Tq, Dh)
         k = self.k(x).view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
@@ -347,19 +378,25 @@ class export_mode:
     - ``additive_mask``: padding masked by adding a (B, 1, 1, T) bias of 0/-1e9 to the scores
       instead of a Where over (B, H, T, T) (~12% of that model's int8 latency). Only for graphs whose
       attention scores stay float: a statically quantized Add would spend its int8 range on -1e9.
+    - ``ort_attention`` (ONNX only): each layer's attention core as ONNX Runtime's fused
+      ``com.microsoft.MultiHeadAttention`` (rotary layers keep the explicit path); the file then
+      needs ONNX Runtime (``ExportConfig.fused_attention``).
     """
 
-    def __init__(self, model: nn.Module, cls_shortcut: bool = False, additive_mask: bool = False):
+    def __init__(self, model: nn.Module, cls_shortcut: bool = False, additive_mask: bool = False,
+                 ort_attention: bool = False):
         self.mods = [m for m in model.modules() if isinstance(m, Attention)]
         self.tops = [m for m in model.modules() if isinstance(m, GenomicTransformer)]
         self.cls_shortcut = cls_shortcut
         self.additive_mask = additive_mask
+        self.ort_attention = ort_attention
 
     def __enter__(self):
-        self.saved = [m.fused for m in self.mods]
+        self.saved = [(m.fused, m.ort_fused) for m in self.mods]
         self.saved_top = [(m.gather_positions, m.cls_only_last, m.additive_mask) for m in self.tops]
         for m in self.mods:
             m.fused = False
+            m.ort_fused = self.ort_attention
         for m in self.tops:
             m.gather_positions = True
             m.cls_only_last = self.cls_shortcut
@@ -367,8 +404,8 @@ class export_mode:
         return self
 
     def __exit__(self, *exc):
-        for m, f in zip(self.mods, self.saved):
-            m.fused = f
+        for m, (f, o) in zip(self.mods, self.saved):
+            m.fused, m.ort_fused = f, o
         for m, (g, c, a) in zip(self.tops, self.saved_top):
             m.gather_positions, m.cls_only_last, m.additive_mask = g, c, a
 

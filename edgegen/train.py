@@ -181,48 +181,50 @@ def fit(
     best, best_state, bad = (-float("inf"), -float("inf")), None, 0
     t0 = time.perf_counter()
     step = 0
-    with progress(show_progress) as prog:
-        task = prog.add_task(description, total=total, info="")
-        for epoch in range(cfg.epochs):
-            model.train()
-            perm = rng.permutation(n)
-            losses = []
-            for b in range(steps_per_epoch):
-                if step >= total:
+    try:
+        with progress(show_progress) as prog:
+            task = prog.add_task(description, total=total, info="")
+            for epoch in range(cfg.epochs):
+                model.train()
+                perm = rng.permutation(n)
+                losses = []
+                for b in range(steps_per_epoch):
+                    if step >= total:
+                        break
+                    idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                    ids = torch.from_numpy(train_ids[idx]).to(dev, non_blocking=True)
+                    y = torch.from_numpy(train_y[idx]).to(dev, non_blocking=True)
+                    loss = loss_fn(model, idx, ids, y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(params, 1.0)
+                    opt.step()
+                    sched.step()
+                    step += 1
+                    losses.append(float(loss.detach()))
+                    prog.update(task, advance=1, info=f"epoch {epoch + 1} loss {np.mean(losses[-50:]):.4f}")
+                rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan")}
+                if dev_ids is not None and len(dev_ids):
+                    m, a = _score(dev_y, predict_logits(model, dev_ids, cfg.eval_batch_size))
+                    rec.update(dev_mcc=m, dev_accuracy=a)
+                    score = (m, a)
+                    if score > best:
+                        best, bad = score, 0
+                        best_state = copy.deepcopy(model.state_dict())
+                        hist["best_epoch"] = epoch + 1
+                    else:
+                        bad += 1
+                    prog.update(task, info=f"epoch {epoch + 1} dev mcc {m:.3f} acc {a:.3f}")
+                hist["epochs"].append(rec)
+                if on_epoch:
+                    on_epoch(epoch + 1, rec)
+                if step >= total or bad >= cfg.patience:
                     break
-                idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                ids = torch.from_numpy(train_ids[idx]).to(dev, non_blocking=True)
-                y = torch.from_numpy(train_y[idx]).to(dev, non_blocking=True)
-                loss = loss_fn(model, idx, ids, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                sched.step()
-                step += 1
-                losses.append(float(loss.detach()))
-                prog.update(task, advance=1, info=f"epoch {epoch + 1} loss {np.mean(losses[-50:]):.4f}")
-            rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan")}
-            if dev_ids is not None and len(dev_ids):
-                m, a = _score(dev_y, predict_logits(model, dev_ids, cfg.eval_batch_size))
-                rec.update(dev_mcc=m, dev_accuracy=a)
-                score = (m, a)
-                if score > best:
-                    best, bad = score, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                    hist["best_epoch"] = epoch + 1
-                else:
-                    bad += 1
-                prog.update(task, info=f"epoch {epoch + 1} dev mcc {m:.3f} acc {a:.3f}")
-            hist["epochs"].append(rec)
-            if on_epoch:
-                on_epoch(epoch + 1, rec)
-            if step >= total or bad >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    model.to(home)
+        if best_state is not None:
+            model.load_state_dict(best_state)
+    finally:  # also on an error or Ctrl-C: the caller gets its model back where it was
+        model.eval()
+        model.to(home)
     hist["device"] = str(dev)
     hist["steps"] = step
     hist["seconds"] = time.perf_counter() - t0

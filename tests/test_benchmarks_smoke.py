@@ -128,3 +128,14 @@ def test_op_profile_smoke(tmp_path, tiny_model_dir, syn_splits):
     res = json.loads(js.read_text())
     assert abs(sum(res["group_share"].values()) - 1) < 1e-6 and res["group_share"]["int8 matmul"] > 0
     assert res["ms_per_batch"] > 0
+
+
+def test_fused_attention_smoke(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fused_attention.py"), "--smoke", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(next(tmp_path.glob("*-fused-attention-smoke.json")).read_text())
+    assert set(res["rows"]) == {"fp32 plain", "fp32 fused", "int8 plain", "int8 fused"}
+    for row in res["rows"].values():
+        assert len(row["b64_ms"]) == 2 and min(row["b64_ms"]) > 0 and row["b1_speedup"]["median"] > 0
+    assert res["rows"]["fp32 plain"]["b64_speedup"]["median"] == 1.0

@@ -275,13 +275,54 @@ def test_graph_rewrites_cut_work_and_keep_outputs(fmt, exported, tiny_model_dir,
            calib=syn_splits["dev"], verify=syn_splits["test"])
     fast = exported[(fmt, "int8")]
     sp, sf = (json.loads(open(str(p) + ".json").read()) for p in (plain, fast))
-    assert sf["graph"] == {"cls_shortcut": True, "additive_mask": True} and sp["graph"]["cls_shortcut"] is False
+    assert sf["graph"] == {"cls_shortcut": True, "additive_mask": True, "ort_attention": False} and sp["graph"]["cls_shortcut"] is False
     assert sf["macs"] < 0.8 * sp["macs"]  # 2 layers: the last one shrinks to its k/v projections
     select = "Where" if fmt == "onnx" else "SELECT_V2"
     assert _op_counts(plain)[select] == 2 and _op_counts(fast)[select] == 0
     full = json.loads(open(str(exported[(fmt, "int8-full")]) + ".json").read())
-    assert full["graph"] == {"cls_shortcut": True, "additive_mask": False}
+    assert full["graph"] == {"cls_shortcut": True, "additive_mask": False, "ort_attention": False}
     assert _op_counts(exported[(fmt, "int8-full")])[select] >= 1
     ids = load_runner(fast).tokenizer.encode(syn_splits["test"].sequences)
     a, b = run_batched(load_runner(fast), ids), run_batched(load_runner(plain), ids)
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.97
+
+
+@pytest.mark.parametrize("positions,pooling,layer_heads", [("learned", "cls", [4, 2]), ("sinusoidal", "mean", None), ("rotary", "cls", None)])
+def test_fused_attention_onnx_is_exact(positions, pooling, layer_heads, tmp_path):
+    """fused_attention: each layer's attention core is one com.microsoft.MultiHeadAttention node (pruned layers
+    with their own head counts; the CLS-row-only last layer as a 1-row query) and the outputs match torch on
+    batches with padding; int8 keeps the fused node (attention stays float). Rotary layers keep the explicit
+    path. TFLite exports are untouched."""
+    import onnxruntime as ort
+    import torch
+
+    from edgegen.checkpoint import save_model
+    from edgegen.export import graph_mode
+    from edgegen.model import GenomicTransformer, ModelConfig
+    from edgegen.tokenizers import Tokenizer
+
+    tok = Tokenizer(kind="kmer_nonoverlap", k=3, max_len=90)
+    cfg = ModelConfig(vocab_size=tok.vocab_size, max_positions=tok.seq_len, num_classes=3, d_model=32, n_layers=2, n_heads=4,
+                      ffn_dim=64, positions=positions, pooling=pooling, layer_heads=layer_heads)
+    torch.manual_seed(0)
+    model = GenomicTransformer(cfg).eval()
+    md = tmp_path / "m"
+    save_model(model, tok, md)
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), size=n)) for n in rng.integers(10, 91, size=48)]  # most rows padded
+    ids = tok.encode(seqs)
+    assert (ids == tok.pad_id).any()
+    with torch.no_grad():
+        ref = model(torch.from_numpy(ids)).numpy()
+    fused = 0 if positions == "rotary" else cfg.n_layers
+    for q in ("none", "int8"):
+        p = export(md, tmp_path / f"m.{q}.onnx", ExportConfig(format="onnx", quant=q, fused_attention=True))
+        assert json.loads(open(str(p) + ".json").read())["graph"]["ort_attention"] is True
+        assert _op_counts(p)["MultiHeadAttention"] == fused and _op_counts(p)["Softmax"] == cfg.n_layers - fused
+        got = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids})[0]
+        if q == "none":
+            assert np.abs(got - ref).max() <= 1e-4
+        else:
+            assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.95 and np.abs(got - ref).max() < 0.5
+    assert graph_mode(ExportConfig(format="tflite", quant="int8", fused_attention=True))["ort_attention"] is False
+    assert graph_mode(ExportConfig(format="onnx", quant="int8-full", fused_attention=True))["ort_attention"] is False

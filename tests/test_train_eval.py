@@ -54,14 +54,24 @@ def test_training_device_is_checked_and_the_model_comes_back_home(tmp_path, syn_
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     res = train_teacher(syn_dir, tmp_path / "m", TrainConfig(**{**TINY, "epochs": 1, "max_steps": 15, "device": dev}), show_progress=False)
     assert res["history"]["device"].startswith(dev)
-    teacher = load_model(tmp_path / "m").model
+    lm = load_model(tmp_path / "m")
+    teacher = lm.model
     student = student_from_teacher(teacher, d_model=16, n_layers=1, n_heads=2)
-    h = distill(student, teacher, DistillConfig(epochs=1, max_steps=10, device=dev), syn_splits, load_model(tmp_path / "m").tokenizer,
-                show_progress=False)
+    h = distill(student, teacher, DistillConfig(epochs=1, max_steps=10, device=dev), syn_splits, lm.tokenizer, show_progress=False)
     assert h["device"].startswith(dev) and h["steps"] == 10
     # both models are back on the CPU they came from, the teacher's parameters trainable again
     assert {p.device.type for p in teacher.parameters()} == {"cpu"} == {p.device.type for p in student.parameters()}
     assert all(p.requires_grad for p in teacher.parameters())
+    # an error in the middle of training (here from the loss) still hands the model back on its device, in eval mode
+    from edgegen.train import OptimConfig, fit
+
+    def boom(m, idx, ids, y):
+        raise RuntimeError("boom")
+
+    tr = syn_splits["train"]
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(student, lm.tokenizer.encode(tr.sequences), tr.labels, None, None, OptimConfig(epochs=1, device=dev), boom, show_progress=False)
+    assert not student.training and {p.device.type for p in student.parameters()} == {"cpu"}
 
 
 @pytest.mark.slow
