@@ -237,7 +237,7 @@ def data_fingerprint(spec: str | None) -> str:
 
 # fields added after a stage kind existed, with their defaults: left out of the stage key while at the
 # default, so that runs cached before the field existed are still reused
-_LATER_FIELDS = {"merge_tokens": (1, None), "augment": (0,), "mutation_rate": (0.05,)}
+_LATER_FIELDS = {"merge_tokens": (1, None), "augment": (0,), "mutation_rate": (0.05,), "device": ("auto",)}
 
 
 def _dump(step: BaseModel) -> dict:
@@ -249,8 +249,9 @@ class Stage:
         self.name, self.key, self.kind = name, key, kind
 
 
-# bumped when exported graphs change (2: CLS-row-only last layer, additive mask), so cached exports are redone
-EXPORT_GRAPH_VERSION = 2
+# bumped when exported graphs change (2: CLS-row-only last layer, additive mask; 3: TokenMerge as a sum of
+# slices), so cached exports are redone
+EXPORT_GRAPH_VERSION = 3
 
 
 def plan(r: Recipe) -> list[Stage]:

@@ -315,13 +315,15 @@ def test_fused_attention_onnx_is_exact(positions, pooling, layer_heads, tmp_path
     with torch.no_grad():
         ref = model(torch.from_numpy(ids)).numpy()
     fused = 0 if positions == "rotary" else cfg.n_layers
-    for q in ("none", "int8"):
+    for q in ("none", "fp16", "int8"):
         p = export(md, tmp_path / f"m.{q}.onnx", ExportConfig(format="onnx", quant=q, fused_attention=True))
         assert json.loads(open(str(p) + ".json").read())["graph"]["ort_attention"] is True
         assert _op_counts(p)["MultiHeadAttention"] == fused and _op_counts(p)["Softmax"] == cfg.n_layers - fused
         got = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids})[0]
         if q == "none":
             assert np.abs(got - ref).max() <= 1e-4
+        elif q == "fp16":
+            assert np.abs(got - ref).max() <= 2e-2
         else:
             assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.95 and np.abs(got - ref).max() < 0.5
     assert graph_mode(ExportConfig(format="tflite", quant="int8", fused_attention=True))["ort_attention"] is False

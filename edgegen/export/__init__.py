@@ -60,8 +60,8 @@ class ExportConfig(BaseModel):
     graph_rewrites: bool = Field(True, description="edgegen's exact graph rewrites (edgegen.model.export_mode): a CLS-pooled "
                                  "model's last layer computes only the CLS row; padding masked by an additive bias where "
                                  "attention stays float. False exports the plain graph (what a hand-written export gives)")
-    fused_attention: bool = Field(False, description="ONNX, with graph_rewrites, for float attention (quant none/dynamic/"
-                                  "int8): attention as ONNX Runtime's fused com.microsoft.MultiHeadAttention kernel (exact); "
+    fused_attention: bool = Field(False, description="ONNX, with graph_rewrites, for float attention (quant none/fp16/"
+                                  "dynamic/int8): attention as ONNX Runtime's fused com.microsoft.MultiHeadAttention kernel (exact); "
                                   "the file then runs on ONNX Runtime only. Off by default: 5-7% slower at batch 1; at batch "
                                   "64 from 0.94x to 1.5x the plain graph's rate (faster when other work shares the memory "
                                   "bus), see benchmarks/fused_attention.py")
@@ -84,7 +84,7 @@ STATIC_ACTIVATIONS = {"int8-full", "16x8"}  # quant modes that quantize every ac
 def graph_mode(cfg: ExportConfig) -> dict:
     """Options of :class:`edgegen.model.export_mode` for this export."""
     on = cfg.graph_rewrites
-    ort = on and cfg.fused_attention and cfg.format == "onnx" and cfg.quant in ("none", "dynamic", "int8")
+    ort = on and cfg.fused_attention and cfg.format == "onnx" and cfg.quant in ("none", "dynamic", "int8", "fp16")
     return {"cls_shortcut": on, "additive_mask": on and cfg.quant not in STATIC_ACTIVATIONS, "ort_attention": ort}
 
 
