@@ -172,3 +172,7 @@ def test_cli_export_flags_reach_export_config(monkeypatch, tmp_path):
     assert c.format == "tflite" and c.per_channel is False and c.strip_names is False and c.graph_rewrites is False
     code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.tflite"), "--quant", "int8", "--force"])
     assert code == 0 and seen["cfg"].per_channel is None and seen["cfg"].strip_names is True and seen["cfg"].graph_rewrites is True
+    assert seen["cfg"].fused_attention is False
+    (tmp_path / "m.onnx.json").write_text((tmp_path / "m.tflite.json").read_text())
+    code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.onnx"), "--fused-attention"])
+    assert code == 0 and seen["cfg"].format == "onnx" and seen["cfg"].fused_attention is True
