@@ -28,17 +28,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def timed(run, ids: np.ndarray, n: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        run(ids)
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        run(ids)
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) * 1e3
+from gemm_ceiling import timed  # noqa: E402  (median seconds of timed runs after warm-up)
 
 
 def smoke_model(dirpath: Path) -> Path:
@@ -91,17 +83,16 @@ def main(argv=None) -> int:
             rows[k] = {"file_bytes": files[k].stat().st_size, "b1_p50_ms": [], "b64_ms": []}
         for r in range(args.rounds):
             for k in files:  # alternating: every round times every file
-                rows[k]["b1_p50_ms"].append(timed(b1[k], ids[:1], args.b1_runs))
-                rows[k]["b64_ms"].append(timed(b64[k], ids, args.b64_runs))
+                rows[k]["b1_p50_ms"].append(1e3 * timed(lambda: b1[k](ids[:1]), args.b1_runs))
+                rows[k]["b64_ms"].append(1e3 * timed(lambda: b64[k](ids), args.b64_runs))
             print(f"round {r + 1}: " + ", ".join(f"{k} b64 {rows[k]['b64_ms'][-1]:.1f} ms" for k in files), flush=True)
     lines = [f"{model} ({seq_len} tokens), {args.rounds} alternating rounds; per-round medians of {args.b1_runs} batch-1 runs "
              f"(1 thread) and {args.b64_runs} batch-64 runs (2 threads). Ratio: plain time / fused time per round (>1: fused faster).",
              "", "| file | batch-1 p50 ms | batch-64 ms | batch-1 speed-up vs plain | batch-64 speed-up vs plain |", "|---|---|---|---|---|"]
     for k, row in rows.items():
         plain = rows[k.replace("fused", "plain")]
-        for key in ("b1", "b64"):
-            mine, base = row[f"{key}_p50_ms" if key == "b1" else "b64_ms"], plain[f"{key}_p50_ms" if key == "b1" else "b64_ms"]
-            ratios = [b / m for b, m in zip(base, mine)]
+        for key, col in (("b1", "b1_p50_ms"), ("b64", "b64_ms")):
+            ratios = [b / m for b, m in zip(plain[col], row[col])]
             row[f"{key}_speedup"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
         cell = lambda s: f"{s['median']:.2f}x ({s['min']:.2f}-{s['max']:.2f})"
         lines.append(f"| {k} | {statistics.median(row['b1_p50_ms']):.3f} | {statistics.median(row['b64_ms']):.1f} | "

@@ -62,9 +62,9 @@ class ExportConfig(BaseModel):
                                  "attention stays float. False exports the plain graph (what a hand-written export gives)")
     fused_attention: bool = Field(False, description="ONNX, with graph_rewrites, for float attention (quant none/fp16/"
                                   "dynamic/int8): attention as ONNX Runtime's fused com.microsoft.MultiHeadAttention kernel (exact); "
-                                  "the file then runs on ONNX Runtime only. Off by default: 5-7% slower at batch 1; at batch "
-                                  "64 from 0.94x to 1.5x the plain graph's rate (faster when other work shares the memory "
-                                  "bus), see benchmarks/fused_attention.py")
+                                  "the file then runs on ONNX Runtime only. Off by default: on a CPU 3-6% slower at batch 1 and "
+                                  "0.94-1.5x the plain graph's batch-64 rate; on a CUDA GPU ~1.2x faster for 4096-nt inputs "
+                                  "(benchmarks/fused_attention.py, README)")
     max_drop: float | None = Field(None, gt=0, description="accuracy budget (percentage points) vs float, needs labelled calibration data")
     atol: float = Field(1e-4, gt=0, description="max abs logit difference allowed for float exports")
     min_agreement: float = Field(0.9, ge=0, le=1, description="argmax agreement with torch required of quantized exports")
@@ -84,8 +84,9 @@ STATIC_ACTIVATIONS = {"int8-full", "16x8"}  # quant modes that quantize every ac
 def graph_mode(cfg: ExportConfig) -> dict:
     """Options of :class:`edgegen.model.export_mode` for this export."""
     on = cfg.graph_rewrites
-    ort = on and cfg.fused_attention and cfg.format == "onnx" and cfg.quant in ("none", "dynamic", "int8", "fp16")
-    return {"cls_shortcut": on, "additive_mask": on and cfg.quant not in STATIC_ACTIVATIONS, "ort_attention": ort}
+    float_attention = cfg.quant not in STATIC_ACTIVATIONS
+    return {"cls_shortcut": on, "additive_mask": on and float_attention,
+            "ort_attention": on and float_attention and cfg.fused_attention and cfg.format == "onnx"}
 
 
 def _calib_ids(tok, calib, n: int, seed: int = 0):
