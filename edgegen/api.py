@@ -66,7 +66,7 @@ def train_teacher(data: str | Path, out: str | Path, cfg=None, *, init: str | Pa
     from edgegen.io import check_output
     from edgegen.train import TrainConfig, train
 
-    check_output(out, force)
+    check_output(out, force, kind="dir")
     cfg = cfg or TrainConfig()
     splits = load_data(data)
     init_model = load_model(init) if init else None
@@ -109,7 +109,7 @@ def prune_model(model_dir: str | Path, out: str | Path, cfg, *, data: str | Path
     from edgegen.io import check_output
     from edgegen.prune import prune
 
-    check_output(out, force)
+    check_output(out, force, kind="dir")
     lm = load_model(model_dir)
     splits = load_data(data) if data else None
     example, calib = _example_and_calib(lm.tokenizer, splits, cfg.calib_batches)
@@ -145,7 +145,7 @@ def distill_model(
     from edgegen.distill import DistillConfig, StudentConfig, distill, student_from_teacher
     from edgegen.io import check_output
 
-    check_output(out, force)
+    check_output(out, force, kind="dir")
     cfg = cfg or DistillConfig()
     t = load_model(teacher_dir)
     sp = Path(student)
@@ -160,6 +160,11 @@ def distill_model(
         sc = load_config(StudentConfig, sp)
         smodel = student_from_teacher(t.model, **sc.shape(), seed=cfg.seed)
     splits = load_data(data)
+    k = max(sp_.num_classes for sp_ in splits.values())
+    if k > t.model.config.num_classes:
+        from edgegen.errors import DataError
+
+        raise DataError(f"labels go up to {k - 1} but the teacher has {t.model.config.num_classes} classes", path=data)
     hist = distill(smodel, t.model, cfg, splits, t.tokenizer, show_progress=show_progress)
     metrics = {}
     if "test" in splits:

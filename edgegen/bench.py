@@ -208,13 +208,13 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
             result["data_check"] = data_report(load_split_dir(data_path))
         except EdgegenError as e:  # the check is advisory
             result["data_check"] = {"error": str(e)}
-    work = Path(tempfile.mkdtemp(prefix="edgegen-bench-"))
     remote = None
-    if prof.is_remote:
+    if prof.is_remote:  # before the work folder exists: an unreachable device leaves nothing behind
         from edgegen.remote import SSHDevice
 
         remote = SSHDevice(prof)
         remote.check()
+    work = Path(tempfile.mkdtemp(prefix="edgegen-bench-"))
     logits_all: list[dict | None] = []
     try:
         with progress(show_progress) as prog:

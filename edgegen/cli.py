@@ -41,11 +41,27 @@ def _console():
     return Console()
 
 
-def _save_json(path: Optional[Path], obj, force: bool = True) -> None:
-    if path is not None:
-        from edgegen.io import write_json
+def _check_outputs(force: bool, *files: Optional[Path], folder: Optional[Path] = None) -> None:
+    """Before any work: refuse outputs that exist (without --force) or cannot be written."""
+    from edgegen.io import check_output
 
-        write_json(path, obj)
+    for f in files:
+        if f is not None:
+            check_output(f, force, kind="file")
+    if folder is not None:
+        check_output(folder, force, kind="dir")
+
+
+def _save_json(path: Optional[Path], obj, force: bool = False) -> None:
+    if path is not None:
+        from edgegen.io import commit, temp_path, write_json
+
+        tmp = temp_path(path)
+        try:
+            write_json(tmp, obj)
+            commit([(tmp, Path(path))], force)
+        finally:
+            tmp.unlink(missing_ok=True)
         _console().print(f"wrote {path}")
 
 
@@ -61,8 +77,8 @@ def train(
     data: str = typer.Option(..., "--data", help="Folder with train/dev/test CSVs, or synthetic:promoter|splice[:N[:LEN]]."),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with TrainConfig fields."),
-    tokenizer: Optional[str] = typer.Option(None, help="char | kmer | kmer_nonoverlap"),
-    k: Optional[int] = typer.Option(None, help="k-mer size"),
+    tokenizer: Optional[str] = typer.Option(None, help="char | kmer | kmer_nonoverlap (default kmer_nonoverlap)"),
+    k: Optional[int] = typer.Option(None, help="k-mer size (default 3; 1 for char)"),
     max_len: Optional[int] = typer.Option(None, help="nucleotide window (default: longest train sequence)"),
     d_model: Optional[int] = typer.Option(None),
     n_layers: Optional[int] = typer.Option(None),
@@ -78,6 +94,7 @@ def train(
     threads: Optional[int] = typer.Option(None),
     train_device: Optional[str] = typer.Option(None, "--train-device", help="auto (a CUDA GPU when torch sees one) | cpu | cuda[:N]"),
     init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune this model directory instead of a fresh model."),
+    allow_chance: bool = typer.Option(False, "--allow-chance", help="Save the model even if its dev MCC is not above chance."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
 ):
     """Train a model from labels, evaluate it on the test split, save a model directory."""
@@ -88,7 +105,7 @@ def train(
     cfg = _load_yaml_config(TrainConfig, config, dict(
         tokenizer=tokenizer, k=k, max_len=max_len, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
         ffn_dim=ffn_dim, positions=positions, merge_tokens=merge_tokens, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
-        seed=seed, threads=threads, device=train_device,
+        seed=seed, threads=threads, device=train_device, allow_chance=allow_chance or None,
     ))
     res = train_teacher(data, out, cfg, init=init, force=force)
     if res["test"]:
@@ -103,14 +120,16 @@ def evaluate(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
     batch_size: int = typer.Option(64),
     threads: Optional[int] = typer.Option(None),
+    force: bool = typer.Option(False, "--force", help="Overwrite the --json file."),
 ):
     """Accuracy, F1, MCC, AUROC with bootstrap 95% intervals, per class."""
     from edgegen.evaluate import evaluate as _evaluate
     from edgegen.report import metrics_table
 
+    _check_outputs(force, json_out)
     rep = _evaluate(model, data, batch_size=batch_size, threads=threads)
     _console().print(metrics_table(rep, title=f"{model} on {data}"))
-    _save_json(json_out, rep)
+    _save_json(json_out, rep, force)
 
 
 def _stats_table(rep: dict):
@@ -149,6 +168,7 @@ def prune(
     force: bool = typer.Option(False, "--force"),
 ):
     """Remove attention heads, FFN channels and layers physically (torch-pruning)."""
+    _check_outputs(force, json_out)
     from edgegen.api import prune_model
     from edgegen.prune import PruneConfig
 
@@ -163,7 +183,7 @@ def prune(
 
         _console().print(metrics_table(rep["metrics"]["test"], title="pruned model, test set (before fine-tuning)"))
     _console().print(f"saved pruned model to {out}")
-    _save_json(json_out, rep)
+    _save_json(json_out, rep, force)
 
 
 @app.command()
@@ -189,6 +209,7 @@ def distill(
     force: bool = typer.Option(False, "--force"),
 ):
     """Win back accuracy: distil the teacher into a pruned or smaller student."""
+    _check_outputs(force, json_out)
     from edgegen.api import distill_model
     from edgegen.distill import DistillConfig
     from edgegen.report import metrics_table
@@ -203,7 +224,7 @@ def distill(
         _console().print(metrics_table(res["teacher_test"], title="teacher, test set"))
         _console().print(metrics_table(res["test"], title="distilled student, test set"))
     _console().print(f"saved distilled model to {out}")
-    _save_json(json_out, res)
+    _save_json(json_out, res, force)
 
 
 @app.command()
@@ -274,19 +295,23 @@ def bench(
     batch: Optional[int] = typer.Option(None, help="Throughput batch."),
     max_samples: Optional[int] = typer.Option(None, help="Subsample the test set."),
     validity: bool = typer.Option(True, "--validity/--no-validity", help="Reverse-complement and sequencing-error checks."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the --json file and the --report folder."),
 ):
     """Accuracy, size, latency and memory of models side by side, locally or on a device."""
     from edgegen.bench import BenchConfig
     from edgegen.bench import bench as _bench
+    from edgegen.io import staging_dir
     from edgegen.report import bench_table, write_report
 
+    _check_outputs(force, json_out, folder=report)
     cfg = BenchConfig(baseline=baseline, threads=threads or None, runs=runs, warmup=warmup, batch=batch,
                       max_samples=max_samples, validity=validity)
     res = _bench(models, data, device, cfg, partial_out=json_out)
     _console().print(bench_table(res))
-    _save_json(json_out, res)
+    _save_json(json_out, res, force=True)  # checked above; bench kept partial results there while it ran
     if report:
-        write_report(res, report)
+        with staging_dir(report, force=force) as tmp:
+            write_report(res, tmp)
         _console().print(f"report: {report / 'report.md'}")
     if res["errors"]:
         from edgegen.errors import BackendError
@@ -343,10 +368,15 @@ def bundle(
             raise UsageError(f"device {prof.name} runs {prof.runtimes}, not {rt}", path=model)
     inputs = None
     if data:
+        from edgegen.errors import DataError
+
         ds = as_dataset(data)
-        tok = tokenizer_from_sidecar(read_sidecar(model))
+        side = read_sidecar(model)
+        tok = tokenizer_from_sidecar(side, model)
         inputs = {"test": tok.encode(ds.sequences)}
         if ds.labels is not None:
+            if ds.num_classes > side["num_classes"]:
+                raise DataError(f"labels go up to {ds.num_classes - 1} but the model has {side['num_classes']} classes", path=ds.path)
             inputs["labels"] = ds.labels
     write_bundle(model, out, inputs=inputs, force=force)
     _console().print(f"bundle written to {out}; on the device: python3 runner.py measure --model {model.name} --inputs inputs.npz --out result.json")
@@ -465,41 +495,12 @@ def import_(
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point: run the app and map errors to exit codes (2 usage, 1 data/runtime, 130 Ctrl-C)."""
-    import click
-
-    from edgegen.errors import EdgegenError
-
-    import logging
+    """Entry point: run the app; every outcome leaves through :func:`edgegen.boundary.run_guarded`
+    (2 usage, 1 data/runtime, 130 Ctrl-C, 143 SIGTERM; a traceback only with ``--debug``)."""
+    from edgegen.boundary import run_guarded
 
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
-    log = logging.getLogger("edgegen")
-    if not log.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("edgegen: %(levelname)s: %(message)s"))
-        log.addHandler(h)
-        log.setLevel(logging.DEBUG if debug else logging.INFO)
-        log.propagate = False
-    try:
-        app(args=args, prog_name="edgegen", standalone_mode=False)
-        return 0
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
-        typer.echo("aborted", err=True)
-        return 130
-    except click.ClickException as e:
-        e.show()
-        return 2
-    except EdgegenError as e:
-        if debug:
-            raise
-        typer.echo(f"edgegen: error: {e}", err=True)
-        return e.exit_code
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        return 130
+    return run_guarded(lambda: app(args=args, prog_name="edgegen", standalone_mode=False), debug="--debug" in args)
 
 
 if __name__ == "__main__":  # pragma: no cover

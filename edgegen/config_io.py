@@ -19,10 +19,19 @@ def read_yaml(path: str | Path) -> tuple[dict, dict]:
     p = Path(path)
     if not p.exists():
         raise ConfigError("no such file", path=p)
+    if p.is_dir():
+        raise ConfigError("is a folder, expected a YAML file", path=p)
     try:
-        text = p.read_text()
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("not a text file (expected YAML)", path=p) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read ({e.strerror or type(e).__name__})", path=p) from None
+    if "\x00" in text:
+        raise ConfigError("not a text file (expected YAML)", path=p)
+    try:
+        node = yaml.compose(text.lstrip("\ufeff"))
+        data = yaml.safe_load(text.lstrip("\ufeff"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", path=p, line=None if mark is None else mark.line + 1) from None

@@ -55,3 +55,7 @@ class ExportVerificationError(EdgegenError):
 
 class RemoteError(EdgegenError):
     """A remote device could not be reached or failed to run the bundle."""
+
+
+class TrainingError(EdgegenError):
+    """Training finished but produced no usable model (e.g. dev MCC at chance)."""

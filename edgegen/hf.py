@@ -38,9 +38,48 @@ def _read_config(d: Path) -> dict:
     if not f.exists():
         raise ModelFileError("no config.json: not a Hugging Face checkpoint folder", path=d)
     try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
+        cfg = json.loads(f.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFileError(f"config.json is not valid JSON ({e})", path=f) from None
+    if not isinstance(cfg, dict):
+        raise ModelFileError(f"config.json must hold an object, not a {type(cfg).__name__}", path=f)
+    return cfg
+
+
+def _shape_fields(cfg: dict, f: Path) -> tuple[int, int, int, int, int]:
+    """(hidden, layers, heads, intermediate, vocab) from config.json, each a positive integer, heads dividing hidden.
+
+    Raises:
+        ModelFileError: naming config.json and the field.
+    """
+    vals = []
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size"):
+        v = cfg.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise ModelFileError(f"{key} is {'missing' if v is None else repr(v)}; a positive integer is needed", path=f)
+        vals.append(v)
+    hidden, _, heads, _, _ = vals
+    if hidden % heads:
+        raise ModelFileError(f"num_attention_heads {heads} does not divide hidden_size {hidden}", path=f)
+    return tuple(vals)
+
+
+class _Weights(dict):
+    """A checkpoint's tensors; a missing name is a one-line ModelFileError naming the folder."""
+
+    def __init__(self, state: dict, folder: Path):
+        super().__init__(state)
+        self.folder = folder
+
+    def __missing__(self, key):
+        raise ModelFileError(f"checkpoint lacks {key}", path=self.folder)
+
+
+def shape_mismatch_message(e: Exception) -> str:
+    """Every "size mismatch for X" of a load_state_dict error, on one line (not just the first)."""
+    lines = [" ".join(x.split()) for x in str(e).splitlines() if x.strip()]
+    found = [x for x in lines if x.startswith("size mismatch")]
+    return "; ".join(found or lines)[:1200]
 
 
 def _load_state(d: Path) -> dict:
@@ -71,7 +110,13 @@ def _read_vocab(d: Path) -> dict[str, int]:
     f = d / "vocab.txt"
     if not f.exists():
         raise ModelFileError("no vocab.txt (the k-mer vocabulary is needed to tokenize DNA)", path=d)
-    toks = [line.rstrip("\n").strip() for line in f.read_text().splitlines()]
+    try:
+        text = f.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelFileError("vocab.txt is not UTF-8 text (one token per line expected)", path=f) from None
+    if "\x00" in text:
+        raise ModelFileError("vocab.txt is not text (one token per line expected)", path=f)
+    toks = [line.rstrip("\n").strip() for line in text.splitlines()]
     return {t: i for i, t in enumerate(toks) if t}
 
 
@@ -131,13 +176,31 @@ def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, n
     Example:
         >>> import_hf("checkpoints/dnabert-3mer-promoter", "runs/dnabert")  # doctest: +SKIP
     """
+    from pydantic import ValidationError
+
+    from edgegen.errors import ConfigError
+
+    try:
+        return _import_hf(src, out, max_len=max_len, num_classes=num_classes, force=force)
+    except ValidationError as e:  # config.json values the native model cannot take
+        from edgegen.config_io import validation_message
+
+        loc, msg = validation_message(e)
+        raise ModelFileError(f"config.json describes an unsupported model ({loc}: {msg})", path=Path(src) / "config.json") from None
+    except ConfigError as e:  # e.g. a vocabulary without the tokenizer's special tokens
+        if e.path:
+            raise
+        raise ModelFileError(str(e), path=Path(src)) from None
+
+
+def _import_hf(src: str | Path, out: str | Path, *, max_len: int | None, num_classes: int | None, force: bool) -> Path:
     from edgegen.checkpoint import save_model
     from edgegen.io import check_output
     from edgegen.model import GenomicTransformer, ModelConfig
     from edgegen.tokenizers import Tokenizer
 
     d = Path(src)
-    check_output(out, force)
+    check_output(out, force, kind="dir")
     cfg = _read_config(d)
     if cfg.get("auto_map") or cfg.get("trust_remote_code"):
         raise UsageError(f"this checkpoint needs trust_remote_code (custom model code): edgegen does not run remote code. Supported: {SUPPORTED}", path=d)
@@ -152,8 +215,8 @@ def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, n
         raise UsageError(f"activation {act!r} is not supported (gelu only)", path=d)
     vocab = _read_vocab(d)
     k = _kmer_size(vocab)
-    state = _load_state(d)
-    H, L, nh = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]
+    H, L, nh, ffn, n_vocab = _shape_fields(cfg, d / "config.json")
+    state = _Weights(_load_state(d), d)
     has_head = any(a.endswith("ForSequenceClassification") for a in archs) and any(k_.startswith("classifier.") for k_ in state)
     n_cls = cfg.get("num_labels") or len(cfg.get("id2label", {})) or 2
     if not has_head:
@@ -162,7 +225,7 @@ def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, n
                     "fine-tune it with 'edgegen train --init'", d, n_cls)
     pad_id = cfg.get("pad_token_id", 0) or 0
     max_pos = cfg.get("max_position_embeddings", 512)
-    common = dict(vocab_size=cfg["vocab_size"], num_classes=n_cls, d_model=H, n_layers=L, n_heads=nh, ffn_dim=cfg["intermediate_size"],
+    common = dict(vocab_size=n_vocab, num_classes=n_cls, d_model=H, n_layers=L, n_heads=nh, ffn_dim=ffn,
                   dropout=0.0, pooling="cls", layer_norm_eps=cfg.get("layer_norm_eps", 1e-12), pad_id=pad_id,
                   activation="gelu" if act == "gelu" else "gelu_tanh", head_hidden=True)
     if mt == "bert":
@@ -173,7 +236,7 @@ def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, n
         if tok.seq_len > max_pos:
             raise UsageError(f"max_len {tok.max_len} gives {tok.seq_len} tokens, more than the model's {max_pos} positions")
         mc = ModelConfig(**common, max_positions=max_pos, positions="learned", norm="post", embed_norm=True, final_norm=False)
-        s = _strip_prefix(state, ("bert.",))
+        s = _Weights(_strip_prefix(state, ("bert.",)), d)
         m = {"embed.weight": s["embeddings.word_embeddings.weight"],
              # token type 0 is constant for single sequences: fold it into the positions
              "pos": (s["embeddings.position_embeddings.weight"] + s["embeddings.token_type_embeddings.weight"][0])[None],
@@ -200,7 +263,7 @@ def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, n
         else:
             mc = ModelConfig(**common, max_positions=tok.seq_len, positions="rotary", norm="pre", embed_norm=False, final_norm=True,
                              emb_scale=scale)
-        s = _strip_prefix(state, ("esm.",))
+        s = _Weights(_strip_prefix(state, ("esm.",)), d)
         m = {"embed.weight": s["embeddings.word_embeddings.weight"],
              "final_ln.weight": s["encoder.emb_layer_norm_after.weight"], "final_ln.bias": s["encoder.emb_layer_norm_after.bias"]}
         if pet == "absolute":
@@ -222,7 +285,7 @@ def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, n
     try:
         missing, unexpected = model.load_state_dict(m, strict=False)
     except RuntimeError as e:
-        raise ModelFileError(f"weights do not match config.json: {str(e).splitlines()[0][:200]}", path=d) from None
+        raise ModelFileError(f"weights do not match config.json: {shape_mismatch_message(e)}", path=d) from None
     missing = [x for x in missing if not x.startswith(("rope_", "pos_table"))]
     if missing:
         raise ModelFileError(f"could not map {missing[:4]} from the checkpoint", path=d)

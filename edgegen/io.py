@@ -73,12 +73,85 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def check_output(path: str | Path, force: bool) -> Path:
-    """Refuse to clobber an existing output unless ``force``."""
+def check_output(path: str | Path, force: bool, *, kind: str = "any") -> Path:
+    """Refuse to clobber an existing output unless ``force``, and refuse outputs that cannot be written.
+
+    Args:
+        kind: ``"file"`` (a folder there is an error even with ``force``), ``"dir"`` (a file there is
+            an error even with ``force``), or ``"any"``.
+
+    Raises:
+        UsageError: naming the path: it exists (without ``force``), it is the wrong kind, or a part
+            of its parent path is a file.
+    """
     path = Path(path)
-    if path.exists() and not force:
-        raise UsageError("already exists; pass --force to overwrite", path=path)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"cannot write here: {parent} is a file, not a folder", path=path)
+            break
+    if path.exists() or path.is_symlink():
+        if kind == "file" and path.is_dir():
+            raise UsageError("is a folder; give a file name to write", path=path)
+        if kind == "dir" and not path.is_dir():
+            raise UsageError("is a file; this output is a folder (remove the file or choose another name)", path=path)
+        if not force:
+            raise UsageError("already exists; pass --force to overwrite", path=path)
     return path
+
+
+def temp_path(final: str | Path, suffix: str = "") -> Path:
+    """A fresh, unique temp file name beside ``final`` (``.NAME.XXXX.tmp``): concurrent writers
+    never share one, and a crash leaves only a dot-file that cleanup can recognise."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=f".tmp{suffix}")
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[None]:
+    """An exclusive advisory lock on a folder (flock on the folder itself: no lock file is left)."""
+    import fcntl
+
+    fd = os.open(str(folder), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def commit(moves: list[tuple[Path, Path]], force: bool) -> None:
+    """Move finished temp files onto their final names together, under the output folder's lock.
+
+    The no-clobber check is repeated under the lock, so of two runs writing the same output without
+    ``force`` the later one fails instead of replacing the first; with ``force`` every file of the
+    set comes from the same run (a model and its sidecar are never mixed from two writers).
+    """
+    if not moves:
+        return
+    folder = Path(moves[0][1]).parent
+    with folder_lock(folder):
+        if not force:
+            for _, final in moves:
+                if Path(final).exists():
+                    raise UsageError("already exists (written meanwhile by another run); pass --force to overwrite", path=final)
+        for tmp, final in moves:
+            os.replace(tmp, final)
+
+
+def remove_quietly(*paths: str | Path) -> None:
+    for p in paths:
+        p = Path(p)
+        with contextlib.suppress(FileNotFoundError):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink()
 
 
 @contextlib.contextmanager
@@ -86,24 +159,26 @@ def staging_dir(final: str | Path, force: bool = False) -> Iterator[Path]:
     """Build a directory in a sibling temp folder, then move it into place.
 
     Nothing at ``final`` is touched unless the block succeeds; an existing
-    ``final`` is replaced only with ``force``.
+    ``final`` is replaced only with ``force`` (and only a folder: a file there is refused).
     """
     final = Path(final)
-    check_output(final, force)
+    check_output(final, force, kind="dir")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
     try:
         yield tmp
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        with folder_lock(final.parent):
+            if final.exists():
+                if not force:
+                    raise UsageError("already exists (written meanwhile by another run); pass --force to overwrite", path=final)
+                old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
+                os.rmdir(old)
+                final.rename(old)
+                tmp.rename(final)
+                remove_quietly(old)
+            else:
+                tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -16,7 +16,7 @@ from typing import Iterator, Literal
 
 import numpy as np
 
-from edgegen.errors import UsageError
+from edgegen.errors import DataError, UsageError
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,10 @@ def predict(model, reads: str | Path, out: str | Path, cfg: PredictConfig = Pred
     counts = {"reads": 0, "bases": 0, "windows": 0, "skipped_short": 0}
     to_stdout = str(out) == "-"
     if not to_stdout:
-        out = Path(out)
-        if out.exists() and not force:
-            raise UsageError("already exists; pass --force to overwrite", path=out)
-        tmp = out.with_name(f".{out.name}.tmp")
+        from edgegen.io import check_output, temp_path
+
+        out = check_output(out, force, kind="file")
+        tmp = temp_path(out)  # unique: two runs writing one -o never share a temp file
         fh = open(tmp, "w")
     else:
         fh = sys.stdout
@@ -123,7 +123,7 @@ def predict(model, reads: str | Path, out: str | Path, cfg: PredictConfig = Pred
         try:
             ids = tok.encode(buf)
         except ValueError as e:  # letters were validated by the reader; guard anyway
-            raise UsageError(str(e)) from None
+            raise DataError(str(e), path=None if str(reads) == "-" else reads) from None
         logits = run_batched(runner, ids, cfg.batch_size)
         z = logits - logits.max(1, keepdims=True)
         probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
@@ -165,8 +165,14 @@ def predict(model, reads: str | Path, out: str | Path, cfg: PredictConfig = Pred
             os.unlink(tmp)
         raise
     if not to_stdout:
+        from edgegen.io import commit
+
         fh.close()
-        os.replace(tmp, out)
+        try:
+            commit([(tmp, out)], force)
+        finally:
+            if tmp.exists():
+                os.unlink(tmp)
     else:
         fh.flush()
     dt = time.perf_counter() - t0

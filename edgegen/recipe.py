@@ -30,6 +30,8 @@ from edgegen.train import TrainConfig
 
 log = logging.getLogger("edgegen")
 
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a name that becomes one folder: no '/', no '..'
+
 
 class TrainStep(TrainConfig):
     """Train the teacher from the recipe's data."""
@@ -76,7 +78,7 @@ class StudentStep(StudentConfig):
     """A fresh smaller student (instead of, or besides, pruned ones): fields not given copy the teacher."""
 
     type: Literal["student"]
-    name: str = "student"
+    name: str = Field("student", pattern=SAFE_NAME, description="names the stage folder: letters, digits, '.', '_', '-'")
 
 
 class DistillStep(DistillConfig):
@@ -140,6 +142,9 @@ class Recipe(BaseModel):
         for k in ("prune", "distill", "bench"):
             if kinds.count(k) > 1:
                 raise ValueError(f"at most one {k} step")
+        names = [s.name for s in self.steps_of("student")]
+        if len(set(names)) < len(names):
+            raise ValueError(f"student names must differ (got {names})")
         if "train" in kinds and not self.data:
             raise ValueError("data is required to train a teacher (set it in the recipe or with --set data=PATH)")
         if "distill" in kinds and not self.data:
@@ -154,21 +159,36 @@ class Recipe(BaseModel):
 
 
 def _set_dotted(d: dict, key: str, value: Any) -> None:
+    """Set ``d[a][b][0][c] = value`` for the key ``a.b.0.c`` (list items by index).
+
+    Raises:
+        ConfigError: an empty part, a non-integer or out-of-range index, or a part below a plain value.
+    """
     parts = key.split(".")
+    if not key or any(not p.strip() for p in parts):
+        raise ConfigError(f"--set {key!r}: malformed key (expected dotted names, e.g. steps.0.epochs)")
     cur: Any = d
-    for i, p in enumerate(parts[:-1]):
-        nxt = int(p) if isinstance(cur, list) else p
+    for depth, p in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1])
         if isinstance(cur, list):
-            if not 0 <= nxt < len(cur):
-                raise ConfigError(f"--set {key}: no step {nxt} (recipe has {len(cur)})")
-            cur = cur[nxt]
+            try:
+                i = int(p)
+            except ValueError:
+                raise ConfigError(f"--set {key}: {where!r} must be a list index (0..{len(cur) - 1})") from None
+            if not 0 <= i < len(cur):
+                raise ConfigError(f"--set {key}: no item {i} at {'.'.join(parts[:depth]) or 'top level'} (it has {len(cur)})")
+            if last:
+                cur[i] = value
+            else:
+                cur = cur[i]
+        elif isinstance(cur, dict):
+            if last:
+                cur[p] = value
+            else:
+                cur = cur.setdefault(p, {})
         else:
-            cur = cur.setdefault(nxt, {})
-    last = parts[-1]
-    if isinstance(cur, list):
-        cur[int(last)] = value
-    else:
-        cur[last] = value
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:depth])!r} is a plain value ({cur!r}), not a mapping or list")
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None, raw: dict | None = None) -> Recipe:
@@ -189,7 +209,11 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
         if "=" not in ov:
             raise ConfigError(f"--set expects key=value, got {ov!r}")
         k, v = ov.split("=", 1)
-        _set_dotted(data, k.strip(), yaml.safe_load(v) if v.strip() else "")
+        try:
+            value = yaml.safe_load(v) if v.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {k.strip()}: value {v!r} is not valid YAML ({' '.join(str(e).split())[:120]})") from None
+        _set_dotted(data, k.strip(), value)
     steps = data.get("steps")
     if isinstance(steps, list):
         for i, s in enumerate(steps):
@@ -237,11 +261,14 @@ def data_fingerprint(spec: str | None) -> str:
 
 # fields added after a stage kind existed, with their defaults: left out of the stage key while at the
 # default, so that runs cached before the field existed are still reused
-_LATER_FIELDS = {"merge_tokens": (1, None), "augment": (0,), "mutation_rate": (0.05,), "device": ("auto",)}
+_LATER_FIELDS = {"merge_tokens": (1, None), "augment": (0,), "mutation_rate": (0.05,), "device": ("auto",), "allow_chance": (False,)}
 
 
 def _dump(step: BaseModel) -> dict:
-    return {k: v for k, v in step.model_dump().items() if not (k in _LATER_FIELDS and v in _LATER_FIELDS[k])}
+    d = {k: v for k, v in step.model_dump().items() if not (k in _LATER_FIELDS and v in _LATER_FIELDS[k])}
+    if isinstance(step, TrainConfig) and d.get("k") is None:
+        d["k"] = step.kmer_size()  # k became optional (default by tokenizer): keys keep the k actually used
+    return d
 
 
 class Stage:
@@ -335,11 +362,19 @@ def run_recipe(r: Recipe, *, show_progress: bool = True, on_stage=None) -> dict:
     import shutil
 
     run_dir = Path(r.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"out: {run_dir} is a file; a run writes a folder there")
+    from edgegen.io import check_output
+
+    check_output(run_dir / "stage", True)  # a parent that is a file is refused here, with its name
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob(".*.tmp"):  # half-built stages of a crashed run: never used, safe to drop
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
     stages = plan(r)
+    for st in stages:  # every stage folder lies directly inside the run folder
+        if (run_dir / st.name).resolve().parent != run_dir.resolve():
+            raise ConfigError(f"stage name {st.name!r} would write outside {run_dir}")
     by_name = {s.name: s for s in stages}
     splits = None
 

@@ -17,7 +17,11 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from edgegen.errors import ConfigError, ModelFileError
+from edgegen.errors import ConfigError, DataError, ModelFileError
+
+
+class SequenceError(DataError, ValueError):
+    """A letter outside ACGTN in a sequence given to a tokenizer."""
 
 TokenizerKind = Literal["char", "kmer", "kmer_nonoverlap"]
 NUCLEOTIDES = "ACGT"
@@ -146,7 +150,7 @@ class Tokenizer:
             c = _CODE[np.frombuffer(s.encode("ascii", "replace"), dtype=np.uint8)]
             if (c == 6).any():
                 bad = s[int(np.argmax(c == 6))]
-                raise ValueError(f"invalid nucleotide {bad!r}")
+                raise SequenceError(f"invalid nucleotide {bad!r}")
             out[i, : len(c)] = c
         return out
 
@@ -193,12 +197,29 @@ class Tokenizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Tokenizer":
+        """Rebuild from :meth:`to_dict` output, checking every field's type first.
+
+        Raises:
+            ConfigError: not an object, an unknown field, or a field of the wrong type.
+        """
+        if not isinstance(d, dict):
+            raise ConfigError(f"bad tokenizer description: expected an object, got {type(d).__name__}")
         d = dict(d)
         d.pop("format", None)
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ConfigError(f"bad tokenizer description: {e}") from None
+        types = {"kind": str, "k": int, "max_len": int, "crop": str, "add_cls": bool, "add_sep": bool, "vocab": dict}
+        types.update({f: str for f in ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")})
+        for name, value in d.items():
+            want = types.get(name)
+            if want is None:
+                raise ConfigError(f"bad tokenizer description: unknown field {name!r}")
+            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                raise ConfigError(f"bad tokenizer description: {name} must be {want.__name__}, got {type(value).__name__}")
+        vocab = d.get("vocab", {})
+        if not all(isinstance(t, str) and isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1 << 24 for t, i in vocab.items()):
+            raise ConfigError("bad tokenizer description: vocab must map token strings to ids in 0..2^24")
+        if not 1 <= d.get("max_len", 200) <= 1 << 22:
+            raise ConfigError(f"bad tokenizer description: max_len must be in 1..{1 << 22}")
+        return cls(**d)
 
     def save(self, path: str | Path) -> None:
         from edgegen.io import atomic_write_text

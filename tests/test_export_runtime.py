@@ -139,6 +139,40 @@ def test_max_drop_search_keeps_layers_float_when_needed(tiny_model_dir, syn_spli
         assert side["kept_float"] == []
 
 
+@pytest.mark.parametrize("fmt,quant", [("onnx", "int8-full"), ("onnx", "int8"), ("tflite", "int8")])
+def test_keeping_every_unit_float_gives_the_float_model(fmt, quant, tiny_model_dir, syn_splits, tmp_path):
+    """The --max-drop search's units cover the whole graph (embeddings included), so its last resort is the
+    float model on any CPU: no int8 left anywhere, logits equal torch's to float tolerance. (The embedding
+    lookup once stayed int8, and on an Intel Xeon a ~0 budget could not be met even with every block float.)"""
+    import onnx
+
+    from edgegen.checkpoint import load_model
+    from edgegen.export import _units, _calib_ids, _mini_sidecar
+    from edgegen.export import onnx as onnx_backend
+    from edgegen.export import tflite as tflite_backend
+    from edgegen.io import write_json
+    from edgegen.train import predict_logits
+
+    lm = load_model(tiny_model_dir)
+    backend = onnx_backend if fmt == "onnx" else tflite_backend
+    cfg = ExportConfig(format=fmt, quant=quant, calib_samples=32, per_channel=True if fmt == "tflite" else None)
+    ids, _ = _calib_ids(lm.tokenizer, syn_splits["dev"], 32)
+    out = tmp_path / f"all-float.{fmt}"
+    info = backend.export(lm.model, lm.tokenizer, out, cfg, ids, keep_float=_units(lm.model))
+    write_json(str(out) + ".json", _mini_sidecar(lm, cfg, info))
+    if fmt == "onnx":
+        ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+        assert not ops & {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}, ops
+    got = run_batched(load_runner(out, threads=1), ids)
+    ref = predict_logits(lm.model, ids)
+    assert np.abs(got - ref).max() < 1e-3
+    assert (got.argmax(1) == ref.argmax(1)).all()
+    # and with no unit kept float the same export is int8 (the check above can fail)
+    q = tmp_path / f"int8.{fmt}"
+    backend.export(lm.model, lm.tokenizer, q, cfg, ids, keep_float=[])
+    assert q.stat().st_size < 0.6 * out.stat().st_size
+
+
 def test_max_drop_needs_labels(tiny_model_dir, tmp_path):
     with pytest.raises(UsageError, match="needs labelled data"):
         export(tiny_model_dir, tmp_path / "x.onnx", ExportConfig(format="onnx", quant="int8", max_drop=1.0))

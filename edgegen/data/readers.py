@@ -122,15 +122,16 @@ def read_labelled(
     labels: list[int] = []
     try:
         with _open_text(p) as fh:
-            header = fh.readline()
+            header = fh.readline().lstrip("\ufeff")  # a UTF-8 byte-order mark (Excel's CSV export)
             if not header.strip():
                 raise DataError("file is empty (expected a header 'sequence,label')", path=p)
             delim = "\t" if header.count("\t") > header.count(",") else ","
-            cols = [c.strip().lower() for c in header.strip().split(delim)]
-            if "sequence" not in cols:
-                raise DataError(f"missing column 'sequence' (header has {cols})", path=p, line=1)
-            if "label" not in cols:
-                raise DataError(f"missing column 'label' (header has {cols})", path=p, line=1)
+            cols = [c.strip().lower() for c in next(csv.reader([header.strip()], delimiter=delim), [])]
+            for want in ("sequence", "label"):
+                if want not in cols:
+                    raise DataError(f"missing column {want!r} (header has {cols})", path=p, line=1)
+                if cols.count(want) > 1:
+                    raise DataError(f"column {want!r} appears {cols.count(want)} times in the header", path=p, line=1)
             si, li = cols.index("sequence"), cols.index("label")
             for lineno, row in enumerate(csv.reader(fh, delimiter=delim), start=2):
                 if not row or (len(row) == 1 and not row[0].strip()):
@@ -186,10 +187,41 @@ def load_split_dir(data_dir: str | Path, splits=SPLITS, *, required=("train",)) 
                 raise DataError(f"no {split}.csv[.gz] or {split}.tsv[.gz] in this folder", path=d)
             continue
         out[split] = read_labelled(f)
-    k = max(s.num_classes for s in out.values())
+    k = check_labels(out)
     for s in out.values():
         s.meta["num_classes"] = k
     return out
+
+
+def check_labels(splits: dict[str, SequenceSet]) -> int:
+    """Labels must be the class indices ``0..K-1`` and the training split must hold every class.
+
+    Returns:
+        K, the number of classes.
+
+    Raises:
+        DataError: naming the split file: a class missing from training (e.g. labels ``{1, 2}``: no 0),
+            or a label in dev/test that training never has.
+    """
+    train = splits.get("train")
+    k = max(s.num_classes for s in splits.values())
+    if train is None or train.labels is None:
+        return k
+    seen = set(np.unique(train.labels).tolist())
+    if len(seen) < 2:
+        raise DataError(f"the training split has a single class ({sorted(seen)}); a classifier needs at least two", path=train.path)
+    missing = sorted(set(range(k)) - seen)
+    for name, ds in splits.items():
+        if name == "train" or ds.labels is None:
+            continue
+        extra = sorted(set(np.unique(ds.labels).tolist()) - seen)
+        if extra:
+            raise DataError(f"label {extra[0]} never occurs in the training split {Path(train.path or 'train').name} "
+                            f"(training labels: {sorted(seen)}); labels must be class indices 0..K-1 present in training", path=ds.path)
+    if missing:
+        raise DataError(f"labels must be class indices 0..{k - 1}, but training has no class {missing[0]} "
+                        f"(labels seen: {sorted(seen)}); renumber the classes from 0", path=train.path)
+    return k
 
 
 # ------------------------------------------------------------------ FASTA/FASTQ
@@ -230,7 +262,7 @@ def iter_reads(
         opener = str(src)
     else:
         name = "<stdin>"
-        opener = sys.stdin.buffer
+        opener = _stdin_binary()
     try:
         with dnaio.open(opener) as reader:
             for n, rec in enumerate(reader, start=1):
@@ -260,6 +292,17 @@ def iter_reads(
         if isinstance(e, DataError):
             raise
         raise DataError(f"cannot read ({type(e).__name__}: {e}); truncated or corrupt file?", path=name) from None
+
+
+def _stdin_binary():
+    """Standard input as a binary stream, gunzipped when it starts with the gzip magic bytes."""
+    import sys
+
+    raw = sys.stdin.buffer
+    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    return raw
 
 
 def read_sequences(path: str | Path, **kw) -> SequenceSet:

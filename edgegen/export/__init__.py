@@ -136,13 +136,14 @@ def export(
     """
     from edgegen.checkpoint import load_model
     from edgegen.data.readers import as_dataset
-    from edgegen.io import check_output, sha256_file, write_json
+    from edgegen.io import check_output, commit, remove_quietly, sha256_file, temp_path, write_json
 
     out = Path(out)
     want = ".onnx" if cfg.format == "onnx" else ".tflite"
     if out.suffix != want:
         raise UsageError(f"output for format {cfg.format} must end in {want}", path=out)
-    check_output(out, force)
+    check_output(out, force, kind="file")
+    check_output(str(out) + ".json", force, kind="file")
     lm = load_model(model_dir)
     calib_set = as_dataset(calib, split="dev") if calib is not None and not hasattr(calib, "sequences") else calib
     verify_set = as_dataset(verify) if verify is not None and not hasattr(verify, "sequences") else (verify or calib_set)
@@ -153,7 +154,7 @@ def export(
     from edgegen.train import predict_logits
 
     ref = predict_logits(lm.model, ver_ids)
-    tmp = out.with_name(f".{out.name}.tmp{want}")
+    tmp = temp_path(out, suffix=want)  # unique: concurrent exports to one OUT never share temp files
     tried = []  # (config, sidecar, verification, file) per weight-scale granularity
     try:
         if cfg.format == "onnx":
@@ -188,12 +189,9 @@ def export(
         _judge(c, ver, out)
         sidecar["file_sha256"] = sha256_file(tmp)
         write_json(str(tmp) + ".json", sidecar)
-        tmp.replace(out)
-        Path(str(tmp) + ".json").replace(str(out) + ".json")
+        commit([(tmp, out), (Path(str(tmp) + ".json"), Path(str(out) + ".json"))], force)
     finally:
-        for p in [tmp, Path(str(tmp) + ".json")] + [t[3] for t in tried]:
-            if p.exists():
-                p.unlink()
+        remove_quietly(tmp, Path(str(tmp) + ".json"), *[t[3] for t in tried])
     return out
 
 
@@ -257,12 +255,25 @@ def _sidecar(lm, model_dir, cfg: ExportConfig, info: dict, cal_ids, calib_set, s
     }
 
 
+EMBEDDINGS_UNIT = "embeddings"  # everything outside the blocks and the head: lookups, position adds, embedding norm
+HEAD_UNITS = ("head_dense", "classifier")
+
+
 def _units(model) -> list[str]:
-    """Modules that can be kept in float, in order: each encoder block, then the head."""
+    """Modules that can be kept in float, in order: each encoder block, the head, then the embeddings.
+    Together they cover the whole graph, so keeping every unit float gives the float model and the
+    search can always meet a budget (on any CPU's int8 kernels)."""
     units = [f"blocks.{i}" for i in range(len(model.blocks))]
     if model.head_dense is not None:
         units.append("head_dense")
-    return units + ["classifier"]
+    return units + ["classifier", EMBEDDINGS_UNIT]
+
+
+def in_unit(module_name: str, unit: str) -> bool:
+    """Whether a module (``blocks.0.attn.q``; ``""`` for the top level) belongs to a keep-float unit."""
+    if unit == EMBEDDINGS_UNIT:
+        return not any(module_name == u or module_name.startswith(u + ".") for u in ("blocks",) + HEAD_UNITS)
+    return module_name == unit or module_name.startswith(unit + ".")
 
 
 def _accuracy_aware(backend, lm, tmp: Path, cfg: ExportConfig, cal_ids, ver_ids, ver_y, ref) -> dict:

@@ -57,15 +57,24 @@ class _Reader:
 SUPPORTS_KEEP_FLOAT = {"int8": True, "dynamic": True, "int8-full": True}
 
 
-def _nodes_under(onnx_path: Path, prefixes: list[str]) -> list[str]:
-    """ONNX node names exported from the given module names (TorchScript exporter names them /blocks.0/...)."""
+def _nodes_under(onnx_path: Path, units: list[str]) -> list[str]:
+    """ONNX node names exported from the given keep-float units (the TorchScript exporter names nodes
+    after their module path, ``/blocks.0/attn/q/MatMul``; top-level ops have no module part)."""
     import onnx
 
-    if not prefixes:
+    from edgegen.export import in_unit
+
+    if not units:
         return []
     m = onnx.load(str(onnx_path))
-    pre = ["/" + p.replace(".", "/") + "/" for p in prefixes] + ["/" + p + "/" for p in prefixes]
-    return [n.name for n in m.graph.node if any(n.name.startswith(x) for x in pre)]
+
+    def module_of(node_name: str) -> str:
+        parts = node_name.strip("/").split("/")
+        return ".".join(parts[:-1])  # the last part is the op
+
+    names = [n for n in m.graph.node if any(in_unit(module_of(n.name), u) for u in units)]
+    # quantize_dynamic rewrites a Gemm as a MatMul named NAME_MatMul before it consults the exclusions
+    return [n.name for n in names] + [f"{n.name}_MatMul" for n in names if n.op_type == "Gemm"]
 
 
 def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[str] = (), **_) -> dict:

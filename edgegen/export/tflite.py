@@ -105,7 +105,8 @@ def convert_pt2e_int8(model, tok, path: Path, batch: int, cal_ids: np.ndarray, k
         q = _skipping(PT2EQuantizer, list(keep_float) + ["int8_tables"])().set_global(
             get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=False))
         ex = _example(tok, batch)
-        with export_mode(model, **(mode or {})), int8_embedding_tables(model):
+        tables = int8_embedding_tables(model) if "embeddings" not in keep_float else contextlib.nullcontext()
+        with export_mode(model, **(mode or {})), tables:
             gm = torch.export.export(model.eval(), (ex,)).module()
             gm = prepare_pt2e(gm, q)
             with torch.no_grad():
@@ -122,9 +123,18 @@ def _skipping(base, keep_float: list[str]):
     ``L__self___a_b`` keys while torch.export records ``nn_module_stack`` values as ``("a.b", type)``.
     """
 
+    from edgegen.export import EMBEDDINGS_UNIT, in_unit
+
     def outside(n) -> bool:
-        names = [v[0] for v in n.meta.get("nn_module_stack", {}).values()]
-        return not any(f == k or f.startswith(k + ".") for f in names for k in keep_float)
+        names = [v[0] for v in n.meta.get("nn_module_stack", {}).values()]  # outermost first
+        inner = names[-1] if names else ""
+        for k in keep_float:
+            if k == EMBEDDINGS_UNIT:
+                if in_unit(inner, k):
+                    return False
+            elif any(in_unit(f, k) for f in names):
+                return False
+        return True
 
     class SkippingPT2EQuantizer(base):
         def _annotate_for_static_quantization_config(self, model):

@@ -10,23 +10,55 @@ import numpy as np
 from edgegen.errors import BackendError, ModelFileError
 
 
-def read_sidecar(path: Path) -> dict:
+def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
+    """Read and check ``PATH.json``, the sidecar ``edgegen export`` writes beside a model file.
+
+    Checks its fields and, when it records one (every finished export does), the model file's sha256:
+    a model replaced or corrupted after export is refused instead of run under another model's sidecar.
+
+    Raises:
+        ModelFileError: a missing, unreadable, incomplete or mismatched sidecar.
+    """
     side = Path(str(path) + ".json")
-    if not side.exists():
+    if not side.is_file():
         raise ModelFileError(f"missing sidecar {side.name} (written by 'edgegen export' beside the model)", path=path)
     try:
         d = json.loads(side.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFileError(f"sidecar is not valid JSON ({e})", path=side) from None
-    if d.get("format") != "edgegen-export/1":
-        raise ModelFileError(f"unknown sidecar format {d.get('format')!r}", path=side)
+    if not isinstance(d, dict) or d.get("format") != "edgegen-export/1":
+        raise ModelFileError(f"unknown sidecar format {d.get('format') if isinstance(d, dict) else type(d).__name__!r}", path=side)
+    shape = (d.get("input") or {}).get("shape") if isinstance(d.get("input"), dict) else None
+    if not (isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0):
+        raise ModelFileError("sidecar field input.shape is missing or not [batch, tokens]", path=side)
+    if not (isinstance(d.get("num_classes"), int) and d["num_classes"] >= 2):
+        raise ModelFileError("sidecar field num_classes is missing or below 2", path=side)
+    if not isinstance(d.get("tokenizer"), dict):
+        raise ModelFileError("sidecar field tokenizer is missing or not an object", path=side)
+    want = d.get("file_sha256")
+    if check_file and want:
+        import hashlib
+
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        if h.hexdigest() != want:
+            raise ModelFileError(f"does not match its sidecar (sha256 {h.hexdigest()[:12]}..., sidecar says {want[:12]}...): "
+                                 "the file was replaced or corrupted after export; export it again", path=path)
     return d
 
 
-def tokenizer_from_sidecar(d: dict):
+def tokenizer_from_sidecar(d: dict, path: Path | None = None):
     from edgegen.tokenizers import Tokenizer
 
-    return Tokenizer.from_dict(d["tokenizer"])
+    try:
+        return Tokenizer.from_dict(d["tokenizer"])
+    except ModelFileError:
+        raise
+    except Exception as e:  # a sidecar edited by hand: name it, one line
+        raise ModelFileError(f"sidecar tokenizer is invalid ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+                             path=None if path is None else Path(str(path) + ".json")) from None
 
 
 class OnnxRunner:
@@ -39,7 +71,7 @@ class OnnxRunner:
             raise BackendError("onnxruntime is not installed (pip install onnxruntime)") from None
         self.path = Path(path)
         self.sidecar = read_sidecar(self.path)
-        self.tokenizer = tokenizer_from_sidecar(self.sidecar)
+        self.tokenizer = tokenizer_from_sidecar(self.sidecar, self.path)
         self.num_classes = int(self.sidecar["num_classes"])
         self.providers = providers or ["CPUExecutionProvider"]
         self._ort = ort

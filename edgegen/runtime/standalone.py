@@ -20,6 +20,40 @@ import time
 import numpy as np
 
 SCHEMA = "edgegen-measure/1"
+LABELS_KEY = "labels"  # inputs.npz: optional true classes of the first set, never fed to the model
+MANIFEST = "MANIFEST.json"
+
+
+def verify_bundle(model: str) -> None:
+    """Inside a bundle (``MANIFEST.json`` beside the model), check the model's and sidecar's sha256.
+
+    Raises:
+        ModelFileError: a file differs from the manifest (replaced or corrupted after bundling).
+    """
+    import hashlib
+
+    from edgegen.errors import ModelFileError
+
+    folder = os.path.dirname(os.path.abspath(model))
+    man = os.path.join(folder, MANIFEST)
+    if not os.path.exists(man):
+        return
+    try:
+        with open(man) as fh:
+            files = json.load(fh)["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelFileError(f"unreadable bundle manifest ({type(e).__name__})", path=man) from None
+    for name in (os.path.basename(model), os.path.basename(model) + ".json"):
+        want = files.get(name)
+        if want is None:
+            raise ModelFileError(f"{name} is not listed in the bundle manifest", path=man)
+        h = hashlib.sha256()
+        with open(os.path.join(folder, name), "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        if h.hexdigest() != want:
+            raise ModelFileError("differs from the bundle manifest (sha256): the file was replaced or corrupted after "
+                                 "bundling; make the bundle again", path=os.path.join(folder, name))
 
 
 def _rss_mb() -> float:
@@ -74,17 +108,25 @@ def _percentiles(ts: list[float]) -> dict:
 def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int = 10, runs: int = 100,
             batch: int = 64, logits: bool = True, providers: list[str] | None = None, latency: bool = True) -> dict:
     """Load ``model``, compute logits for every array in ``inputs``, time batch-1 latency and batch throughput."""
+    from edgegen.errors import DataError
     from edgegen.runtime import load_runner, run_batched
 
+    verify_bundle(model)
     t0 = time.perf_counter()
     kw = {"providers": providers} if providers and str(model).endswith(".onnx") else {}
     runner = load_runner(model, threads=threads, **kw)
     load_s = time.perf_counter() - t0
     rss_after_load = _rss_mb()
-    data = np.load(inputs)
+    data = np.load(inputs, allow_pickle=False)
+    sets = [n for n in data.files if n != LABELS_KEY]  # every array but the labels is a set of token rows
+    if not sets:
+        raise DataError("holds no token arrays", path=inputs)
+    for name in sets:
+        if data[name].ndim != 2:
+            raise DataError(f"array {name!r} has shape {data[name].shape}, expected (sequences, tokens)", path=inputs)
     out: dict = {"schema": SCHEMA, "model": str(model), "backend": runner.backend, "threads": threads,
                  "load_s": load_s, "rss_after_load_mb": rss_after_load, "input_spec": runner.input_spec}
-    first = data[data.files[0]]
+    first = data[sets[0]]
     fixed = runner.input_spec.get("batch")
     if latency:  # batch 1 first, so peak_rss_b1_mb is what a device streaming reads one by one holds
         one = first[:1] if not isinstance(fixed, int) else np.repeat(first[:1], fixed, axis=0)
@@ -102,11 +144,14 @@ def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int 
     if logits:
         out["logits"] = {}
         t_inf = 0.0
-        for name in data.files:
+        for name in sets:
             t1 = time.perf_counter()
             out["logits"][name] = run_batched(runner, data[name], batch).tolist()
             t_inf += time.perf_counter() - t1
         out["logits_seconds"] = t_inf
+        if LABELS_KEY in data.files and len(data[LABELS_KEY]) == len(first):
+            pred = np.asarray(out["logits"][sets[0]]).argmax(1)
+            out["accuracy"] = {"set": sets[0], "value": float((pred == data[LABELS_KEY]).mean()), "n": len(pred)}
     if latency:
         n = max(batch, 1) * THROUGHPUT_BATCHES
         rows = np.resize(first, (n, first.shape[1]))
@@ -151,13 +196,21 @@ def main(argv: list[str] | None = None) -> int:
             res = measure(args.model, args.inputs, threads=args.threads, warmup=args.warmup, runs=args.runs, batch=args.batch,
                           logits=not args.no_logits, latency=not args.no_latency,
                           providers=args.providers.split(",") if args.providers else None)
-            tmp = args.out + ".tmp"
-            with open(tmp, "w") as fh:
-                json.dump(res, fh)
-            os.replace(tmp, args.out)
+            import tempfile
+
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), prefix=".result.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(res, fh)
+                os.replace(tmp, args.out)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
         else:
             from edgegen.predict import PredictConfig, predict
 
+            verify_bundle(args.model)
             stats = predict(args.model, args.input, args.out, PredictConfig(batch_size=args.batch, threads=args.threads), show_progress=False)
             print(json.dumps(stats))
     except EdgegenError as e:
@@ -166,6 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:
         print(f"edgegen-runner: error: missing package on this machine: {e}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        print("edgegen-runner: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"edgegen-runner: error: {e.filename or ''}: {e.strerror or type(e).__name__}", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError) as e:  # a runtime rejecting its input, a malformed .npz
+        print(f"edgegen-runner: error: {type(e).__name__}: {' '.join(str(e).split())[:300]}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -54,7 +54,7 @@ class TFLiteRunner:
     def __init__(self, path: str | Path, threads: int | None = None):
         self.path = Path(path)
         self.sidecar = read_sidecar(self.path)
-        self.tokenizer = tokenizer_from_sidecar(self.sidecar)
+        self.tokenizer = tokenizer_from_sidecar(self.sidecar, self.path)
         self.num_classes = int(self.sidecar["num_classes"])
         self._cls, self.package = interpreter_class()
         self._threads = threads

@@ -1,0 +1,133 @@
+"""The one error boundary between edgegen and a shell.
+
+:func:`run_guarded` runs a command and turns every way it can end into an exit code and at most
+one line on stderr: ``EdgegenError`` (its own code), typer/click usage errors (2), Ctrl-C (130),
+SIGTERM (143), a missing file or folder (1), and anything unexpected (1, with a hint to rerun with
+``--debug``, which shows the traceback instead).
+
+typer 0.29 vendors click as ``typer._click`` (older typer depends on the ``click`` package), and in
+non-standalone mode it *returns* 130 on Ctrl-C instead of raising: both are handled here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any, Callable
+
+from edgegen.errors import EdgegenError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so ``finally`` blocks remove temp files as on Ctrl-C."""
+
+
+def click_exceptions():
+    """The module holding ``ClickException`` for the installed typer (vendored or the click package)."""
+    try:
+        from typer._click import exceptions  # typer >= 0.29
+    except ImportError:  # pragma: no cover - older typer depends on click
+        from click import exceptions
+    return exceptions
+
+
+def _say(msg: str) -> None:
+    msg = " ".join(str(msg).split())  # one line, whatever the exception carried
+    print(f"edgegen: error: {msg}", file=sys.stderr, flush=True)
+
+
+def _raise_terminated(signum, frame):  # pragma: no cover - exercised through a subprocess
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    try:
+        old = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _setup_logging(debug: bool) -> None:
+    log = logging.getLogger("edgegen")
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("edgegen: %(levelname)s: %(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.DEBUG if debug else logging.INFO)
+        log.propagate = False
+
+
+def os_error_message(e: OSError) -> str:
+    """``PATH: reason`` for an OSError (the file it names, the system's words)."""
+    where = e.filename if e.filename is not None else ""
+    reason = e.strerror or type(e).__name__
+    return f"{where}: {reason}" if where else reason
+
+
+def run_guarded(command: Callable[[], Any], *, debug: bool = False) -> int:
+    """Run ``command`` (a typer app in non-standalone mode) and return the process exit code."""
+    import typer
+
+    cx = click_exceptions()
+    _setup_logging(debug)
+    try:
+        with _sigterm_raises():
+            rv = command()
+    except typer.Exit as e:
+        return int(e.exit_code or 0)
+    except typer.Abort:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    except Terminated:
+        _say("terminated")
+        return EXIT_TERMINATED
+    except cx.ClickException as e:
+        if debug:
+            raise
+        hint = ""
+        ctx = getattr(e, "ctx", None)
+        if ctx is not None and isinstance(e, cx.UsageError):
+            hint = f" (see '{ctx.command_path} --help')"
+        _say(f"{e.format_message()}{hint}")
+        return int(getattr(e, "exit_code", EXIT_USAGE) or EXIT_USAGE)
+    except EdgegenError as e:
+        if debug:
+            raise
+        _say(e)
+        return e.exit_code
+    except OSError as e:
+        if debug:
+            raise
+        _say(os_error_message(e))
+        return 1
+    except MemoryError:
+        if debug:
+            raise
+        _say("out of memory (try a smaller --batch-size or --max-len)")
+        return 1
+    except Exception as e:
+        if debug:
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        _say(f"unexpected {type(e).__name__}: {first} (rerun with --debug for the traceback)")
+        return 1
+    if isinstance(rv, int) and not isinstance(rv, bool):  # typer returns Exit codes in non-standalone mode
+        if rv == EXIT_INTERRUPTED:
+            _say("interrupted")
+        return rv
+    return 0
