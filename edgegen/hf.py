@@ -61,6 +61,22 @@ def _shape_fields(cfg: dict, f: Path) -> tuple[int, int, int, int, int]:
     hidden, _, heads, _, _ = vals
     if hidden % heads:
         raise ModelFileError(f"num_attention_heads {heads} does not divide hidden_size {hidden}", path=f)
+    optional = {"max_position_embeddings": (int, 1), "pad_token_id": (int, 0), "num_labels": (int, 1), "layer_norm_eps": ((int, float), 0),
+                "model_type": (str, None), "hidden_act": (str, None), "position_embedding_type": (str, None)}
+    for key, (typ, low) in optional.items():
+        v = cfg.get(key)
+        if v is None and key not in cfg:
+            continue
+        ok = isinstance(v, typ) and not isinstance(v, bool) and (low is None or v >= low) and not (key == "layer_norm_eps" and v <= 0)
+        if not ok:
+            raise ModelFileError(f"{key} is {v!r}; expected {'a string' if typ is str else 'a number'}"
+                                 f"{'' if low is None else f' >= {low}' if key != 'layer_norm_eps' else ' > 0'}", path=f)
+    for key in ("architectures", "id2label"):
+        v = cfg.get(key)
+        if v is not None and not isinstance(v, (list, dict)):
+            raise ModelFileError(f"{key} is {v!r}; expected a list or mapping", path=f)
+    if not all(isinstance(a, str) for a in cfg.get("architectures") or []):
+        raise ModelFileError("architectures must list class names", path=f)
     return tuple(vals)
 
 

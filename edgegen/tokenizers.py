@@ -176,6 +176,8 @@ class Tokenizer:
                 tail = codes[:, n_full * k :]
                 tail_ids = np.where(tail == PAD_CODE, pad, self._char_ids[np.minimum(tail, 4)])
                 ids = np.concatenate([ids, tail_ids.astype(np.int32)], axis=1)
+            if self.kind == "kmer_nonoverlap":
+                self._single_base_ends(codes, ids)
         parts = []
         if self.add_cls:
             parts.append(np.full((len(codes), 1), self.cls_id, dtype=np.int32))
@@ -188,6 +190,20 @@ class Tokenizer:
             n_real = (out != pad).sum(1)
             out[np.arange(len(out)), n_real] = self.vocab[self.sep_token]
         return np.ascontiguousarray(out, dtype=np.int32)
+
+    def _single_base_ends(self, codes: np.ndarray, ids: np.ndarray) -> None:
+        """Non-overlapping k-mers of a sequence shorter than the window: its last ``L % k`` bases become
+        single-base tokens after its ``L // k`` k-mers (as Nucleotide Transformer's tokenizer does), instead
+        of vanishing into a padded k-mer. Where the row has no room left, the last of them are dropped."""
+        k = self.k
+        lengths = (codes != PAD_CODE).sum(1)
+        rows = np.nonzero((lengths < self.max_len) & (lengths % k != 0))[0]
+        for r in rows:
+            n = int(lengths[r])
+            start = n // k
+            rest = codes[r, start * k : n]
+            room = ids.shape[1] - start
+            ids[r, start : start + min(len(rest), room)] = self._char_ids[np.minimum(rest[:room], 4)]
 
     # ----------------------------------------------------------------- storage
     def to_dict(self) -> dict:

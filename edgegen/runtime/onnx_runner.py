@@ -36,6 +36,8 @@ def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
     if not isinstance(d.get("tokenizer"), dict):
         raise ModelFileError("sidecar field tokenizer is missing or not an object", path=side)
     want = d.get("file_sha256")
+    if want is not None and not (isinstance(want, str) and len(want) == 64):
+        raise ModelFileError("sidecar field file_sha256 is not a sha256 hex digest", path=side)
     if check_file and want:
         import hashlib
 

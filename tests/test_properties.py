@@ -1,0 +1,305 @@
+"""Property-based tests (hypothesis) of edgegen's parsers and validators.
+
+The property is always the same: a result, or an ``EdgegenError`` with a one-line message; never another
+exception, never a write outside the output, never a clobber. Bounded (``max_examples``, no deadline) so
+the whole file takes a minute or two on 2 cores.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import string
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgegen.errors import EdgegenError
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def one_line(e: EdgegenError) -> None:
+    assert "\n" not in str(e).strip(), str(e)
+
+
+def _tmpdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="edgegen-prop-"))
+
+
+# text that looks like our inputs more often than random bytes do
+CSV_LINES = st.lists(st.one_of(
+    st.just("sequence,label"), st.just("label,sequence"), st.just('"sequence","label"'), st.just("\ufeffsequence,label"),
+    st.just("sequence\tlabel"), st.just("sequence,label,sequence"),
+    st.builds(lambda s, y: f"{s},{y}", st.text("ACGTNacgtnXZ -", max_size=30), st.one_of(st.integers(-2, 5), st.text(max_size=3))),
+    st.text(max_size=40)), max_size=12)
+
+
+@SETTINGS
+@given(lines=CSV_LINES, gz=st.booleans(), raw=st.binary(max_size=64), use_raw=st.booleans())
+def test_tables_parse_or_raise_edgegen_errors(lines, gz, raw, use_raw):
+    from edgegen.data.readers import read_labelled
+
+    d = _tmpdir()
+    try:
+        data = raw if use_raw else "\n".join(lines).encode("utf-8", "surrogatepass")
+        f = d / ("t.csv.gz" if gz else "t.csv")
+        f.write_bytes(gzip.compress(data) if gz else data)
+        try:
+            ds = read_labelled(f)
+        except EdgegenError as e:
+            one_line(e)
+            return
+        assert len(ds.sequences) == len(ds.labels) > 0
+        assert all(set(s) <= set("ACGTN") for s in ds.sequences) and (ds.labels >= 0).all()
+    finally:
+        shutil.rmtree(d)
+
+
+READ_TEXT = st.lists(st.one_of(
+    st.builds(lambda n, s: f">{n}\n{s}", st.text(string.ascii_letters + " ", max_size=8), st.text("ACGTNacgtX\n", max_size=40)),
+    st.builds(lambda n, s, q: f"@{n}\n{s}\n+\n{q}", st.text(string.ascii_letters, max_size=6), st.text("ACGTN", max_size=20),
+              st.text("I#!", max_size=20)),
+    st.text(max_size=30)), max_size=8)
+
+
+@SETTINGS
+@given(records=READ_TEXT, gz=st.booleans(), on_bad=st.sampled_from(["fail", "skip"]))
+def test_fasta_fastq_stream_or_raise_edgegen_errors(records, gz, on_bad):
+    from edgegen.data.readers import iter_reads
+
+    d = _tmpdir()
+    try:
+        text = "\n".join(records).encode("utf-8", "replace")
+        f = d / ("r.fq.gz" if gz else "r.fa")
+        f.write_bytes(gzip.compress(text) if gz else text)
+        try:
+            reads = list(iter_reads(f, on_bad_record=on_bad))
+        except EdgegenError as e:
+            one_line(e)
+            return
+        assert all(r.sequence and set(r.sequence) <= set("ACGTN") for r in reads)
+    finally:
+        shutil.rmtree(d)
+
+
+@SETTINGS
+@given(records=READ_TEXT, gz=st.booleans())
+def test_reads_from_stdin_plain_or_gzip(records, gz, monkeypatch):
+    from edgegen.data.readers import iter_reads
+
+    text = "\n".join(records).encode("utf-8", "replace")
+    payload = gzip.compress(text) if gz else text
+    fake = io.TextIOWrapper(io.BufferedReader(io.BytesIO(payload)))
+    monkeypatch.setattr(sys, "stdin", fake)
+    try:
+        from_stdin = [(r.id, r.sequence) for r in iter_reads("-", on_bad_record="skip")]
+    except EdgegenError as e:
+        one_line(e)
+        return
+    d = _tmpdir()
+    try:
+        (d / "r.fa").write_bytes(text)
+        try:
+            from_file = [(r.id, r.sequence) for r in iter_reads(d / "r.fa", on_bad_record="skip")]
+        except EdgegenError:
+            return
+        assert from_stdin == from_file  # gzip or not, stdin reads what the file holds
+    finally:
+        shutil.rmtree(d)
+
+
+TOKENIZERS = st.builds(lambda kind, k, n: (kind, k, n), st.sampled_from(["char", "kmer", "kmer_nonoverlap"]), st.integers(1, 6),
+                       st.integers(6, 60))
+
+
+@SETTINGS
+@given(spec=TOKENIZERS, seqs=st.lists(st.text("ACGTacgt", min_size=0, max_size=80), min_size=1, max_size=6))
+def test_tokenizers_round_trip_every_base(spec, seqs):
+    from edgegen.tokenizers import Tokenizer
+
+    kind, k, n = spec
+    if n < k:
+        return
+    tok = Tokenizer(kind=kind, k=k, max_len=n)
+    ids = tok.encode(seqs)
+    assert ids.shape == (len(seqs), tok.seq_len) and ids.dtype == np.int32
+    inv = {i: t for t, i in tok.vocab.items()}
+    for s, row in zip(seqs, ids):
+        s = s.upper()
+        if len(s) > n:
+            start = (len(s) - n) // 2
+            s = s[start: start + n]
+        toks = [inv[int(i)] for i in row[1:] if int(i) != tok.pad_id]  # row[0] is CLS
+        if tok.kind == "char" or tok.k == 1:
+            back = "".join(toks)
+        elif tok.kind == "kmer_nonoverlap":
+            back = "".join(toks)
+            room = tok.body_len - len(s) // tok.k  # tokens left for the trailing single bases of a short sequence
+            if len(s) % tok.k > room:
+                s = s[: len(s) - (len(s) % tok.k - room)]
+        else:
+            back = "".join(t[0] for t in toks) + (toks[-1][1:] if toks else "")
+            if len(s) < tok.k:
+                back = ""  # a sequence shorter than k has no full k-mer
+                s = ""
+        assert back == s, (kind, k, n, s, toks)
+
+
+@SETTINGS
+@given(seq=st.text(min_size=1, max_size=30))
+def test_tokenizers_take_every_letter(seq):
+    from edgegen.tokenizers import Tokenizer
+
+    for kind in ("char", "kmer_nonoverlap"):
+        tok = Tokenizer(kind=kind, k=3, max_len=32)
+        try:
+            ids = tok.encode([seq])
+        except EdgegenError as e:
+            assert set(seq.upper()) - set("ACGTN"), seq  # only letters outside ACGTN are refused
+            one_line(e)
+            continue
+        assert set(seq.upper()) <= set("ACGTN") and ids.shape == (1, tok.seq_len)
+
+
+JSONISH = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.floats(allow_nan=False), st.text(max_size=8)),
+                       lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text(max_size=8), c, max_size=3)), max_leaves=8)
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory, tiny_model_dir, syn_splits):
+    from edgegen.export import ExportConfig, export
+
+    out = tmp_path_factory.mktemp("prop") / "m.onnx"
+    export(tiny_model_dir, out, ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_splits["dev"])
+    return out
+
+
+@SETTINGS
+@given(path=st.lists(st.sampled_from(["input", "shape", "tokenizer", "vocab", "k", "max_len", "kind", "num_classes", "format",
+                                      "file_sha256", "0", "1"]), min_size=1, max_size=3), value=JSONISH, delete=st.booleans())
+def test_sidecars_load_or_raise_model_file_errors(tiny_onnx, path, value, delete):
+    from edgegen.runtime import load_runner
+
+    d = _tmpdir()
+    try:
+        m = d / "m.onnx"
+        shutil.copy(tiny_onnx, m)
+        side = json.loads(Path(str(tiny_onnx) + ".json").read_text())
+        cur = side
+        for p in path[:-1]:
+            nxt = cur.get(p) if isinstance(cur, dict) else None
+            if not isinstance(nxt, dict):
+                break
+            cur = nxt
+        else:
+            if isinstance(cur, dict):
+                if delete:
+                    cur.pop(path[-1], None)
+                else:
+                    cur[path[-1]] = value
+        Path(str(m) + ".json").write_text(json.dumps(side))
+        try:
+            r = load_runner(m)
+        except EdgegenError as e:
+            one_line(e)
+            return
+        r(np.full((1, r.input_spec["shape"][1]), 5, dtype=np.int32))
+    finally:
+        shutil.rmtree(d)
+
+
+@SETTINGS
+@given(field=st.sampled_from(["name", "runtimes", "threads", "ssh", "python", "bench", "tflite_quant", "bogus"]), value=JSONISH)
+def test_device_profiles_validate_or_raise_config_errors(field, value):
+    import yaml
+
+    from edgegen.devices import load_device
+
+    d = _tmpdir()
+    try:
+        f = d / "p.yaml"
+        f.write_text(yaml.safe_dump({"name": "x", field: value}))
+        try:
+            load_device(f)
+        except EdgegenError as e:
+            one_line(e)
+    finally:
+        shutil.rmtree(d)
+
+
+SET_KEYS = st.lists(st.sampled_from(["steps", "0", "1", "9", "x", "", "name", "out", "data", "targets", "epochs", "type", "path", "-1"]),
+                    min_size=1, max_size=4).map(".".join)
+
+
+@SETTINGS
+@given(key=SET_KEYS, value=st.one_of(st.text(max_size=12), st.just("[1, 2"), st.just("{a: 1}"), st.just("../../x"), st.just("0.5")),
+       name=st.text(max_size=20))
+def test_recipes_and_overrides_validate_and_never_escape(tiny_model_dir, key, value, name):
+    from edgegen.recipe import load_recipe, plan
+
+    d = _tmpdir()
+    try:
+        run_dir = d / "run"
+        raw = {"out": str(run_dir), "steps": [{"type": "load", "path": str(tiny_model_dir)}, {"type": "prune", "targets": [0.5]},
+                                              {"type": "student", "name": name, "n_layers": 1}]}
+        try:
+            r = load_recipe(raw=raw, overrides=[f"{key}={value}"])
+        except EdgegenError as e:
+            one_line(e)
+            return
+        for stage in plan(r):  # every stage folder of a valid recipe stays inside its run folder
+            assert (Path(r.out) / stage.name).resolve().parent == Path(r.out).resolve()
+        assert not run_dir.exists()  # loading and planning write nothing
+    finally:
+        shutil.rmtree(d)
+
+
+@SETTINGS
+@given(key=st.sampled_from(["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
+                            "model_type", "architectures", "max_position_embeddings", "hidden_act", "position_embedding_type",
+                            "pad_token_id", "layer_norm_eps"]), value=JSONISH)
+def test_hugging_face_configs_import_or_raise(key, value):
+    import torch
+    from safetensors.torch import save_file
+
+    from edgegen.hf import import_hf
+
+    d = _tmpdir()
+    try:
+        src = d / "hf"
+        src.mkdir()
+        cfg = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 8, "num_hidden_layers": 1,
+               "num_attention_heads": 2, "intermediate_size": 16, "vocab_size": 9, "max_position_embeddings": 16}
+        cfg[key] = value
+        (src / "config.json").write_text(json.dumps(cfg))
+        (src / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "AA", "AC", "AG", "AT"]) + "\n")
+        H, F = 8, 16
+        w = {"bert.embeddings.word_embeddings.weight": torch.zeros(9, H), "bert.embeddings.position_embeddings.weight": torch.zeros(16, H),
+             "bert.embeddings.token_type_embeddings.weight": torch.zeros(2, H), "bert.embeddings.LayerNorm.weight": torch.ones(H),
+             "bert.embeddings.LayerNorm.bias": torch.zeros(H)}
+        for name, shape in [("attention.self.query", (H, H)), ("attention.self.key", (H, H)), ("attention.self.value", (H, H)),
+                            ("attention.output.dense", (H, H)), ("intermediate.dense", (F, H)), ("output.dense", (H, F))]:
+            w[f"bert.encoder.layer.0.{name}.weight"] = torch.zeros(shape)
+            w[f"bert.encoder.layer.0.{name}.bias"] = torch.zeros(shape[0])
+        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+            w[f"bert.encoder.layer.0.{ln}.weight"] = torch.ones(H)
+            w[f"bert.encoder.layer.0.{ln}.bias"] = torch.zeros(H)
+        save_file(w, str(src / "model.safetensors"))
+        try:
+            import_hf(src, d / "out")
+        except EdgegenError as e:
+            one_line(e)
+            assert not (d / "out").exists()
+            return
+        assert (d / "out" / "model.safetensors").exists()
+        assert sorted(p.name for p in d.iterdir()) == ["hf", "out"]  # nothing else written
+    finally:
+        shutil.rmtree(d)
