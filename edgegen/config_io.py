@@ -66,6 +66,7 @@ def load_config(cls: type[T], path: str | Path | None, overrides: dict[str, Any]
     except ValidationError as e:
         loc, msg = validation_message(e)
         top = loc.split(".")[0]
+        where = "" if loc == "(root)" else f"{loc}: "
         if path is not None and top in lines and top not in (overrides or {}):
-            raise ConfigError(f"{loc}: {msg}", path=path, line=lines[top]) from None
-        raise ConfigError(f"{loc}: {msg}", path=path) from None
+            raise ConfigError(f"{where}{msg}", path=path, line=lines[top]) from None
+        raise ConfigError(f"{where}{msg}", path=path) from None

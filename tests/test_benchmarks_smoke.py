@@ -139,3 +139,14 @@ def test_fused_attention_smoke(tmp_path):
     for row in res["rows"].values():
         assert len(row["b64_ms"]) == 2 and min(row["b64_ms"]) > 0 and row["b1_speedup"]["median"] > 0
     assert res["rows"]["fp32 plain"]["b64_speedup"]["median"] == 1.0
+
+
+def test_bad_input_campaign_handles_every_case(tmp_path):
+    """The whole campaign (benchmarks/bad_inputs.py, ~120 inputs through edgegen.cli.main): each refused with
+    one line and the right exit code, or, for odd but valid inputs, handled correctly."""
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bad_inputs.py"), "--out", str(tmp_path), "--work", str(tmp_path / "w")],
+                       capture_output=True, text=True, timeout=1200)
+    res = json.loads(next(tmp_path.glob("*-bad-inputs.json")).read_text())
+    failed = [f"{x['category']}/{x['case']}: {x['problem']}" for x in res["results"] if not x["handled"]]
+    assert r.returncode == 0 and not failed, failed or r.stderr[-2000:]
+    assert res["summary"]["cases"] >= 100
