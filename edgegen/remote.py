@@ -15,6 +15,7 @@ from edgegen.errors import ModelFileError, RemoteError, UsageError
 LITE_MODULES = [
     "__init__.py",
     "errors.py",
+    "io.py",
     "tokenizers.py",
     "metrics.py",
     "predict.py",

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,6 +87,11 @@ def test_corrupt_and_mismatched_files_fail_clearly(exported, tmp_path):
     data = exported[("onnx", "none")].read_bytes()
     bad_onnx.write_bytes(data[: len(data) // 3])
     shutil.copy(str(exported[("onnx", "none")]) + ".json", str(bad_onnx) + ".json")
+    with pytest.raises(ModelFileError, match="bad.onnx.*does not match its sidecar"):  # the sha256 check sees it first
+        load_runner(bad_onnx)
+    side = json.loads(Path(str(bad_onnx) + ".json").read_text())
+    del side["file_sha256"]  # a sidecar without a checksum: the runtime's own load fails, as clearly
+    Path(str(bad_onnx) + ".json").write_text(json.dumps(side))
     with pytest.raises(ModelFileError, match="bad.onnx.*cannot load"):
         load_runner(bad_onnx)
     lone = tmp_path / "lone.onnx"

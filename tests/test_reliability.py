@@ -458,3 +458,20 @@ def test_chance_threshold_separates_learning_from_noise():
     assert np.mean(np.array(noise) > chance_threshold(900)) < 0.05  # a random predictor passes < 5% of the time
     weak = np.where(rng.random(900) < 0.6, y, 1 - y)  # 60% correct: MCC ~0.2
     assert mcc(y, weak, 2) > chance_threshold(900)
+
+
+def test_bundle_predicts_with_its_own_modules_only(tmp_path, onnx_model, syn_dir):
+    """runner.py predict inside a bundle imports only the bundle's lib/edgegen (a device has no edgegen): every
+    module it needs must travel (predict's writer, edgegen.io, once did not, and the device path failed)."""
+    import os
+
+    b = tmp_path / "b"
+    r = run("bundle", onnx_model, "--out", b)
+    assert r.returncode == 0, r.stderr
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    block = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = ['runner.py'] + sys.argv[1:]; "
+             "runpy.run_path('runner.py', run_name='__main__')")
+    r = subprocess.run([sys.executable, "-c", block, "predict", "--model", onnx_model.name, "--input", str(syn_dir / "test.csv"),
+                        "--out", str(tmp_path / "p.tsv")], cwd=b, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "p.tsv").read_text().count("\n") == 1 + len((syn_dir / "test.csv").read_text().splitlines()) - 1
