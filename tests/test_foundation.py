@@ -1,0 +1,146 @@
+"""Nucleotide Transformer v2 and DNABERT-2 imported natively, checked against what their published code computes
+(``../shared/fixtures/hf/*/golden.json``: token ids, encoder output, logits)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgegen.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("EDGEGEN_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures")) / "hf"
+
+
+def fixture(name: str) -> Path:
+    p = FIXTURES / name
+    if not p.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"fixture missing: {p}")
+        pytest.skip(f"fixture not found at {p}")
+    return p
+
+
+def golden(name: str) -> dict:
+    return json.loads((fixture(name) / "golden.json").read_text())
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "edgegen.cli", *map(str, args)], capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("foundation")
+    models = {}
+    for name in ("nt_v2_tiny_cls", "nt_v2_tiny_mlm", "dnabert2_tiny_cls"):
+        r = cli("import", fixture(name), "--out", out / name)
+        assert r.returncode == 0, r.stderr
+        models[name] = out / name
+    return models
+
+
+@pytest.mark.parametrize("name", ["nt_v2_tiny_cls", "nt_v2_tiny_mlm", "dnabert2_tiny_cls"])
+def test_token_ids_equal_the_published_tokenizer(imported, name):
+    from edgegen.checkpoint import load_model
+
+    g = golden(name)
+    tok = load_model(imported[name]).tokenizer
+    ids = tok.encode(g["sequences"])
+    for row, want, mask in zip(ids, g["input_ids"], g["attention_mask"]):
+        n = sum(mask)
+        assert row[:n].tolist() == want[:n]
+        assert (row[n:] == tok.pad_id).all()
+
+
+@pytest.mark.parametrize("name", ["nt_v2_tiny_cls", "dnabert2_tiny_cls"])
+def test_predict_reproduces_the_published_probabilities(imported, name, tmp_path):
+    g = golden(name)
+    fa = tmp_path / "golden.fa"
+    fa.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(g["sequences"])))
+    out = tmp_path / "p.tsv"
+    r = cli("predict", imported[name], "-i", fa, "-o", out)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("\t") for line in out.read_text().splitlines()[1:]]
+    got = np.array([[float(x) for x in row[4:]] for row in rows])
+    z = np.array(g["logits"])
+    want = np.exp(z - z.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() < 1e-4
+
+
+@pytest.mark.parametrize("name", ["nt_v2_tiny_mlm", "nt_v2_tiny_cls", "dnabert2_tiny_cls"])
+def test_encoder_output_equals_last_hidden_state(imported, name):
+    import torch
+
+    from edgegen.checkpoint import load_model
+
+    g = golden(name)
+    lm = load_model(imported[name])
+    with torch.no_grad():
+        _, hidden, _ = lm.model.features(torch.from_numpy(lm.tokenizer.encode(g["sequences"])))
+    h = hidden[-1].numpy()
+    for i, mask in enumerate(g["attention_mask"]):
+        n = sum(mask)
+        assert np.abs(h[i, :n] - np.array(g["last_hidden_state"][i])[:n]).max() < g["atol"]
+
+
+def test_imported_configs_describe_the_architectures(imported):
+    from edgegen.checkpoint import load_model
+
+    nt = load_model(imported["nt_v2_tiny_cls"]).model.config
+    assert (nt.positions, nt.ffn_gated, nt.activation, nt.ffn_in_bias, nt.norm, nt.final_norm) == ("rotary", True, "silu", False, "pre", True)
+    db = load_model(imported["dnabert2_tiny_cls"])
+    c = db.model.config
+    assert (c.positions, c.ffn_gated, c.activation, c.ffn_in_bias, c.ffn_out_bias, c.norm, c.num_classes) == \
+        ("alibi", True, "gelu", False, True, "post", 3)
+    assert db.model.pos is None and db.tokenizer.kind == "bpe"
+    mlm = load_model(imported["nt_v2_tiny_mlm"])
+    assert mlm.manifest["imported_from"]["has_head"] is False and mlm.model.config.num_classes == 2
+
+
+def test_alibi_slopes_for_any_head_count():
+    from edgegen.model import alibi_slopes
+
+    assert alibi_slopes(8) == pytest.approx([2.0 ** -i for i in range(1, 9)])
+    assert alibi_slopes(4) == pytest.approx([2.0 ** -(2 * i) for i in range(1, 5)])
+    # 12 heads (DNABERT-2 117M): the 8-head series, then every other slope of the 16-head series
+    assert alibi_slopes(12) == pytest.approx([2.0 ** -i for i in range(1, 9)] + [2.0 ** -(0.5 + i) for i in range(4)])
+    assert len(alibi_slopes(6)) == 6 and len(set(alibi_slopes(6))) == 6
+
+
+@pytest.mark.parametrize("cfg,needle", [
+    ({"model_type": "hyenadna", "auto_map": {"AutoModel": "modeling_hyena.HyenaDNAModel"}}, "unsupported model_type 'hyenadna'.*trust_remote_code"),
+    ({"model_type": "caduceus", "auto_map": {"AutoModel": "modeling_caduceus.Caduceus"}}, "unsupported model_type 'caduceus'"),
+    ({"auto_map": {"AutoModel": "modeling_ntv3.NTv3UNet"}, "hidden_size": 8}, "unsupported architecture 'modeling_ntv3.NTv3UNet'"),
+    ({"model_type": "gpt2"}, "unsupported model_type 'gpt2'"),
+])
+def test_unsupported_architectures_are_refused_with_the_supported_list(tmp_path, cfg, needle):
+    from edgegen.hf import import_hf
+
+    d = tmp_path / "ckpt"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UsageError, match=needle) as e:
+        import_hf(d, tmp_path / "out")
+    assert "Nucleotide Transformer v2" in str(e.value) and "DNABERT-2" in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_nt_v2_tokenizer_splits_around_n_and_keeps_every_base():
+    from edgegen.tokenizers import Tokenizer, default_vocab
+
+    vocab = default_vocab("kmer_nonoverlap", 3)
+    tok = Tokenizer(kind="kmer_nonoverlap", k=3, max_len=20, n_singles=True, vocab=vocab)
+    inv = {i: t for t, i in vocab.items()}
+    row = tok.encode(["ACGTNACGTAC"])[0]
+    assert [inv[int(i)] for i in row[1:] if int(i) != tok.pad_id] == ["ACG", "T", "N", "ACG", "TAC"]
+    plain = Tokenizer(kind="kmer_nonoverlap", k=3, max_len=20, vocab=vocab)
+    assert [inv[int(i)] for i in plain.encode(["ACGTNACGTAC"])[0][1:] if int(i) != tok.pad_id] == ["ACG", "[UNK]", "CGT", "A", "C"]
