@@ -183,16 +183,15 @@ class Attention(nn.Module):
         self.fused = True
         self.ort_fused = False  # export_mode(ort_attention=True)
 
-    def forward(self, x, keep, rope=None, need_attn: bool = False, first_only: bool = False):
-        """``first_only``: queries (and the output) for the first row only; keys and values for all."""
+    def forward(self, x, keep, rope=None, need_attn: bool = False, first_only: bool = False, dist=None):
+        """``first_only``: queries (and the output) for the first row only; keys and values for all.
+        ``dist``: (B or 1, T, T) token distances |i - j|, for ALiBi."""
         b, t, _ = x.shape
         xq = x[:, :1] if first_only else x
         tq = xq.shape[1]
         heads = self.q.out_features // self.head_dim
         if self.alibi_slopes is not None:  # an exact additive bias: -slope * |i - j| per head
-            qpos = torch.arange(tq, device=x.device)
-            dist = (torch.arange(t, device=x.device)[None, :] - qpos[:, None]).abs().to(x.dtype)  # (Tq, T)
-            bias = -self.alibi_slopes.to(x.dtype)[:, None, None] * dist  # (H, Tq, T)
+            bias = -self.alibi_slopes.to(x.dtype)[None, :, None, None] * dist[:, None, :tq]  # (B|1, H, Tq, T)
             keep = bias + (keep if keep.dtype.is_floating_point else (~keep).to(x.dtype) * -1e9)  # (B, H, Tq, T)
         if self.ort_fused and rope is None and not need_attn and heads > 0 and self.alibi_slopes is None:
             real = (keep[:, 0, 0] == 0) if keep.dtype.is_floating_point else keep[:, 0, 0]  # (B, T)
@@ -266,14 +265,14 @@ class Block(nn.Module):
             h = h * self.fc_up(x)  # gated: act(gate) * up
         return self.fc2(self.drop(h))
 
-    def forward(self, x, keep, rope=None, need_attn: bool = False, first_only: bool = False):
+    def forward(self, x, keep, rope=None, need_attn: bool = False, first_only: bool = False, dist=None):
         """``first_only``: return the first row only, (B, 1, D), computing no other row's output."""
         if self.pre:
-            a, attn = self.attn(self.ln1(x), keep, rope, need_attn, first_only)
+            a, attn = self.attn(self.ln1(x), keep, rope, need_attn, first_only, dist)
             x = (x[:, :1] if first_only else x) + self.drop(a)
             x = x + self.drop(self._ffn(self.ln2(x)))
         else:  # post-LN (BERT)
-            a, attn = self.attn(x, keep, rope, need_attn, first_only)
+            a, attn = self.attn(x, keep, rope, need_attn, first_only, dist)
             x = self.ln1((x[:, :1] if first_only else x) + self.drop(a))
             x = self.ln2(x + self.drop(self._ffn(x)))
         return x, attn
@@ -364,12 +363,18 @@ class GenomicTransformer(nn.Module):
         mask = (~keep).float() * -1e9 if self.additive_mask and not need_attn else keep
         x = self.drop(x)
         rope = (self.rope_cos[:t], self.rope_sin[:t], self.rope_sign) if cfg.positions == "rotary" else None
+        dist = None
+        if cfg.positions == "alibi":
+            # exporters get positions computed from the input (as for learned tables): a converter would
+            # otherwise fold the (T, T) distances into a float constant stored in the file
+            pos = (rows >= 0).to(x.dtype).cumsum(1) - 1 if self.gather_positions else torch.arange(t, device=x.device, dtype=x.dtype)[None]
+            dist = (pos[:, None, :] - pos[:, :, None]).abs()  # (B or 1, T, T)
         hidden, attns = [x], []
         # CLS pooling reads one row of the last layer: compute only that row (hidden[-1] is then (B, 1, D))
         short = self.cls_only_last and cfg.pooling == "cls" and not need_attn
         last = len(self.blocks) - 1
         for i, blk in enumerate(self.blocks):
-            x, a = blk(x, mask, rope, need_attn, first_only=short and i == last)
+            x, a = blk(x, mask, rope, need_attn, first_only=short and i == last, dist=dist)
             hidden.append(x)
             attns.append(a)
         if self.final_ln is not None:

@@ -144,3 +144,65 @@ def test_nt_v2_tokenizer_splits_around_n_and_keeps_every_base():
     assert [inv[int(i)] for i in row[1:] if int(i) != tok.pad_id] == ["ACG", "T", "N", "ACG", "TAC"]
     plain = Tokenizer(kind="kmer_nonoverlap", k=3, max_len=20, vocab=vocab)
     assert [inv[int(i)] for i in plain.encode(["ACGTNACGTAC"])[0][1:] if int(i) != tok.pad_id] == ["ACG", "[UNK]", "CGT", "A", "C"]
+
+
+def _kept_heads(before, after) -> list[int]:
+    """Indices of the original heads a pruned attention kept (matched by their query rows)."""
+    dh = before.head_dim
+    old = [before.q.weight[h * dh:(h + 1) * dh] for h in range(before.q.out_features // dh)]
+    new = [after.q.weight[h * dh:(h + 1) * dh] for h in range(after.q.out_features // dh)]
+    return [next(i for i, o in enumerate(old) if o.shape == n.shape and bool((o == n).all())) for n in new]
+
+
+@pytest.mark.parametrize("name", ["dnabert2_tiny_cls", "nt_v2_tiny_cls"])
+def test_head_pruning_equals_masking_the_removed_heads(imported, name, tmp_path):
+    """Removing heads must equal zeroing their share of the output projection in the original model: with ALiBi
+    that holds only if each surviving head keeps its own slope (recomputing slopes for the new head count fails)."""
+    import copy
+
+    import torch
+
+    from edgegen.checkpoint import load_model, save_model
+    from edgegen.prune import PruneConfig, prune
+
+    lm = load_model(imported[name])
+    ids = lm.tokenizer.encode(["ACGTTGCAAGGCTTACGATCGATCGGATCCGATAGCTAGCTAGGCAT" * 3, "GGCATTACAGATTACAGGCCTTAAGC" * 4])
+    pruned = prune(lm.model, PruneConfig(head_ratio=0.5, criterion="l2"), ids)
+    ref = copy.deepcopy(lm.model)
+    dh = ref.config.head_dim
+    kept_any_but_first = False
+    for blk_old, blk_new in zip(ref.blocks, pruned.blocks):
+        kept = _kept_heads(blk_old.attn, blk_new.attn)
+        assert len(kept) == blk_old.attn.num_heads // 2
+        kept_any_but_first |= kept != list(range(len(kept)))
+        with torch.no_grad():
+            for h in range(blk_old.attn.q.out_features // dh):
+                if h not in kept:
+                    blk_old.attn.o.weight[:, h * dh:(h + 1) * dh] = 0
+    x = torch.from_numpy(ids)
+    with torch.no_grad():
+        assert torch.allclose(pruned(x), ref(x), atol=1e-5)
+    if name.startswith("dnabert2"):
+        assert kept_any_but_first  # the test would not see recomputed slopes if the first heads were always kept
+    # the config describes the pruned model: the plain loader rebuilds it with the same outputs
+    save_model(pruned, lm.tokenizer, tmp_path / "p")
+    again = load_model(tmp_path / "p").model
+    with torch.no_grad():
+        assert torch.allclose(again(x), pruned(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["dnabert2_tiny_cls", "nt_v2_tiny_cls"])
+def test_gated_feed_forward_is_pruned_in_gate_up_pairs(imported, name):
+    import torch
+
+    from edgegen.checkpoint import load_model
+    from edgegen.prune import PruneConfig, prune
+
+    lm = load_model(imported[name])
+    ids = lm.tokenizer.encode(["ACGTTGCAAGGCTTACGATCGATCGG" * 4])
+    pruned = prune(lm.model, PruneConfig(ffn_ratio=0.5), ids)
+    for b in pruned.blocks:
+        assert b.fc1.out_features == b.fc_up.out_features == b.fc2.in_features == lm.model.config.ffn_dim // 2
+        assert (b.fc1.bias is None) == (not lm.model.config.ffn_in_bias)
+    assert pruned.config.ffn_dim == lm.model.config.ffn_dim // 2
+    assert torch.isfinite(pruned(torch.from_numpy(ids))).all()
