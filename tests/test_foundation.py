@@ -206,3 +206,52 @@ def test_gated_feed_forward_is_pruned_in_gate_up_pairs(imported, name):
         assert (b.fc1.bias is None) == (not lm.model.config.ffn_in_bias)
     assert pruned.config.ffn_dim == lm.model.config.ffn_dim // 2
     assert torch.isfinite(pruned(torch.from_numpy(ids))).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["nt_v2_tiny_cls", "dnabert2_tiny_cls"])
+def test_imported_model_through_the_whole_pipeline(name, tmp_path):
+    """import -> prune heads and feed-forward -> distil briefly on a real dataset -> int8 TFLite and ONNX -> bench."""
+    from .conftest import real_data
+
+    data = real_data("promoter_nontata_human")
+    m, p, s = tmp_path / "m", tmp_path / "p", tmp_path / "s"
+    assert cli("import", fixture(name), "--out", m, "--max-len", "251").returncode == 0
+    r = cli("prune", m, "--out", p, "--head-ratio", "0.5", "--ffn-ratio", "0.5", "--json", tmp_path / "p.json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "p.json").read_text())
+    assert rep["after"]["params"] < rep["before"]["params"]
+    r = cli("distill", "--teacher", m, "--student", p, "--data", data, "--out", s, "--max-steps", "60", "--json", tmp_path / "d.json")
+    assert r.returncode == 0, r.stderr
+    files = []
+    for fmt in ("tflite", "onnx"):
+        f = tmp_path / f"s.int8.{fmt}"
+        r = cli("export", s, "--out", f, "--quant", "int8", "--calib", data, *(["--per-tensor"] if fmt == "tflite" else []))
+        assert r.returncode == 0, r.stderr
+        side = json.loads(Path(str(f) + ".json").read_text())
+        assert side["verification"]["argmax_agreement"] >= 0.9
+        files.append(f)
+    r = cli("bench", m, s, *files, "--data", data / "test.csv", "--max-samples", "200", "--runs", "5", "--warmup", "1",
+            "--threads", "1", "--no-validity", "--json", tmp_path / "b.json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "b.json").read_text())
+    assert not res["errors"] and len(res["models"]) == 4
+    for entry in res["models"][2:]:
+        assert entry["vs_baseline"]["argmax_agreement"] > 0.5 and entry["size_bytes"] < res["models"][1]["size_bytes"]
+
+
+@pytest.mark.slow
+def test_masked_lm_backbone_fine_tunes_above_chance(tmp_path):
+    """The NT-v2 masked-LM fixture becomes a classifier with 'train --init' and beats chance on real data."""
+    from .conftest import real_data
+
+    data = real_data("promoter_nontata_human")
+    m = tmp_path / "backbone"
+    assert cli("import", fixture("nt_v2_tiny_mlm"), "--out", m, "--max-len", "251").returncode == 0
+    r = cli("train", "--init", m, "--data", data, "--out", tmp_path / "ft", "--epochs", "3", "--lr", "1e-3")
+    assert r.returncode == 0, r.stderr  # a model at chance is refused by train itself
+    from edgegen.checkpoint import load_model
+    from edgegen.train import chance_threshold
+
+    test = load_model(tmp_path / "ft").manifest["metrics"]["test"]
+    assert test["mcc"]["value"] > chance_threshold(test["n"] if "n" in test else 904) and test["mcc"]["ci"][0] > 0
