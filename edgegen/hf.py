@@ -24,7 +24,8 @@ log = logging.getLogger("edgegen")
 
 SUPPORTED = (
     "bert: BertForSequenceClassification, BertForMaskedLM, BertModel (DNABERT-1, k-mer vocab, absolute positions); "
-    "esm: EsmForSequenceClassification, EsmForMaskedLM, EsmModel (Nucleotide-Transformer v1 style, absolute or rotary positions)"
+    "esm: EsmForSequenceClassification, EsmForMaskedLM, EsmModel (Nucleotide-Transformer v1 style, absolute or rotary positions); "
+    "Nucleotide Transformer v2 (modeling_esm with a SwiGLU feed-forward); DNABERT-2 (MosaicML BERT with ALiBi)"
 )
 
 
@@ -218,12 +219,19 @@ def _import_hf(src: str | Path, out: str | Path, *, max_len: int | None, num_cla
     d = Path(src)
     check_output(out, force, kind="dir")
     cfg = _read_config(d)
-    if cfg.get("auto_map") or cfg.get("trust_remote_code"):
-        raise UsageError(f"this checkpoint needs trust_remote_code (custom model code): edgegen does not run remote code. Supported: {SUPPORTED}", path=d)
+    from edgegen.foundation import detect
+
+    family = detect(cfg, _tensor_names(d))
+    if family is not None:
+        return _import_foundation(family, d, cfg, out, max_len=max_len, num_classes=num_classes, force=force)
     mt = cfg.get("model_type")
     archs = cfg.get("architectures") or []
-    if mt not in ("bert", "esm"):
-        raise UsageError(f"unsupported model_type {mt!r}. Supported: {SUPPORTED}", path=d)
+    remote = cfg.get("auto_map") or cfg.get("trust_remote_code")
+    if remote or mt not in ("bert", "esm"):
+        auto = cfg.get("auto_map") if isinstance(cfg.get("auto_map"), dict) else {}
+        what = f"model_type {mt!r}" if isinstance(mt, str) and mt else f"architecture {next(iter(auto.values()), 'unknown')!r}"
+        why = " (its code is trust_remote_code; edgegen implements models natively and never runs remote code)" if remote else ""
+        raise UsageError(f"unsupported {what}{why}. Supported: {SUPPORTED}", path=d)
     if cfg.get("is_decoder") or cfg.get("add_cross_attention"):
         raise UsageError("decoder / cross-attention checkpoints are not supported", path=d)
     act = cfg.get("hidden_act", "gelu")
@@ -288,23 +296,58 @@ def _import_hf(src: str | Path, out: str | Path, *, max_len: int | None, num_cla
         m.update(_map_layers(s, L, ln1="attention.LayerNorm", ln2="LayerNorm"))  # pre-LN
         head_src = {"head_dense.weight": "classifier.dense.weight", "head_dense.bias": "classifier.dense.bias",
                     "classifier.weight": "classifier.out_proj.weight", "classifier.bias": "classifier.out_proj.bias"}
-    model = GenomicTransformer(mc)
     if has_head:
         for ours, theirs in head_src.items():
-            key = theirs if theirs in s else None
-            if key is None:
-                raise ModelFileError(f"checkpoint lacks {theirs}", path=d)
-            m[ours] = s[key]
-    else:
-        for ours in head_src:
-            m[ours] = model.state_dict()[ours]
+            m[ours] = s[theirs]
+    return _build_and_save(d, mc, tok, m, has_head, out, force, {"model_type": mt, "architectures": archs})
+
+
+HEAD_PARAMS = ("head_dense.weight", "head_dense.bias", "classifier.weight", "classifier.bias")
+
+
+def _build_and_save(d: Path, mc, tok, m: dict, has_head: bool, out, force: bool, info: dict) -> Path:
+    """Load the mapped tensors into a fresh model (a missing head keeps its fresh initialisation), check
+    nothing else is missing, and save an edgegen model directory."""
+    from edgegen.checkpoint import save_model
+    from edgegen.model import GenomicTransformer
+
+    model = GenomicTransformer(mc)
+    if not has_head:
+        m.update({k: v for k, v in model.state_dict().items() if k in HEAD_PARAMS})
     try:
-        missing, unexpected = model.load_state_dict(m, strict=False)
+        missing, _ = model.load_state_dict(m, strict=False)
     except RuntimeError as e:
         raise ModelFileError(f"weights do not match config.json: {shape_mismatch_message(e)}", path=d) from None
     missing = [x for x in missing if not x.startswith(("rope_", "pos_table"))]
     if missing:
         raise ModelFileError(f"could not map {missing[:4]} from the checkpoint", path=d)
     model.eval()
-    save_model(model, tok, out, extra={"imported_from": {"path": str(d), "model_type": mt, "architectures": archs, "has_head": has_head}}, force=force)
+    save_model(model, tok, out, extra={"imported_from": {"path": str(d), **info, "has_head": has_head}}, force=force)
     return Path(out)
+
+
+def _tensor_names(d: Path) -> list[str]:
+    """Tensor names of a checkpoint without loading the tensors (safetensors headers; [] otherwise)."""
+    names: list[str] = []
+    for f in sorted(d.glob("*.safetensors")):
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(f), framework="pt") as fh:
+                names += list(fh.keys())
+        except Exception as e:  # safetensors raises its own error types
+            raise ModelFileError(f"cannot read weights ({type(e).__name__}: {' '.join(str(e).split())[:200]})", path=f) from None
+    return names
+
+
+def _import_foundation(family: str, d: Path, cfg: dict, out, *, max_len, num_classes, force) -> Path:
+    """Nucleotide Transformer v2 or DNABERT-2 (see :mod:`edgegen.foundation`)."""
+    from edgegen import foundation
+
+    shapes = _shape_fields(cfg, d / "config.json")
+    state = _Weights(_load_state(d), d)
+    if family == "nt_v2":
+        mc, tok, m, has_head = foundation.nt_v2(d, cfg, state, shapes, _read_vocab(d), max_len=max_len, num_classes=num_classes)
+    else:
+        mc, tok, m, has_head = foundation.dnabert2(d, cfg, state, shapes, max_len=max_len, num_classes=num_classes)
+    return _build_and_save(d, mc, tok, m, has_head, out, force, {"family": family, "architectures": cfg.get("architectures") or []})

@@ -37,7 +37,9 @@ class ModelConfig(BaseModel):
     layer_heads: list[int] | None = None
     layer_ffn: list[int] | None = None
     dropout: float = Field(0.1, ge=0, lt=1)
-    positions: Literal["learned", "sinusoidal", "rotary", "none"] = "learned"
+    positions: Literal["learned", "sinusoidal", "rotary", "alibi", "none"] = Field("learned", description="alibi: no position "
+        "table; each head adds -slope * |i - j| to its attention scores (DNABERT-2), its slope stored per layer and head "
+        "in the weights (buffer blocks.N.attn.alibi_slopes), so pruned heads keep their own")
     position_offset: int = 0
     pooling: Literal["cls", "mean"] = "cls"
     norm: Literal["pre", "post"] = "pre"
@@ -45,7 +47,11 @@ class ModelConfig(BaseModel):
     final_norm: bool = True
     emb_scale: float = 1.0
     head_hidden: bool = False
-    activation: Literal["gelu", "gelu_tanh"] = "gelu"
+    activation: Literal["gelu", "gelu_tanh", "silu"] = "gelu"
+    ffn_gated: bool = Field(False, description="gated feed-forward: fc2(act(fc1(x)) * fc_up(x)) (SwiGLU with silu, NT-v2; "
+                            "GEGLU with gelu, DNABERT-2); fc1 and fc_up are pruned as pairs")
+    ffn_in_bias: bool = Field(True, description="biases on fc1 (and fc_up)")
+    ffn_out_bias: bool = Field(True, description="bias on fc2")
     layer_norm_eps: float = 1e-5
     pad_id: int = 0
     rotary_base: float = 10000.0
@@ -93,7 +99,7 @@ class ModelConfig(BaseModel):
             tq = 1 if cls_only_last and self.pooling == "cls" and i == self.n_layers - 1 else t  # query rows
             total += 2 * t * d * h * dh + 2 * tq * d * h * dh  # k, v on every row; q, out on the query rows
             total += 2 * h * tq * t * dh  # scores and context
-            total += 2 * tq * d * f  # FFN
+            total += (3 if self.ffn_gated else 2) * tq * d * f  # FFN (a gated one has two input projections)
         total += (d * d if self.head_hidden else 0) + d * self.num_classes
         return total
 
@@ -105,6 +111,21 @@ def _sinusoidal(n: int, d: int) -> torch.Tensor:
     pe[:, 0::2] = torch.sin(pos * div)
     pe[:, 1::2] = torch.cos(pos * div)[:, : d // 2]
     return pe
+
+
+def alibi_slopes(n_heads: int) -> list[float]:
+    """ALiBi's per-head slopes (Press et al.; MosaicML BERT / DNABERT-2): a geometric series from
+    2^(-8/n) for a power-of-two head count; otherwise the nearest lower power of two's series followed
+    by every other slope of the next power of two's."""
+
+    def power_of_2(n: int) -> list[float]:
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+
+    if math.log2(n_heads).is_integer():
+        return power_of_2(n_heads)
+    low = 2 ** math.floor(math.log2(n_heads))
+    return power_of_2(low) + alibi_slopes(2 * low)[0::2][: n_heads - low]
 
 
 def _rotary_tables(n: int, dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +165,7 @@ class _OrtAttention(torch.autograd.Function):
 
 
 class Attention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, head_dim: int, dropout: float):
+    def __init__(self, d_model: int, n_heads: int, head_dim: int, dropout: float, alibi: bool = False):
         super().__init__()
         inner = n_heads * head_dim
         self.num_heads = n_heads
@@ -153,18 +174,26 @@ class Attention(nn.Module):
         self.k = nn.Linear(d_model, inner)
         self.v = nn.Linear(d_model, inner)
         self.o = nn.Linear(inner, d_model)
+        if alibi:  # saved with the weights: a pruned layer keeps its surviving heads' slopes
+            self.register_buffer("alibi_slopes", torch.tensor(alibi_slopes(n_heads)))
+        else:
+            self.alibi_slopes = None
         # Fused scaled_dot_product_attention is used when attention maps are not needed;
         # exporters switch it off (see edgegen.model.export_mode).
         self.fused = True
         self.ort_fused = False  # export_mode(ort_attention=True)
 
-    def forward(self, x, keep, rope=None, need_attn: bool = False, first_only: bool = False):
-        """``first_only``: queries (and the output) for the first row only; keys and values for all."""
+    def forward(self, x, keep, rope=None, need_attn: bool = False, first_only: bool = False, dist=None):
+        """``first_only``: queries (and the output) for the first row only; keys and values for all.
+        ``dist``: (B or 1, T, T) token distances |i - j|, for ALiBi."""
         b, t, _ = x.shape
         xq = x[:, :1] if first_only else x
         tq = xq.shape[1]
         heads = self.q.out_features // self.head_dim
-        if self.ort_fused and rope is None and not need_attn and heads > 0:
+        if self.alibi_slopes is not None:  # an exact additive bias: -slope * |i - j| per head
+            bias = -self.alibi_slopes.to(x.dtype)[None, :, None, None] * dist[:, None, :tq]  # (B|1, H, Tq, T)
+            keep = bias + (keep if keep.dtype.is_floating_point else (~keep).to(x.dtype) * -1e9)  # (B, H, Tq, T)
+        if self.ort_fused and rope is None and not need_attn and heads > 0 and self.alibi_slopes is None:
             real = (keep[:, 0, 0] == 0) if keep.dtype.is_floating_point else keep[:, 0, 0]  # (B, T)
             bias = torch.zeros(3 * self.q.out_features)  # q/k/v keep their own biases (and layer names)
             ctx = _OrtAttention.apply(self.q(xq), self.k(x), self.v(x), bias, real.to(torch.int32), heads)
@@ -216,25 +245,34 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, i: int):
         super().__init__()
         self.pre = cfg.norm == "pre"
-        self.attn = Attention(cfg.d_model, cfg.heads(i), cfg.head_dim, cfg.dropout)
+        self.attn = Attention(cfg.d_model, cfg.heads(i), cfg.head_dim, cfg.dropout, alibi=cfg.positions == "alibi")
         self.ln1 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
         self.ln2 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
-        self.fc1 = nn.Linear(cfg.d_model, cfg.ffn(i))
-        self.fc2 = nn.Linear(cfg.ffn(i), cfg.d_model)
-        self.act = "tanh" if cfg.activation == "gelu_tanh" else "none"
+        self.fc1 = nn.Linear(cfg.d_model, cfg.ffn(i), bias=cfg.ffn_in_bias)
+        self.fc_up = nn.Linear(cfg.d_model, cfg.ffn(i), bias=cfg.ffn_in_bias) if cfg.ffn_gated else None
+        self.fc2 = nn.Linear(cfg.ffn(i), cfg.d_model, bias=cfg.ffn_out_bias)
+        self.activation = cfg.activation
         self.drop = nn.Dropout(cfg.dropout)
 
-    def _ffn(self, x):
-        return self.fc2(self.drop(F.gelu(self.fc1(x), approximate=self.act)))
+    def _act(self, x):
+        if self.activation == "silu":
+            return F.silu(x)
+        return F.gelu(x, approximate="tanh" if self.activation == "gelu_tanh" else "none")
 
-    def forward(self, x, keep, rope=None, need_attn: bool = False, first_only: bool = False):
+    def _ffn(self, x):
+        h = self._act(self.fc1(x))  # (B, T, F)
+        if self.fc_up is not None:
+            h = h * self.fc_up(x)  # gated: act(gate) * up
+        return self.fc2(self.drop(h))
+
+    def forward(self, x, keep, rope=None, need_attn: bool = False, first_only: bool = False, dist=None):
         """``first_only``: return the first row only, (B, 1, D), computing no other row's output."""
         if self.pre:
-            a, attn = self.attn(self.ln1(x), keep, rope, need_attn, first_only)
+            a, attn = self.attn(self.ln1(x), keep, rope, need_attn, first_only, dist)
             x = (x[:, :1] if first_only else x) + self.drop(a)
             x = x + self.drop(self._ffn(self.ln2(x)))
         else:  # post-LN (BERT)
-            a, attn = self.attn(x, keep, rope, need_attn, first_only)
+            a, attn = self.attn(x, keep, rope, need_attn, first_only, dist)
             x = self.ln1((x[:, :1] if first_only else x) + self.drop(a))
             x = self.ln2(x + self.drop(self._ffn(x)))
         return x, attn
@@ -290,7 +328,8 @@ class GenomicTransformer(nn.Module):
         # std 0.02 for embeddings too: N(0,1) embeddings swamp the positions (see TOOLCHAIN.md).
         if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, std=0.02)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, std=0.02)
 
@@ -324,12 +363,18 @@ class GenomicTransformer(nn.Module):
         mask = (~keep).float() * -1e9 if self.additive_mask and not need_attn else keep
         x = self.drop(x)
         rope = (self.rope_cos[:t], self.rope_sin[:t], self.rope_sign) if cfg.positions == "rotary" else None
+        dist = None
+        if cfg.positions == "alibi":
+            # exporters get positions computed from the input (as for learned tables): a converter would
+            # otherwise fold the (T, T) distances into a float constant stored in the file
+            pos = (rows >= 0).to(x.dtype).cumsum(1) - 1 if self.gather_positions else torch.arange(t, device=x.device, dtype=x.dtype)[None]
+            dist = (pos[:, None, :] - pos[:, :, None]).abs()  # (B or 1, T, T)
         hidden, attns = [x], []
         # CLS pooling reads one row of the last layer: compute only that row (hidden[-1] is then (B, 1, D))
         short = self.cls_only_last and cfg.pooling == "cls" and not need_attn
         last = len(self.blocks) - 1
         for i, blk in enumerate(self.blocks):
-            x, a = blk(x, mask, rope, need_attn, first_only=short and i == last)
+            x, a = blk(x, mask, rope, need_attn, first_only=short and i == last, dist=dist)
             hidden.append(x)
             attns.append(a)
         if self.final_ln is not None:

@@ -154,8 +154,34 @@ def _prune_once(model, example_inputs, head_ratio: float, ffn_ratio: float, cfg:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch-pruning warns about every unwrapped parameter
         pruner = _make_pruner(tp, model, example_inputs, cfg, ratio_dict, ignored, num_heads, head_ratio, unwrapped)
+        heads_before = [_head_rows(b.attn) for b in model.blocks]
         pruner.step()
+    for b, rows in zip(model.blocks, heads_before):
+        _carry_alibi_slopes(b.attn, rows)
     sync_config(model)
+
+
+def _head_rows(attn) -> list:
+    """Each head's rows of the query projection (a copy): after pruning, they identify the surviving heads."""
+    dh = attn.head_dim
+    w = attn.q.weight.detach()
+    return [w[h * dh : (h + 1) * dh].clone() for h in range(w.shape[0] // dh)]
+
+
+def _carry_alibi_slopes(attn, rows_before: list) -> None:
+    """Keep the ALiBi slopes of the heads that survived pruning, in their new order: slopes belong to heads
+    and are never recomputed from the new head count (that would give the survivors other slopes)."""
+    if getattr(attn, "alibi_slopes", None) is None or len(rows_before) == attn.q.out_features // attn.head_dim:
+        return
+    import torch
+
+    kept = []
+    for new in _head_rows(attn):
+        match = [i for i, old in enumerate(rows_before) if old.shape == new.shape and torch.equal(old, new) and i not in kept]
+        if not match:
+            raise RuntimeError("cannot tell which attention heads survived pruning (query rows changed)")
+        kept.append(match[0])
+    attn.alibi_slopes = attn.alibi_slopes[kept].clone()
 
 
 def _make_pruner(tp, model, example_inputs, cfg, ratio_dict, ignored, num_heads, head_ratio, unwrapped):

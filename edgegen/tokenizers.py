@@ -23,7 +23,7 @@ from edgegen.errors import ConfigError, DataError, ModelFileError
 class SequenceError(DataError, ValueError):
     """A letter outside ACGTN in a sequence given to a tokenizer."""
 
-TokenizerKind = Literal["char", "kmer", "kmer_nonoverlap"]
+TokenizerKind = Literal["char", "kmer", "kmer_nonoverlap", "bpe"]
 NUCLEOTIDES = "ACGT"
 
 # Byte -> code: A C G T = 0..3, N = 4, padding = 5, anything else = 6 (invalid).
@@ -59,6 +59,13 @@ class Tokenizer:
         crop: keep the ``center`` or the ``left`` part of longer sequences.
         add_cls / add_sep: prepend CLS / append SEP.
         vocab: token -> id; defaults to :func:`default_vocab`.
+        n_singles: ``kmer_nonoverlap`` only: every ``N`` is a single-base token and k-mers restart after it
+            (Nucleotide Transformer v2's tokenizer: leftmost-longest over k-mers and single bases); otherwise
+            a k-mer holding an ``N`` is UNK. A row that needs more tokens than :attr:`seq_len` is cut at its end.
+        bpe: ``bpe`` only: a Hugging Face ``tokenizer.json`` (DNABERT-2's BPE), run by the ``tokenizers``
+            library; its post-processor adds ``[CLS] ... [SEP]``.
+        max_tokens: ``bpe`` only: the fixed row length (specials included); longer encodings are cut at
+            the end (before SEP). Default: ``max_len // 3 + 2``.
 
     Example:
         >>> tok = Tokenizer(kind="kmer", k=3, max_len=10)
@@ -78,12 +85,17 @@ class Tokenizer:
     sep_token: str = "[SEP]"
     mask_token: str = "[MASK]"
     vocab: dict[str, int] = field(default_factory=dict)
+    n_singles: bool = False
+    bpe: dict | None = None
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("char", "kmer", "kmer_nonoverlap"):
-            raise ConfigError(f"unknown tokenizer kind {self.kind!r} (char, kmer, kmer_nonoverlap)")
-        if self.kind == "char":
+        if self.kind not in ("char", "kmer", "kmer_nonoverlap", "bpe"):
+            raise ConfigError(f"unknown tokenizer kind {self.kind!r} (char, kmer, kmer_nonoverlap, bpe)")
+        if self.kind in ("char", "bpe"):
             self.k = 1
+        if self.kind == "bpe":
+            self._init_bpe()
         if not 1 <= self.k <= 8:
             raise ConfigError(f"k must be in 1..8, got {self.k}")
         if self.max_len < self.k:
@@ -97,6 +109,36 @@ class Tokenizer:
         if missing:
             raise ConfigError(f"tokenizer vocab lacks special tokens {missing}")
         self._build_tables()
+
+    def _init_bpe(self) -> None:
+        if not isinstance(self.bpe, dict):
+            raise ConfigError("a bpe tokenizer needs its tokenizer.json (field bpe)")
+        model = self.bpe.get("model") or {}
+        if model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
+            raise ConfigError("bpe: tokenizer.json holds no BPE model with a vocab")
+        if not self.vocab:
+            self.vocab = {str(t): int(i) for t, i in model["vocab"].items()}
+            for tok in self.bpe.get("added_tokens") or []:
+                self.vocab.setdefault(str(tok["content"]), int(tok["id"]))
+        if self.max_tokens is None:
+            self.max_tokens = self.max_len // 3 + 2
+        if self.max_tokens < 3:
+            raise ConfigError(f"max_tokens must be >= 3, got {self.max_tokens}")
+        self._bpe = None  # the tokenizers.Tokenizer, built on first use
+
+    def _bpe_tokenizer(self):
+        if self._bpe is None:
+            try:
+                from tokenizers import Tokenizer as HFTokenizer
+            except ImportError:
+                from edgegen.errors import BackendError
+
+                raise BackendError("this model's BPE tokenizer needs the 'tokenizers' package (pip install tokenizers)") from None
+            tk = HFTokenizer.from_str(json.dumps(self.bpe))
+            tk.no_padding()
+            tk.enable_truncation(self.max_tokens)
+            self._bpe = tk
+        return self._bpe
 
     # ------------------------------------------------------------------ tables
     def _build_tables(self) -> None:
@@ -128,6 +170,8 @@ class Tokenizer:
     @property
     def body_len(self) -> int:
         """Number of tokens produced for a full ``max_len`` window, without specials."""
+        if self.kind == "bpe":
+            return self.max_tokens - int(self.add_cls) - int(self.add_sep)
         if self.kind == "char":
             return self.max_len
         if self.kind == "kmer":
@@ -156,7 +200,21 @@ class Tokenizer:
 
     def encode(self, seqs: Sequence[str]) -> np.ndarray:
         """Encode DNA strings to a (B, seq_len) int32 array."""
-        return self.encode_codes(self.codes(seqs))
+        codes = self.codes(seqs)
+        if self.kind == "bpe":
+            return self._encode_bpe(codes)
+        return self.encode_codes(codes)
+
+    def _encode_bpe(self, codes: np.ndarray) -> np.ndarray:
+        """BPE through the ``tokenizers`` library on the cropped window (the letters already checked)."""
+        letters = np.frombuffer(b"ACGTN", dtype=np.uint8)
+        texts = [letters[row[row != PAD_CODE]].tobytes().decode() for row in codes]
+        encs = self._bpe_tokenizer().encode_batch(texts)
+        out = np.full((len(texts), self.seq_len), self.pad_id, dtype=np.int32)
+        for i, e in enumerate(encs):
+            ids = e.ids[: self.seq_len]
+            out[i, : len(ids)] = ids
+        return out
 
     def encode_codes(self, codes: np.ndarray) -> np.ndarray:
         pad = self.pad_id
@@ -178,6 +236,8 @@ class Tokenizer:
                 ids = np.concatenate([ids, tail_ids.astype(np.int32)], axis=1)
             if self.kind == "kmer_nonoverlap":
                 self._single_base_ends(codes, ids)
+                if self.n_singles:
+                    self._split_at_n(codes, ids)
         parts = []
         if self.add_cls:
             parts.append(np.full((len(codes), 1), self.cls_id, dtype=np.int32))
@@ -205,9 +265,33 @@ class Tokenizer:
             room = ids.shape[1] - start
             ids[r, start : start + min(len(rest), room)] = self._char_ids[np.minimum(rest[:room], 4)]
 
+    def _split_at_n(self, codes: np.ndarray, ids: np.ndarray) -> None:
+        """Rows holding an N, re-tokenized leftmost-longest: each N-free run becomes its k-mers then its
+        last ``len % k`` bases as single tokens, each N a single token (Nucleotide Transformer v2)."""
+        k, width = self.k, ids.shape[1]
+        for r in np.nonzero((codes == 4).any(1))[0]:
+            row = codes[r][codes[r] != PAD_CODE]
+            toks: list[int] = []
+            start = 0
+            for end in list(np.nonzero(row == 4)[0]) + [len(row)]:
+                run = row[start:end]
+                full = len(run) // k
+                if full:
+                    toks.extend(self._lut[(run[: full * k].reshape(full, k).astype(np.int64) * self._pow).sum(1)].tolist())
+                toks.extend(self._char_ids[run[full * k :]].tolist())
+                if end < len(row):
+                    toks.append(int(self._char_ids[4]))
+                start = end + 1
+            toks = toks[:width]
+            ids[r, : len(toks)] = toks
+            ids[r, len(toks) :] = self.pad_id
+
     # ----------------------------------------------------------------- storage
     def to_dict(self) -> dict:
         d = asdict(self)
+        for name, default in (("n_singles", False), ("bpe", None), ("max_tokens", None)):
+            if d[name] == default:
+                del d[name]  # fields added later stay out at their defaults: older readers and hashes are unchanged
         d["format"] = "edgegen-tokenizer/1"
         return d
 
@@ -222,7 +306,8 @@ class Tokenizer:
             raise ConfigError(f"bad tokenizer description: expected an object, got {type(d).__name__}")
         d = dict(d)
         d.pop("format", None)
-        types = {"kind": str, "k": int, "max_len": int, "crop": str, "add_cls": bool, "add_sep": bool, "vocab": dict}
+        types = {"kind": str, "k": int, "max_len": int, "crop": str, "add_cls": bool, "add_sep": bool, "vocab": dict,
+                 "n_singles": bool, "bpe": dict, "max_tokens": int}
         types.update({f: str for f in ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")})
         for name, value in d.items():
             want = types.get(name)
