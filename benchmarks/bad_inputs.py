@@ -116,28 +116,33 @@ BERT = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size
 VOCAB = "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "AA", "AC", "AG", "AT"]) + "\n"
 
 
+def write_bert_weights(folder: Path, hidden: int = 8) -> None:
+    """A one-layer BERT checkpoint (vocab 9, 16 positions, FFN 16) of zeros and ones, as HF names its tensors."""
+    import torch
+    from safetensors.torch import save_file
+
+    H = hidden
+    t = {"bert.embeddings.word_embeddings.weight": torch.zeros(9, H), "bert.embeddings.position_embeddings.weight": torch.zeros(16, H),
+         "bert.embeddings.token_type_embeddings.weight": torch.zeros(2, H), "bert.embeddings.LayerNorm.weight": torch.ones(H),
+         "bert.embeddings.LayerNorm.bias": torch.zeros(H)}
+    for name, shape in [("attention.self.query", (H, H)), ("attention.self.key", (H, H)), ("attention.self.value", (H, H)),
+                        ("attention.output.dense", (H, H)), ("intermediate.dense", (16, H)), ("output.dense", (H, 16))]:
+        t[f"bert.encoder.layer.0.{name}.weight"] = torch.zeros(shape)
+        t[f"bert.encoder.layer.0.{name}.bias"] = torch.zeros(shape[0])
+    for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+        t[f"bert.encoder.layer.0.{ln}.weight"] = torch.ones(H)
+        t[f"bert.encoder.layer.0.{ln}.bias"] = torch.zeros(H)
+    save_file(t, str(folder / "model.safetensors"))
+
+
 def hf_dir(rel: str, cfg, vocab: str | bytes = VOCAB, weights: bool = True, hidden: int = 8) -> Callable[[Path], None]:
     def make(d: Path) -> None:
-        import torch
-        from safetensors.torch import save_file
-
         src = d / rel
         src.mkdir(parents=True)
         (src / "config.json").write_text(json.dumps(cfg))
         (src / "vocab.txt").write_bytes(vocab if isinstance(vocab, bytes) else vocab.encode())
         if weights:
-            H = hidden
-            t = {"bert.embeddings.word_embeddings.weight": torch.zeros(9, H), "bert.embeddings.position_embeddings.weight": torch.zeros(16, H),
-                 "bert.embeddings.token_type_embeddings.weight": torch.zeros(2, H), "bert.embeddings.LayerNorm.weight": torch.ones(H),
-                 "bert.embeddings.LayerNorm.bias": torch.zeros(H)}
-            for name, shape in [("attention.self.query", (H, H)), ("attention.self.key", (H, H)), ("attention.self.value", (H, H)),
-                                ("attention.output.dense", (H, H)), ("intermediate.dense", (16, H)), ("output.dense", (H, 16))]:
-                t[f"bert.encoder.layer.0.{name}.weight"] = torch.zeros(shape)
-                t[f"bert.encoder.layer.0.{name}.bias"] = torch.zeros(shape[0])
-            for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
-                t[f"bert.encoder.layer.0.{ln}.weight"] = torch.ones(H)
-                t[f"bert.encoder.layer.0.{ln}.bias"] = torch.zeros(H)
-            save_file(t, str(src / "model.safetensors"))
+            write_bert_weights(src, hidden)
     return make
 
 

@@ -106,15 +106,9 @@ def dnabert2(d: Path, cfg: dict, s, shapes: tuple, *, max_len: int | None, num_c
     from edgegen.tokenizers import Tokenizer
 
     H, L, nh, F, n_vocab = shapes
-    f = d / "tokenizer.json"
-    if not f.is_file():
-        raise ModelFileError("no tokenizer.json (DNABERT-2's BPE vocabulary is needed to tokenize DNA)", path=d)
-    try:
-        bpe = json.loads(f.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"tokenizer.json is not valid JSON ({e})", path=f) from None
-    if not isinstance(bpe, dict):
-        raise ModelFileError(f"tokenizer.json must hold an object, not {type(bpe).__name__}", path=f)
+    from edgegen.hf import read_json_object
+
+    bpe = read_json_object(d, "tokenizer.json", "DNABERT-2's BPE vocabulary is needed to tokenize DNA")
     max_tokens = min(int(cfg.get("alibi_starting_size", 512)), 512)
     tok = Tokenizer(kind="bpe", max_len=max_len or 3 * (max_tokens - 2), add_cls=True, add_sep=True, bpe=bpe,
                     max_tokens=max_tokens if max_len is None else None)

@@ -35,16 +35,21 @@ def _read_config(d: Path) -> dict:
             raise UsageError(f"{d!s} looks like a Hugging Face hub id: edgegen never downloads; "
                              "download the checkpoint yourself and pass its folder")
         raise ModelFileError("no such checkpoint folder", path=d)
-    f = d / "config.json"
-    if not f.exists():
-        raise ModelFileError("no config.json: not a Hugging Face checkpoint folder", path=d)
+    return read_json_object(d, "config.json", "not a Hugging Face checkpoint folder")
+
+
+def read_json_object(d: Path, name: str, missing: str) -> dict:
+    """A checkpoint folder's JSON file that must hold an object; every problem a one-line ModelFileError."""
+    f = d / name
+    if not f.is_file():
+        raise ModelFileError(f"no {name}: {missing}", path=d)
     try:
-        cfg = json.loads(f.read_text(encoding="utf-8"))
+        obj = json.loads(f.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"config.json is not valid JSON ({e})", path=f) from None
-    if not isinstance(cfg, dict):
-        raise ModelFileError(f"config.json must hold an object, not a {type(cfg).__name__}", path=f)
-    return cfg
+        raise ModelFileError(f"{name} is not valid JSON ({e})", path=f) from None
+    if not isinstance(obj, dict):
+        raise ModelFileError(f"{name} must hold an object, not a {type(obj).__name__}", path=f)
+    return obj
 
 
 def _shape_fields(cfg: dict, f: Path) -> tuple[int, int, int, int, int]:

@@ -13,14 +13,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EDGEGEN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def real_data(name: str) -> Path:
-    """Path of a real dataset; in CI its absence is a failure, elsewhere a skip."""
-    p = SHARED_DATA / name
+SHARED_FIXTURES = Path(os.environ.get("EDGEGEN_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+
+
+def shared_path(base: Path, name: str, what: str) -> Path:
+    """A path in ../shared; in CI its absence is a failure, elsewhere a skip."""
+    p = base / name
     if not p.exists():
         if os.environ.get("CI"):
-            pytest.fail(f"real dataset missing: {p}")
-        pytest.skip(f"real dataset not found at {p}")
+            pytest.fail(f"{what} missing: {p}")
+        pytest.skip(f"{what} not found at {p}")
     return p
+
+
+def real_data(name: str) -> Path:
+    """Path of a real dataset (``../shared/data/NAME``)."""
+    return shared_path(SHARED_DATA, name, "real dataset")
 
 
 @pytest.fixture(scope="session")

@@ -14,17 +14,12 @@ import pytest
 
 from edgegen.errors import UsageError
 
+from .conftest import SHARED_FIXTURES, shared_path
+
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(os.environ.get("EDGEGEN_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures")) / "hf"
-
-
 def fixture(name: str) -> Path:
-    p = FIXTURES / name
-    if not p.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"fixture missing: {p}")
-        pytest.skip(f"fixture not found at {p}")
-    return p
+    """A Hugging Face fixture folder (``../shared/fixtures/hf/NAME``)."""
+    return shared_path(SHARED_FIXTURES / "hf", name, "fixture")
 
 
 def golden(name: str) -> dict:

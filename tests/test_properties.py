@@ -23,6 +23,18 @@ from hypothesis import strategies as st
 
 from edgegen.errors import EdgegenError
 
+def write_tiny_bert_weights(folder: Path) -> None:
+    """The one-layer, width-8 BERT checkpoint of benchmarks/bad_inputs.py (one writer of that layout)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bad_inputs", Path(__file__).resolve().parents[1] / "benchmarks" / "bad_inputs.py")
+    mod = sys.modules.get("bad_inputs") or importlib.util.module_from_spec(spec)
+    if "bad_inputs" not in sys.modules:
+        sys.modules["bad_inputs"] = mod  # its dataclasses look their module up there
+        spec.loader.exec_module(mod)
+    mod.write_bert_weights(folder, hidden=8)
+
+
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -267,9 +279,6 @@ def test_recipes_and_overrides_validate_and_never_escape(tiny_model_dir, key, va
                             "model_type", "architectures", "max_position_embeddings", "hidden_act", "position_embedding_type",
                             "pad_token_id", "layer_norm_eps"]), value=JSONISH)
 def test_hugging_face_configs_import_or_raise(key, value):
-    import torch
-    from safetensors.torch import save_file
-
     from edgegen.hf import import_hf
 
     d = _tmpdir()
@@ -281,18 +290,7 @@ def test_hugging_face_configs_import_or_raise(key, value):
         cfg[key] = value
         (src / "config.json").write_text(json.dumps(cfg))
         (src / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "AA", "AC", "AG", "AT"]) + "\n")
-        H, F = 8, 16
-        w = {"bert.embeddings.word_embeddings.weight": torch.zeros(9, H), "bert.embeddings.position_embeddings.weight": torch.zeros(16, H),
-             "bert.embeddings.token_type_embeddings.weight": torch.zeros(2, H), "bert.embeddings.LayerNorm.weight": torch.ones(H),
-             "bert.embeddings.LayerNorm.bias": torch.zeros(H)}
-        for name, shape in [("attention.self.query", (H, H)), ("attention.self.key", (H, H)), ("attention.self.value", (H, H)),
-                            ("attention.output.dense", (H, H)), ("intermediate.dense", (F, H)), ("output.dense", (H, F))]:
-            w[f"bert.encoder.layer.0.{name}.weight"] = torch.zeros(shape)
-            w[f"bert.encoder.layer.0.{name}.bias"] = torch.zeros(shape[0])
-        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
-            w[f"bert.encoder.layer.0.{ln}.weight"] = torch.ones(H)
-            w[f"bert.encoder.layer.0.{ln}.bias"] = torch.zeros(H)
-        save_file(w, str(src / "model.safetensors"))
+        write_tiny_bert_weights(src)
         try:
             import_hf(src, d / "out")
         except EdgegenError as e:
