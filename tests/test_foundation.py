@@ -250,3 +250,38 @@ def test_masked_lm_backbone_fine_tunes_above_chance(tmp_path):
 
     test = load_model(tmp_path / "ft").manifest["metrics"]["test"]
     assert test["mcc"]["value"] > chance_threshold(test["n"] if "n" in test else 904) and test["mcc"]["ci"][0] > 0
+
+
+@pytest.mark.slow
+def test_dnabert2_int8_bundle_runs_with_numpy_litert_and_tokenizers_only(tmp_path):
+    """The device tokenizes with DNABERT-2's BPE itself: a fresh venv holding numpy, ai-edge-litert and tokenizers
+    (no torch, no edgegen, no dnaio) runs the bundle and predicts exactly what the host predicts."""
+    from .conftest import real_data
+
+    data = real_data("promoter_nontata_human")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "numpy", "ai-edge-litert", "tokenizers"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    probe = "import importlib.util as u; print([m for m in ('torch', 'edgegen', 'dnaio', 'onnxruntime') if u.find_spec(m)])"
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the device sees only its venv
+    assert subprocess.run([str(py), "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=clean).stdout.strip() == "[]"
+    m, f = tmp_path / "m", tmp_path / "m.int8.tflite"
+    assert cli("import", fixture("dnabert2_tiny_cls"), "--out", m, "--max-len", "251").returncode == 0
+    r = cli("export", m, "--out", f, "--quant", "int8", "--per-tensor", "--calib", data)
+    assert r.returncode == 0, r.stderr
+    seqs = tmp_path / "reads.csv"
+    rows = (data / "test.csv").read_text().splitlines()[:101]
+    seqs.write_text("\n".join(rows) + "\n")
+    assert cli("bundle", f, "--out", tmp_path / "b").returncode == 0
+    r = subprocess.run([str(py), "runner.py", "predict", "--model", f.name, "--input", str(seqs), "--out", str(tmp_path / "device.tsv")],
+                       cwd=tmp_path / "b", capture_output=True, text=True, env=clean)
+    assert r.returncode == 0, r.stderr
+    assert cli("predict", f, "-i", seqs, "-o", tmp_path / "host.tsv").returncode == 0
+    dev = [x.split("\t") for x in (tmp_path / "device.tsv").read_text().splitlines()[1:]]
+    host = [x.split("\t") for x in (tmp_path / "host.tsv").read_text().splitlines()[1:]]
+    assert len(dev) == len(host) == 100
+    assert [d[3] for d in dev] == [h[3] for h in host]
+    assert np.abs(np.array([[float(x) for x in d[4:]] for d in dev]) - np.array([[float(x) for x in h[4:]] for h in host])).max() < 1e-5
