@@ -177,7 +177,9 @@ def _set_dotted(d: dict, key: str, value: Any) -> None:
             except ValueError:
                 raise ConfigError(f"--set {key}: {where!r} must be a list index (0..{len(cur) - 1})") from None
             if not 0 <= i < len(cur):
-                raise ConfigError(f"--set {key}: no item {i} at {'.'.join(parts[:depth]) or 'top level'} (it has {len(cur)})")
+                where_ = ".".join(parts[:depth])
+                what = f"no step {i} (recipe has {len(cur)})" if where_ == "steps" else f"no item {i} at {where_} (it has {len(cur)})"
+                raise ConfigError(f"--set {key}: {what}")
             if last:
                 cur[i] = value
             else:

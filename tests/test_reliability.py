@@ -147,7 +147,7 @@ def test_malformed_set_overrides_are_one_line(tmp_path, tiny_model_dir):
     rec = tmp_path / "r.yaml"
     rec.write_text(f"out: {tmp_path / 'run'}\nsteps:\n  - type: load\n    path: {tiny_model_dir}\n")
     for bad, needle in [("steps.x.path=1", "list index"), ("steps..path=1", "malformed key"), ("out.deeper=1", "plain value"),
-                        ("steps.7.path=1", "no item 7"), ("data=[unclosed", "not valid YAML"), ("noequals", "key=value")]:
+                        ("steps.7.path=1", "no step 7"), ("data=[unclosed", "not valid YAML"), ("noequals", "key=value")]:
         assert_clean_error(run("run", rec, "--set", bad, "--dry-run"), needle, code=2)
 
 
