@@ -17,7 +17,7 @@ import signal
 import sys
 from typing import Any, Callable
 
-from edgegen.errors import EdgegenError
+from edgegen.errors import EdgegenError, _signal_seen, note_signal
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
@@ -43,20 +43,27 @@ def _say(msg: str) -> None:
 
 
 def _raise_terminated(signum, frame):  # pragma: no cover - exercised through a subprocess
+    note_signal(signum)
     raise Terminated()
+
+
+def _raise_interrupted(signum, frame):  # pragma: no cover - exercised through a subprocess
+    note_signal(signum)
+    raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def _sigterm_raises():
     try:
-        old = signal.signal(signal.SIGTERM, _raise_terminated)
+        old = {s: signal.signal(s, h) for s, h in ((signal.SIGTERM, _raise_terminated), (signal.SIGINT, _raise_interrupted))}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def _setup_logging(debug: bool) -> None:
@@ -126,6 +133,9 @@ def run_guarded(command: Callable[[], Any], *, debug: bool = False) -> int:
         first = (str(e).strip().splitlines() or [""])[0][:300]
         _say(f"unexpected {type(e).__name__}: {first} (rerun with --debug for the traceback)")
         return 1
+    if _signal_seen:  # a signal whose exception something swallowed: still not a success
+        _say("terminated" if _signal_seen[0] == signal.SIGTERM else "interrupted")
+        return EXIT_TERMINATED if _signal_seen[0] == signal.SIGTERM else EXIT_INTERRUPTED
     if isinstance(rv, int) and not isinstance(rv, bool):  # typer returns Exit codes in non-standalone mode
         if rv == EXIT_INTERRUPTED:
             _say("interrupted")

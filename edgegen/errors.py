@@ -59,3 +59,19 @@ class RemoteError(EdgegenError):
 
 class TrainingError(EdgegenError):
     """Training finished but produced no usable model (e.g. dev MCC at chance)."""
+
+
+# A signal can be swallowed where Python cannot raise (an exception in a __del__ or a C callback is only
+# printed, and converters silence stderr): the boundary's handlers also note it here, and commits check it
+# before moving any output into place, so an interrupted command never leaves a finished-looking output.
+_signal_seen: list[int] = []
+
+
+def note_signal(signum: int) -> None:
+    _signal_seen.append(signum)
+
+
+def raise_if_signalled() -> None:
+    """Raise KeyboardInterrupt if SIGINT or SIGTERM arrived since the command started (see edgegen.boundary)."""
+    if _signal_seen:
+        raise KeyboardInterrupt

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from edgegen.errors import UsageError
+from edgegen.errors import UsageError, raise_if_signalled
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -136,6 +136,7 @@ def commit(moves: list[tuple[Path, Path]], force: bool) -> None:
         return
     folder = Path(moves[0][1]).parent
     with folder_lock(folder):
+        raise_if_signalled()
         if not force:
             for _, final in moves:
                 if Path(final).exists():
@@ -169,6 +170,7 @@ def staging_dir(final: str | Path, force: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         with folder_lock(final.parent):
+            raise_if_signalled()
             if final.exists():
                 if not force:
                     raise UsageError("already exists (written meanwhile by another run); pass --force to overwrite", path=final)
