@@ -89,6 +89,7 @@ def run_guarded(command: Callable[[], Any], *, debug: bool = False) -> int:
 
     cx = click_exceptions()
     _setup_logging(debug)
+    _signal_seen.clear()  # per command: a signal noted by an earlier command in this process does not count
     try:
         with _sigterm_raises():
             rv = command()
@@ -98,9 +99,11 @@ def run_guarded(command: Callable[[], Any], *, debug: bool = False) -> int:
         _say("interrupted")
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
+        _signal_seen.clear()
         _say("interrupted")
         return EXIT_INTERRUPTED
     except Terminated:
+        _signal_seen.clear()
         _say("terminated")
         return EXIT_TERMINATED
     except cx.ClickException as e:
@@ -134,8 +137,10 @@ def run_guarded(command: Callable[[], Any], *, debug: bool = False) -> int:
         _say(f"unexpected {type(e).__name__}: {first} (rerun with --debug for the traceback)")
         return 1
     if _signal_seen:  # a signal whose exception something swallowed: still not a success
-        _say("terminated" if _signal_seen[0] == signal.SIGTERM else "interrupted")
-        return EXIT_TERMINATED if _signal_seen[0] == signal.SIGTERM else EXIT_INTERRUPTED
+        seen = _signal_seen[0]
+        _signal_seen.clear()
+        _say("terminated" if seen == signal.SIGTERM else "interrupted")
+        return EXIT_TERMINATED if seen == signal.SIGTERM else EXIT_INTERRUPTED
     if isinstance(rv, int) and not isinstance(rv, bool):  # typer returns Exit codes in non-standalone mode
         if rv == EXIT_INTERRUPTED:
             _say("interrupted")
