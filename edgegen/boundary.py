@@ -17,15 +17,11 @@ import signal
 import sys
 from typing import Any, Callable
 
-from edgegen.errors import EdgegenError, _signal_seen, note_signal
+from edgegen.errors import EdgegenError, Terminated, _signal_seen, note_signal
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
-
-
-class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM, so ``finally`` blocks remove temp files as on Ctrl-C."""
 
 
 def click_exceptions():
@@ -43,13 +39,13 @@ def _say(msg: str) -> None:
 
 
 def _raise_terminated(signum, frame):  # pragma: no cover - exercised through a subprocess
-    note_signal(signum)
-    raise Terminated()
+    if note_signal(signum):
+        raise Terminated()
 
 
 def _raise_interrupted(signum, frame):  # pragma: no cover - exercised through a subprocess
-    note_signal(signum)
-    raise KeyboardInterrupt
+    if note_signal(signum):
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -98,14 +94,13 @@ def run_guarded(command: Callable[[], Any], *, debug: bool = False) -> int:
     except typer.Abort:
         _say("interrupted")
         return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as e:
+        # the first signal decides (a SIGTERM noted while deferred is raised as Terminated; a Ctrl-C
+        # raised by a library's own handler has no note)
+        term = _signal_seen[0] == signal.SIGTERM if _signal_seen else isinstance(e, Terminated)
         _signal_seen.clear()
-        _say("interrupted")
-        return EXIT_INTERRUPTED
-    except Terminated:
-        _signal_seen.clear()
-        _say("terminated")
-        return EXIT_TERMINATED
+        _say("terminated" if term else "interrupted")
+        return EXIT_TERMINATED if term else EXIT_INTERRUPTED
     except cx.ClickException as e:
         if debug:
             raise

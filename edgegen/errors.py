@@ -7,6 +7,7 @@ file (and line or record) involved.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 
@@ -61,17 +62,42 @@ class TrainingError(EdgegenError):
     """Training finished but produced no usable model (e.g. dev MCC at chance)."""
 
 
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so ``finally`` blocks remove temp files as on Ctrl-C."""
+
+
 # A signal can be swallowed where Python cannot raise (an exception in a __del__ or a C callback is only
 # printed, and converters silence stderr): the boundary's handlers also note it here, and commits check it
 # before moving any output into place, so an interrupted command never leaves a finished-looking output.
 _signal_seen: list[int] = []
+_deferring: list[bool] = []
 
 
-def note_signal(signum: int) -> None:
+def note_signal(signum: int) -> bool:
+    """Note SIGINT/SIGTERM; True when the handler should raise now (False: held by :func:`signals_deferred`)."""
     _signal_seen.append(signum)
+    return not _deferring or len(_signal_seen) > 1  # a second signal is the user insisting: raise anyway
 
 
 def raise_if_signalled() -> None:
-    """Raise KeyboardInterrupt if SIGINT or SIGTERM arrived since the command started (see edgegen.boundary)."""
+    """Raise KeyboardInterrupt (SIGINT) or Terminated (SIGTERM) if either arrived since the command started."""
+    import signal
+
     if _signal_seen:
-        raise KeyboardInterrupt
+        raise Terminated() if _signal_seen[0] == signal.SIGTERM else KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold the first SIGINT/SIGTERM until the block ends, then raise it.
+
+    For C++ that calls back into Python (the TFLite converter): an exception raised by a signal handler
+    inside such a callback cannot unwind through the C++ frames and aborts the process (exit -6, no
+    cleanup). A second signal raises at once.
+    """
+    _deferring.append(True)
+    try:
+        yield
+    finally:
+        _deferring.pop()
+    raise_if_signalled()

@@ -475,3 +475,44 @@ def test_bundle_predicts_with_its_own_modules_only(tmp_path, onnx_model, syn_dir
                         "--out", str(tmp_path / "p.tsv")], cwd=b, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "p.tsv").read_text().count("\n") == 1 + len((syn_dir / "test.csv").read_text().splitlines()) - 1
+
+
+def test_signal_inside_converter_is_held_until_the_block_ends():
+    """The TFLite converter's C++ calls back into Python: a handler that raised there aborted the process
+    (exit -6, temp files left). Inside ``signals_deferred`` the first signal is noted and raised at the end;
+    a second one raises at once; a swallowed SIGTERM still exits 143, not 130."""
+    import os
+    import signal
+
+    from edgegen import boundary
+    from edgegen.errors import raise_if_signalled, signals_deferred
+
+    reached = []
+
+    def converter(n_signals, sig=signal.SIGTERM):
+        def run():
+            with signals_deferred():
+                for _ in range(n_signals):
+                    os.kill(os.getpid(), sig)
+                reached.append(n_signals)  # the C++ work goes on after one signal
+            reached.append("after")
+        return run
+
+    assert boundary.run_guarded(converter(1)) == 143
+    assert reached == [1]
+    reached.clear()
+    assert boundary.run_guarded(converter(1, signal.SIGINT)) == 130
+    assert reached == [1]
+    reached.clear()
+    assert boundary.run_guarded(converter(2)) == 143
+    assert reached == []
+
+    def swallowed():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except BaseException:
+            pass
+        raise_if_signalled()  # what a commit does
+
+    assert boundary.run_guarded(swallowed) == 143
+    assert boundary.run_guarded(lambda: None) == 0  # nothing carried over to the next command

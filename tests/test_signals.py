@@ -76,8 +76,6 @@ def test_predict_stops_cleanly_and_reruns(tmp_path, sig, tiny_model_dir):
     assert r.returncode == 0 and out.read_text().count("\n") == 2, r.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="known defect (issue 18): a signal arriving while the TFLite converter runs C++ "
-                   "callbacks can abort the process (exit -6) when the handler raises there; about 1 run in 5 here")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_export_stops_cleanly_and_reruns(tmp_path, sig, tiny_model_dir, syn_dir):
     out = tmp_path / "m.tflite"

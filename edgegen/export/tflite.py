@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegen.errors import BackendError
+from edgegen.errors import BackendError, signals_deferred
 
 log = logging.getLogger("edgegen")
 
@@ -79,7 +79,7 @@ def convert_fp32(model, tok, path: Path, batch: int, mode: dict | None = None) -
     from edgegen.model import export_mode
 
     litert_torch = _import_litert()
-    with export_mode(model, **(mode or {})), _quiet():
+    with export_mode(model, **(mode or {})), _quiet(), signals_deferred():
         litert_torch.convert(model.eval(), (_example(tok, batch),)).export(str(path))
 
 
@@ -113,7 +113,8 @@ def convert_pt2e_int8(model, tok, path: Path, batch: int, cal_ids: np.ndarray, k
                 for i in range(0, len(cal_ids) - batch + 1, batch):
                     gm(torch.from_numpy(cal_ids[i : i + batch]))
             gm = convert_pt2e(gm, fold_quantize=False)
-            litert_torch.convert(gm, (ex,), quant_config=QuantConfig(pt2e_quantizer=q)).export(str(path))
+            with signals_deferred():
+                litert_torch.convert(gm, (ex,), quant_config=QuantConfig(pt2e_quantizer=q)).export(str(path))
 
 
 def _skipping(base, keep_float: list[str]):
@@ -146,7 +147,7 @@ def _skipping(base, keep_float: list[str]):
 def quantize_aeq(float_path: Path, out: Path, mode: str, cal_ids: np.ndarray | None, batch: int) -> None:
     """ai-edge-quantizer recipes on a float .tflite. Static modes calibrate with a
     min/max update (its default moving average clipped logits badly, TOOLCHAIN.md)."""
-    with _quiet():
+    with _quiet(), signals_deferred():
         from ai_edge_quantizer import calibrator, quantizer, recipe
         from ai_edge_quantizer.utils import qsv_utils
 
