@@ -160,11 +160,9 @@ def distill_model(
         sc = load_config(StudentConfig, sp)
         smodel = student_from_teacher(t.model, **sc.shape(), seed=cfg.seed)
     splits = load_data(data)
-    k = max(sp_.num_classes for sp_ in splits.values())
-    if k > t.model.config.num_classes:
-        from edgegen.errors import DataError
+    from edgegen.data.readers import check_fits_model
 
-        raise DataError(f"labels go up to {k - 1} but the teacher has {t.model.config.num_classes} classes", path=data)
+    check_fits_model(max(sp_.num_classes for sp_ in splits.values()), t.model.config.num_classes, data, "the teacher")
     hist = distill(smodel, t.model, cfg, splits, t.tokenizer, show_progress=show_progress)
     metrics = {}
     if "test" in splits:

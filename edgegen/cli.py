@@ -368,15 +368,14 @@ def bundle(
             raise UsageError(f"device {prof.name} runs {prof.runtimes}, not {rt}", path=model)
     inputs = None
     if data:
-        from edgegen.errors import DataError
+        from edgegen.data.readers import check_fits_model
 
         ds = as_dataset(data)
         side = read_sidecar(model)
         tok = tokenizer_from_sidecar(side, model)
         inputs = {"test": tok.encode(ds.sequences)}
         if ds.labels is not None:
-            if ds.num_classes > side["num_classes"]:
-                raise DataError(f"labels go up to {ds.num_classes - 1} but the model has {side['num_classes']} classes", path=ds.path)
+            check_fits_model(ds.num_classes, side["num_classes"], ds.path)
             inputs["labels"] = ds.labels
     write_bundle(model, out, inputs=inputs, force=force)
     _console().print(f"bundle written to {out}; on the device: python3 runner.py measure --model {model.name} --inputs inputs.npz --out result.json")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegen.data.readers import SequenceSet, as_dataset
+from edgegen.data.readers import SequenceSet, as_dataset, check_fits_model
 from edgegen.errors import DataError
 from edgegen.runtime import Runner, load_runner, run_batched
 
@@ -43,8 +43,7 @@ def evaluate(
     ds = as_dataset(data)
     if ds.labels is None:
         raise DataError("needs labels (a sequence,label table)", path=ds.path)
-    if ds.num_classes > runner.num_classes:
-        raise DataError(f"labels go up to {ds.num_classes - 1} but the model has {runner.num_classes} classes", path=ds.path)
+    check_fits_model(ds.num_classes, runner.num_classes, ds.path)
     logits, timing = predict_set(runner, ds, batch_size=batch_size)
     from edgegen.metrics import classification_report
 

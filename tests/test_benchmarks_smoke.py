@@ -150,3 +150,27 @@ def test_bad_input_campaign_handles_every_case(tmp_path):
     failed = [f"{x['category']}/{x['case']}: {x['problem']}" for x in res["results"] if not x["handled"]]
     assert r.returncode == 0 and not failed, failed or r.stderr[-2000:]
     assert res["summary"]["cases"] >= 100
+
+
+def test_foundation_scale_smoke(tmp_path):
+    """The scale benchmark's stages on a small random checkpoint in the published DNABERT-2 layout (three heads)."""
+    from .conftest import SHARED_FIXTURES, real_data, shared_path
+
+    data = real_data("splice_site_human")
+    shared_path(SHARED_FIXTURES, "hf", "Hugging Face fixtures")
+    out = tmp_path / "res.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "foundation_scale.py"), "--size", "dnabert2_smoke", "--data", str(data),
+                        "--fixtures", str(SHARED_FIXTURES / "hf"), "--work", str(tmp_path / "work"), "--out", str(out),
+                        "--n-train", "100", "--n-eval", "60", "--target", "0.95"], capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    st = res["stages"]
+    assert set(st) == {"write", "import", "prune", "distill", "export", "bench"}
+    assert all(s["seconds"] > 0 and s["peak_rss_mb"] > 50 for s in st.values())
+    assert st["prune"]["result"]["params_ratio"] <= 0.95 and st["prune"]["result"]["config_after"]["d_model"] == 48
+    assert 0.99 < st["import"]["result"]["params"] / st["write"]["result"]["params"] <= 1  # every weight but the token-type table
+    assert 0 < res["int8_tflite_vs_float"] < 0.5 and 0 < res["int8_onnx_vs_float"] < 0.5
+    rows = st["bench"]["result"]["models"]
+    assert len(rows) == 6 and not any(r["error"] for r in rows)
+    assert all(0 <= r["agreement_with_teacher"] <= 1 and r["latency_b1_ms"] > 0 for r in rows)
+    assert res["seconds_without_distill"] < res["total_seconds"]

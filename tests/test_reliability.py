@@ -279,6 +279,25 @@ def test_bundle_labels_checksums_and_classes(tmp_path, onnx_model, syn_dir):
     assert not (tmp_path / "b3").exists()
 
 
+def test_more_classes_than_the_model_is_refused_everywhere(tmp_path, tiny_model_dir, syn_dir):
+    """evaluate, bundle and distill share one check: labels the model has no class for are an error naming the file."""
+    import shutil
+
+    from edgegen.api import distill_model
+    from edgegen.errors import DataError
+    from edgegen.evaluate import evaluate
+
+    three = tmp_path / "three"
+    shutil.copytree(syn_dir, three)
+    (three / "test.csv").write_text("sequence,label\n" + "".join(f"{'ACGT' * 30},{i % 3}\n" for i in range(30)))
+    with pytest.raises(DataError, match="labels go up to 2 but the model has 2 classes"):
+        evaluate(tiny_model_dir, three / "test.csv")
+    (three / "train.csv").write_text((syn_dir / "train.csv").read_text() + f"{'ACGT' * 30},2\n")
+    with pytest.raises(DataError, match="labels go up to 2 but the teacher has 2 classes"):
+        distill_model(tiny_model_dir, tiny_model_dir, three, tmp_path / "s", show_progress=False)
+    assert not (tmp_path / "s").exists()
+
+
 # -------------------------------------------------------------------------------------------- data
 def _split_dir(tmp_path: Path, rows: dict[str, list[tuple[str, int]]]) -> Path:
     d = tmp_path / "data"

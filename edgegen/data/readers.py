@@ -224,6 +224,12 @@ def check_labels(splits: dict[str, SequenceSet]) -> int:
     return k
 
 
+def check_fits_model(n_classes: int, model_classes: int, path, what: str = "the model") -> None:
+    """Labels ``0..n_classes-1`` must be classes the model has (a 3-class set on a 2-class model is an error)."""
+    if n_classes > model_classes:
+        raise DataError(f"labels go up to {n_classes - 1} but {what} has {model_classes} classes", path=path)
+
+
 # ------------------------------------------------------------------ FASTA/FASTQ
 @dataclass
 class Read:
