@@ -170,3 +170,33 @@ def distill_model(
     save_model(smodel, t.tokenizer, out, metrics=metrics, dataset=dataset_info(splits, data),
                extra={"distill_config": cfg.model_dump(), "history": hist, "teacher": str(teacher_dir)}, force=force)
     return {"path": str(out), "history": hist, **metrics}
+
+
+def bundle_model(model: str | Path, out: str | Path, *, data: str | Path | None = None, device: str | Path | None = None,
+                 force: bool = False) -> Path:
+    """Write a self-contained bundle for ``model`` (.onnx/.tflite) to ``out`` (see :func:`edgegen.remote.write_bundle`).
+
+    ``data`` (a sequence table) is included already tokenized as ``inputs.npz`` for ``runner.py measure``, with its
+    labels when it has them; ``device`` (a profile) must run the model's runtime.
+    """
+    from edgegen.data.readers import as_dataset, check_fits_model
+    from edgegen.remote import write_bundle
+    from edgegen.runtime.onnx_runner import read_sidecar, tokenizer_from_sidecar
+
+    model = Path(model)
+    if device:
+        from edgegen.devices import load_device
+
+        prof = load_device(device)
+        rt = "onnxruntime" if model.suffix == ".onnx" else "tflite"
+        if rt not in prof.runtimes:
+            raise UsageError(f"device {prof.name} runs {prof.runtimes}, not {rt}", path=model)
+    inputs = None
+    if data:
+        ds = as_dataset(data)
+        side = read_sidecar(model)
+        inputs = {"test": tokenizer_from_sidecar(side, model).encode(ds.sequences)}
+        if ds.labels is not None:
+            check_fits_model(ds.num_classes, side["num_classes"], ds.path)
+            inputs["labels"] = ds.labels
+    return write_bundle(model, out, inputs=inputs, force=force)

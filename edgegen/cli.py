@@ -354,30 +354,9 @@ def bundle(
     force: bool = typer.Option(False, "--force"),
 ):
     """Write a self-contained bundle (model, sidecar, runner.py, numpy-only edgegen, checksums) to copy onto a device."""
-    from edgegen.data.readers import as_dataset
-    from edgegen.devices import load_device
-    from edgegen.remote import write_bundle
-    from edgegen.runtime.onnx_runner import read_sidecar, tokenizer_from_sidecar
+    from edgegen.api import bundle_model
 
-    if device:
-        prof = load_device(device)
-        rt = "onnxruntime" if model.suffix == ".onnx" else "tflite"
-        if rt not in prof.runtimes:
-            from edgegen.errors import UsageError
-
-            raise UsageError(f"device {prof.name} runs {prof.runtimes}, not {rt}", path=model)
-    inputs = None
-    if data:
-        from edgegen.data.readers import check_fits_model
-
-        ds = as_dataset(data)
-        side = read_sidecar(model)
-        tok = tokenizer_from_sidecar(side, model)
-        inputs = {"test": tok.encode(ds.sequences)}
-        if ds.labels is not None:
-            check_fits_model(ds.num_classes, side["num_classes"], ds.path)
-            inputs["labels"] = ds.labels
-    write_bundle(model, out, inputs=inputs, force=force)
+    bundle_model(model, out, data=data, device=device, force=force)
     _console().print(f"bundle written to {out}; on the device: python3 runner.py measure --model {model.name} --inputs inputs.npz --out result.json")
 
 

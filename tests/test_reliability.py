@@ -277,6 +277,13 @@ def test_bundle_labels_checksums_and_classes(tmp_path, onnx_model, syn_dir):
     three.write_text("sequence,label\n" + "".join(f"{'ACGT' * 30},{i % 3}\n" for i in range(30)))
     assert_clean_error(run("bundle", onnx_model, "--out", tmp_path / "b3", "--data", three), "three.csv", "2 classes")
     assert not (tmp_path / "b3").exists()
+    # a device profile that cannot run the model's runtime
+    from edgegen.api import bundle_model
+    from edgegen.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"device rpi4 runs \['tflite'\], not onnxruntime"):
+        bundle_model(onnx_model, tmp_path / "b4", device="rpi4")
+    assert not (tmp_path / "b4").exists()
 
 
 def test_more_classes_than_the_model_is_refused_everywhere(tmp_path, tiny_model_dir, syn_dir):
