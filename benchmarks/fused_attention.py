@@ -73,7 +73,10 @@ def main(argv=None) -> int:
         for quant in ("none", "int8"):
             for fused in (False, True):
                 name = f"{'int8' if quant == 'int8' else 'fp32'} {'fused' if fused else 'plain'}"
-                files[name] = export(model, tmp / f"{quant}.{int(fused)}.onnx", ExportConfig(format="onnx", quant=quant, fused_attention=fused))
+                files[name] = export(model, tmp / f"{quant}.{int(fused)}.onnx", ExportConfig(format="onnx", quant=quant, fused_attention=fused,
+                                                # an untrained smoke model's logits are near ties: int8 argmax
+                                                # agreement is noise there, and differs between CPUs
+                                                min_agreement=0.0 if args.smoke else 0.9))
         b1 = {k: OnnxRunner(p, threads=1) for k, p in files.items()}
         b64 = {k: OnnxRunner(p, threads=2) for k, p in files.items()}
         seq_len = next(iter(b1.values())).tokenizer.seq_len

@@ -60,7 +60,7 @@ def _quiet():
 
 def _import_litert():
     try:
-        with _quiet():
+        with _quiet(), signals_deferred():  # C extensions initialise here: a signal must not raise inside them
             import litert_torch  # noqa: F401
     except ImportError:
         raise BackendError("TFLite export needs litert-torch: pip install 'edgegen[tflite]'") from None
@@ -95,7 +95,7 @@ def convert_pt2e_int8(model, tok, path: Path, batch: int, cal_ids: np.ndarray, k
     from edgegen.model import export_mode, int8_embedding_tables
 
     litert_torch = _import_litert()
-    with _quiet():
+    with _quiet(), signals_deferred():
         from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
         from litert_torch.quantize.quant_config import QuantConfig
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
