@@ -113,8 +113,7 @@ def convert_pt2e_int8(model, tok, path: Path, batch: int, cal_ids: np.ndarray, k
                 for i in range(0, len(cal_ids) - batch + 1, batch):
                     gm(torch.from_numpy(cal_ids[i : i + batch]))
             gm = convert_pt2e(gm, fold_quantize=False)
-            with signals_deferred():
-                litert_torch.convert(gm, (ex,), quant_config=QuantConfig(pt2e_quantizer=q)).export(str(path))
+            litert_torch.convert(gm, (ex,), quant_config=QuantConfig(pt2e_quantizer=q)).export(str(path))
 
 
 def _skipping(base, keep_float: list[str]):
