@@ -55,32 +55,28 @@ FIXTURE = {"nt_v2": "nt_v2_tiny_cls", "dnabert2": "dnabert2_tiny_cls"}
 WINDOW_NT = 1000
 
 
-def _shape(name: str, family: str, h: int, layers: int, heads: int, inter: int, vocab: int, classes: int, n_pos: int) -> list[int]:
-    """The published tensor shape for ``name`` at this size (names come from the fixture; a name without a rule
-    is an error, so a changed layout is noticed, not silently mis-sized)."""
-    hd = h // heads
+def _shape(name: str, h: int, layers: int, heads: int, inter: int, vocab: int, classes: int, n_pos: int) -> list[int]:
+    """The published tensor shape for ``name`` at this size (names come from the fixture; a weight name without a
+    rule is an error, so a changed layout is noticed, not silently mis-sized)."""
     rules = [
         (r"word_embeddings\.weight$", [vocab, h]),
         (r"position_embeddings\.weight$", [n_pos, h]),
         (r"token_type_embeddings\.weight$", [2, h]),
-        (r"rotary_embeddings\.inv_freq$", [hd // 2]),
+        (r"rotary_embeddings\.inv_freq$", [h // heads // 2]),
         (r"contact_head\.regression\.weight$", [1, layers * heads]),
         (r"contact_head\.regression\.bias$", [1]),
         (r"Wqkv\.weight$", [3 * h, h]),
         (r"Wqkv\.bias$", [3 * h]),
         (r"(intermediate\.dense|gated_layers)\.weight$", [2 * inter, h]),
-        (r"(output\.dense|mlp\.wo)\.weight$" if family == "dnabert2" else r"layer\.\d+\.output\.dense\.weight$", [h, inter]),
+        (r"(layer\.\d+\.output\.dense|mlp\.wo)\.weight$", [h, inter]),
         (r"(out_proj|^classifier)\.weight$", [classes, h]),
         (r"(out_proj|^classifier)\.bias$", [classes]),
-        (r"\.weight$", [h, h]),  # query/key/value/attention output/pooler/classifier dense
-        (r"(LayerNorm|layernorm|layer_norm_after)\.(weight|bias)$|\.bias$", [h]),
+        (r"(LayerNorm|layernorm|layer_norm_after)\.weight$", [h]),
+        (r"(query|key|value|attention\.output\.dense|pooler\.dense|classifier\.dense)\.weight$", [h, h]),
+        (r"\.bias$", [h]),
     ]
-    if family == "dnabert2" and re.search(r"attention\.output\.dense\.weight$", name):
-        return [h, h]
     for pat, shape in rules:
         if re.search(pat, name):
-            if re.search(r"(LayerNorm|layernorm|layer_norm_after)\.weight$", name):
-                return [h]
             return shape
     raise SystemExit(f"foundation_scale: no shape rule for tensor {name!r}")
 
@@ -107,7 +103,7 @@ def write_checkpoint(size: str, fixtures: Path, out: Path, classes: int, seed: i
     rng = np.random.default_rng(seed)
     tensors = {}
     for n in other + [p.format(i=i) for i in range(layers) for p in per_layer]:
-        shape = _shape(n, family, h, layers, heads, inter, vocab, classes, n_pos)
+        shape = _shape(n, h, layers, heads, inter, vocab, classes, n_pos)
         if n.endswith("inv_freq"):
             t = 1.0 / (10000 ** (np.arange(0, h // heads, 2, dtype=np.float32) / (h // heads)))
         elif re.search(r"(LayerNorm|layernorm|layer_norm_after)\.weight$", n):
