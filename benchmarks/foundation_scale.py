@@ -43,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 SIZES = {
     "nt_v2_100m": ("nt_v2", 512, 22, 16, 2048, 4107),
     "dnabert2_117m": ("dnabert2", 768, 12, 12, 3072, 4096),
+    # float32 about 2 GB: its ONNX file needs external data (benchmarks/onnx_over_2gb.py)
+    "nt_v2_500m": ("nt_v2", 1024, 29, 16, 4096, 4107),
     # for the smoke test (tests/test_benchmarks_smoke.py): three heads, not a power of two
     "nt_v2_smoke": ("nt_v2", 48, 2, 3, 64, 4107),
     "dnabert2_smoke": ("dnabert2", 48, 2, 3, 64, 4096),

@@ -73,7 +73,7 @@ def _model_info(path: Path) -> dict:
         size = (path / "model.safetensors").stat().st_size
         return {"backend": "torch", "tokenizer": tok, "params": man.get("params"), "macs": man.get("macs"), "size_bytes": size,
                 "num_classes": json.loads((path / "config.json").read_text())["num_classes"], "quant": "none (fp32)"}
-    from edgegen.runtime.onnx_runner import read_sidecar
+    from edgegen.runtime.onnx_runner import model_bytes, read_sidecar
 
     if path.suffix not in (".onnx", ".tflite"):
         raise ModelFileError("unrecognised model (expected a model directory, .onnx or .tflite)", path=path)
@@ -81,7 +81,7 @@ def _model_info(path: Path) -> dict:
         raise ModelFileError("no such model file", path=path)
     side = read_sidecar(path)
     return {"backend": "onnxruntime" if path.suffix == ".onnx" else "tflite", "tokenizer": Tokenizer.from_dict(side["tokenizer"]),
-            "params": side.get("params"), "macs": side.get("macs"), "size_bytes": path.stat().st_size,
+            "params": side.get("params"), "macs": side.get("macs"), "size_bytes": model_bytes(path, side),
             "num_classes": side["num_classes"], "quant": side.get("quant")}
 
 

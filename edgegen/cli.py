@@ -268,6 +268,8 @@ def export(
     t.add_column("check")
     t.add_column("value", justify="right")
     t.add_row("file bytes", f"{path.stat().st_size:,}")
+    if side.get("external_data"):
+        t.add_row("external weights", f"{side['external_data']['file']} ({side['external_data']['bytes']:,} bytes)")
     t.add_row("max |logit diff| vs torch", f"{v['max_abs_diff']:.3g}")
     t.add_row("argmax agreement", f"{100 * v['argmax_agreement']:.2f}% of {v['n']}")
     if "accuracy" in v:

@@ -111,6 +111,16 @@ def temp_path(final: str | Path, suffix: str = "") -> Path:
     return Path(tmp)
 
 
+def temp_dir(final: str | Path) -> Path:
+    """A fresh, private temp folder beside ``final`` (``.NAME.XXXX.tmp``), for outputs made of several files or
+    files that must be written under their final names."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+    return tmp
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str | Path) -> Iterator[None]:
     """An exclusive advisory lock on a folder (flock on the folder itself: no lock file is left)."""
@@ -164,9 +174,7 @@ def staging_dir(final: str | Path, force: bool = False) -> Iterator[Path]:
     """
     final = Path(final)
     check_output(final, force, kind="dir")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+    tmp = temp_dir(final)
     try:
         yield tmp
         with folder_lock(final.parent):

@@ -57,9 +57,13 @@ def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = No
         raise ModelFileError("no such model file", path=model)
     if not side.exists():
         raise ModelFileError(f"missing sidecar {side.name}", path=model)
+    from edgegen.runtime.onnx_runner import model_files, read_sidecar
+
+    parts = model_files(model, read_sidecar(model))  # checked: a bundle never carries a corrupted model
     src = Path(edgegen.__file__).resolve().parent
     with staging_dir(out, force=force) as tmp:
-        shutil.copy2(model, tmp / model.name)
+        for p in parts:
+            shutil.copy2(p, tmp / p.name)
         shutil.copy2(side, tmp / side.name)
         for rel in LITE_MODULES:
             dst = tmp / "lib" / "edgegen" / rel

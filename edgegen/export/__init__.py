@@ -65,6 +65,9 @@ class ExportConfig(BaseModel):
                                   "the file then runs on ONNX Runtime only. Off by default: on a CPU 3-6% slower at batch 1 and "
                                   "0.94-1.5x the plain graph's batch-64 rate; on a CUDA GPU ~1.2x faster for 4096-nt inputs "
                                   "(benchmarks/fused_attention.py, README)")
+    external_data: bool | None = Field(None, description="ONNX: the weights in FILE.onnx.data beside the file (True) or "
+                                       "inside it (False); None: beside it only when they exceed ~1.8 GB (protobuf cannot "
+                                       "write one file over 2 GiB: NT-v2 500M in float32)")
     max_drop: float | None = Field(None, gt=0, description="accuracy budget (percentage points) vs float, needs labelled calibration data")
     atol: float = Field(1e-4, gt=0, description="max abs logit difference allowed for float exports")
     min_agreement: float = Field(0.9, ge=0, le=1, description="argmax agreement with torch required of quantized exports")
@@ -75,6 +78,8 @@ class ExportConfig(BaseModel):
     def _check(self) -> "ExportConfig":
         if self.quant not in SUPPORTED[self.format]:
             raise ValueError(f"{self.format} export does not support quant={self.quant!r} (supported: {sorted(SUPPORTED[self.format])})")
+        if self.external_data and self.format != "onnx":
+            raise ValueError("external_data is an ONNX option (a TFLite file holds its weights itself)")
         return self
 
 
@@ -136,7 +141,8 @@ def export(
     """
     from edgegen.checkpoint import load_model
     from edgegen.data.readers import as_dataset
-    from edgegen.io import check_output, commit, remove_quietly, sha256_file, temp_path, write_json
+    from edgegen.io import check_output, commit, remove_quietly, sha256_file, temp_dir, write_json
+    from edgegen.runtime.onnx_runner import data_file
 
     out = Path(out)
     want = ".onnx" if cfg.format == "onnx" else ".tflite"
@@ -144,6 +150,8 @@ def export(
         raise UsageError(f"output for format {cfg.format} must end in {want}", path=out)
     check_output(out, force, kind="file")
     check_output(str(out) + ".json", force, kind="file")
+    if cfg.format == "onnx":
+        check_output(data_file(out), force, kind="file")
     lm = load_model(model_dir)
     calib_set = as_dataset(calib, split="dev") if calib is not None and not hasattr(calib, "sequences") else calib
     verify_set = as_dataset(verify) if verify is not None and not hasattr(verify, "sequences") else (verify or calib_set)
@@ -154,7 +162,10 @@ def export(
     from edgegen.train import predict_logits
 
     ref = predict_logits(lm.model, ver_ids)
-    tmp = temp_path(out, suffix=want)  # unique: concurrent exports to one OUT never share temp files
+    # a private folder beside OUT (concurrent exports never share temp files) holding the file under its final
+    # name: an ONNX file records its external data file's name inside it
+    stage = temp_dir(out)
+    tmp = stage / out.name
     tried = []  # (config, sidecar, verification, file) per weight-scale granularity
     try:
         if cfg.format == "onnx":
@@ -188,10 +199,16 @@ def export(
             f.unlink(missing_ok=True)
         _judge(c, ver, out)
         sidecar["file_sha256"] = sha256_file(tmp)
+        moves = [(tmp, out), (Path(str(tmp) + ".json"), Path(str(out) + ".json"))]
+        if cfg.format == "onnx" and data_file(tmp).exists():
+            sidecar["external_data"] = {"file": data_file(out).name, "sha256": sha256_file(data_file(tmp)), "bytes": data_file(tmp).stat().st_size}
+            moves.insert(0, (data_file(tmp), data_file(out)))
         write_json(str(tmp) + ".json", sidecar)
-        commit([(tmp, out), (Path(str(tmp) + ".json"), Path(str(out) + ".json"))], force)
+        commit(moves, force)
+        if cfg.format == "onnx" and "external_data" not in sidecar:
+            remove_quietly(data_file(out))  # --force over an export that had one: no stale weights beside the new file
     finally:
-        remove_quietly(tmp, Path(str(tmp) + ".json"), *[t[3] for t in tried])
+        remove_quietly(stage)
     return out
 
 

@@ -11,8 +11,34 @@ from pathlib import Path
 import numpy as np
 
 from edgegen.errors import BackendError
+from edgegen.runtime.onnx_runner import data_file
 
 log = logging.getLogger("edgegen")
+
+# protobuf cannot write one message over 2 GiB: above this many bytes of weights an ONNX file keeps them in
+# FILE.onnx.data (ONNX external data), leaving room for the graph itself
+EXTERNAL_DATA_BYTES = 1_800_000_000
+
+
+def weight_bytes(m) -> int:
+    """Bytes of an in-memory ONNX model's initializers."""
+    return sum(t.ByteSize() for t in m.graph.initializer)
+
+
+def save(m, path: Path, external: bool | None = None) -> None:
+    """Write an in-memory ONNX model to ``path``; its weights go to :func:`data_file` when ``external`` (None:
+    when they exceed :data:`EXTERNAL_DATA_BYTES`). The file is written under its final name (the data file's
+    name is recorded inside it), so ``path`` belongs in a private staging folder until committed."""
+    import onnx
+
+    if external is None:
+        external = weight_bytes(m) > EXTERNAL_DATA_BYTES
+    data = data_file(path)
+    data.unlink(missing_ok=True)  # onnx appends to an existing data file
+    if external:
+        onnx.save_model(m, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name, size_threshold=1024)
+    else:
+        onnx.save_model(m, str(path))
 
 
 def export_fp32(model, tok, path: Path, opset: int, batch: int | None, mode: dict | None = None) -> None:
@@ -91,63 +117,64 @@ def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[st
 def _export(model, tok, path, cfg, cal_ids, keep_float, batch) -> dict:
     from edgegen.export import graph_mode
 
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     info = {"input_name": "input_ids", "output_name": "logits", "input_shape": [batch, tok.seq_len]}
-    if cfg.quant == "none":
-        export_fp32(model, tok, path, cfg.opset, batch, graph_mode(cfg))
-        info["impl"] = "torch.onnx.export fp32"
-        if cfg.strip_names:
-            compact(path)
-        return info
-    info["kept_float"] = list(keep_float)
+    # over 2 GiB of float weights, every intermediate file keeps them apart too (torch.onnx.export does so itself)
+    big = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_DATA_BYTES
     work = Path(tempfile.mkdtemp(prefix="edgegen-onnx-"))
     try:
         f32 = work / "fp32.onnx"
         export_fp32(model, tok, f32, cfg.opset, batch, graph_mode(cfg))
+        if cfg.quant == "none":
+            info["impl"] = "torch.onnx.export fp32"
+            m = onnx.load(str(f32))
+            save(compact(m) if cfg.strip_names else m, path, cfg.external_data)
+            return info
+        info["kept_float"] = list(keep_float)
         if cfg.quant in ("dynamic", "int8"):
-            quantize_dynamic(str(f32), str(path), weight_type=QuantType.QInt8, per_channel=False,
+            quantize_dynamic(str(f32), str(path), weight_type=QuantType.QInt8, per_channel=False, use_external_data_format=big,
                              nodes_to_exclude=_nodes_under(f32, list(keep_float)))
             info["impl"] = "onnxruntime quantize_dynamic (int8 weights, dynamic int8 activations for MatMul)"
         elif cfg.quant == "int8-full":
             from onnxruntime.quantization.shape_inference import quant_pre_process
 
             pre = work / "pre.onnx"
-            quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True)
+            quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True, save_as_external_data=big)
             method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}[cfg.calibrator]
             quantize_static(
                 str(pre), str(path), _Reader(cal_ids, 1), quant_format=QuantFormat.QDQ, per_channel=cfg.per_channel,
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-                nodes_to_exclude=_nodes_under(pre, list(keep_float)),
+                nodes_to_exclude=_nodes_under(pre, list(keep_float)), use_external_data_format=big,
             )
             info["impl"] = f"onnxruntime quantize_static QDQ per-channel, {cfg.calibrator} calibration"
         elif cfg.quant == "fp16":
-            import onnx
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
-            m = convert_float_to_float16(onnx.load(str(f32)), keep_io_types=True)
-            onnx.save(m, str(path))
+            onnx.save(convert_float_to_float16(onnx.load(str(f32)), keep_io_types=True), str(path),
+                      save_as_external_data=big, location=data_file(path).name)
             info["impl"] = "onnxruntime.transformers float16 (float32 inputs/outputs kept)"
         else:  # pragma: no cover - guarded by ExportConfig
             raise BackendError(f"unsupported ONNX quant mode {cfg.quant}")
-        if cfg.strip_names:
-            compact(path)
+        m = onnx.load(str(path))  # one rewrite: short names, and the weights inside or beside the file as asked
+        save(compact(m) if cfg.strip_names else m, path, cfg.external_data)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return info
 
 
-def compact(path: Path) -> None:
-    """Drop what ONNX Runtime does not need: the quantizers' inferred shapes of every intermediate
-    (``value_info``, ~10 KB on a 2-layer model) and long internal names (``/blocks.0/attn/q/MatMul_quant``
-    becomes ``t17``; nodes lose theirs). Graph inputs and outputs keep their names."""
+def compact(m):
+    """Drop what ONNX Runtime does not need from an in-memory model: the quantizers' inferred shapes of every
+    intermediate (``value_info``, ~10 KB on a 2-layer model) and long internal names
+    (``/blocks.0/attn/q/MatMul_quant`` becomes ``t17``; nodes lose theirs). Graph inputs and outputs keep their
+    names. Returns ``m``."""
     import onnx
 
-    m = onnx.load(str(path))
     g = m.graph
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in g.node for a in n.attribute):
-        return  # subgraphs refer to outer names: leave such a graph as exported
+        return m  # subgraphs refer to outer names: leave such a graph as exported
     keep = {v.name for v in g.input} | {v.name for v in g.output}
     names: dict[str, str] = {}
 
@@ -163,4 +190,4 @@ def compact(path: Path) -> None:
         n.name = ""
         n.input[:] = [short(x) for x in n.input]
         n.output[:] = [short(x) for x in n.output]
-    onnx.save(m, str(path))
+    return m

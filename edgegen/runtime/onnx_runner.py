@@ -10,6 +10,36 @@ import numpy as np
 from edgegen.errors import BackendError, ModelFileError
 
 
+def data_file(path: str | Path) -> Path:
+    """Where an ONNX file's external weights live: ``FILE.onnx.data`` beside it (the name ONNX Runtime's
+    quantizers give it too)."""
+    return Path(str(path) + ".data")
+
+
+def model_files(path: str | Path, sidecar: dict | None = None) -> list[Path]:
+    """The files an exported model is made of: the model itself, then its external data file when its sidecar
+    records one (the sidecar is not included)."""
+    path = Path(path)
+    d = read_sidecar(path, check_file=False) if sidecar is None else sidecar
+    ext = d.get("external_data")
+    return [path] + ([path.parent / ext["file"]] if isinstance(ext, dict) and "file" in ext else [])
+
+
+def model_bytes(path: str | Path, sidecar: dict | None = None) -> int:
+    """Bytes on disk of an exported model, external weights included."""
+    return sum(p.stat().st_size for p in model_files(path, sidecar))
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
     """Read and check ``PATH.json``, the sidecar ``edgegen export`` writes beside a model file.
 
@@ -38,16 +68,22 @@ def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
     want = d.get("file_sha256")
     if want is not None and not (isinstance(want, str) and len(want) == 64):
         raise ModelFileError("sidecar field file_sha256 is not a sha256 hex digest", path=side)
+    ext = d.get("external_data")
+    if ext is not None and not (isinstance(ext, dict) and isinstance(ext.get("file"), str) and "/" not in ext["file"]
+                                and ext["file"] not in ("", ".", "..") and isinstance(ext.get("sha256"), str)):
+        raise ModelFileError("sidecar field external_data is not {file, sha256} naming a file beside the model", path=side)
     if check_file and want:
-        import hashlib
-
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        if h.hexdigest() != want:
-            raise ModelFileError(f"does not match its sidecar (sha256 {h.hexdigest()[:12]}..., sidecar says {want[:12]}...): "
+        got = _sha256(Path(path))
+        if got != want:
+            raise ModelFileError(f"does not match its sidecar (sha256 {got[:12]}..., sidecar says {want[:12]}...): "
                                  "the file was replaced or corrupted after export; export it again", path=path)
+    if check_file and ext:
+        data = Path(path).parent / ext["file"]
+        if not data.is_file():
+            raise ModelFileError(f"missing {ext['file']}, the model's external weights (keep it beside the model)", path=path)
+        if _sha256(data) != ext["sha256"]:
+            raise ModelFileError("does not match its model's sidecar (sha256): the weights were replaced or corrupted after "
+                                 "export; export it again", path=data)
     return d
 
 

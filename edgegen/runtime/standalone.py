@@ -43,7 +43,15 @@ def verify_bundle(model: str) -> None:
             files = json.load(fh)["files"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ModelFileError(f"unreadable bundle manifest ({type(e).__name__})", path=man) from None
-    for name in (os.path.basename(model), os.path.basename(model) + ".json"):
+    names = [os.path.basename(model), os.path.basename(model) + ".json"]
+    try:
+        with open(model + ".json") as fh:
+            ext = json.load(fh).get("external_data")
+        if isinstance(ext, dict) and isinstance(ext.get("file"), str):
+            names.append(ext["file"])
+    except (OSError, ValueError, AttributeError):
+        pass  # an unreadable sidecar fails below, against the manifest, and again when the runner reads it
+    for name in names:
         want = files.get(name)
         if want is None:
             raise ModelFileError(f"{name} is not listed in the bundle manifest", path=man)
