@@ -245,6 +245,8 @@ def export(
                                      "the graph a hand-written export gives, for comparisons."),
     fused_attention: bool = typer.Option(False, "--fused-attention", help="ONNX: attention as ONNX Runtime's fused "
                                          "MultiHeadAttention kernel (exact; the file then needs ONNX Runtime)."),
+    external_data: Optional[bool] = typer.Option(None, "--external-data/--no-external-data", help="ONNX: weights in OUT.data "
+                                                 "beside the file (default: only over ~1.8 GB, as protobuf cannot write 2 GiB)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with ExportConfig fields."),
     force: bool = typer.Option(False, "--force"),
 ):
@@ -258,7 +260,8 @@ def export(
     cfg = _load_yaml_config(ExportConfig, config, dict(format=fmt, quant=quant, max_drop=max_drop, calibrator=calibrator, batch_size=batch_size,
                                                               per_channel=per_channel, strip_names=False if keep_names else None,
                                                               graph_rewrites=False if plain_graph else None,
-                                                              fused_attention=True if fused_attention else None))
+                                                              fused_attention=True if fused_attention else None,
+                                                              external_data=external_data))
     path = _export(model, out, cfg, calib=calib, verify=verify, force=force)
     side = _json.loads(Path(str(path) + ".json").read_text())
     v = side["verification"]

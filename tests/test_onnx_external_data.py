@@ -149,3 +149,14 @@ def test_bundle_carries_external_weights_to_the_torch_free_runner(pair, syn_dir,
     r = subprocess.run([sys.executable, "-c", block, *args[:-3], "--out", str(tmp_path / "r2.json"), "--no-latency"], cwd=b,
                        capture_output=True, text=True, env=env)
     assert r.returncode == 1 and "bundle manifest" in r.stderr and not (tmp_path / "r2.json").exists()
+
+
+def test_cli_external_data_flag(tiny_model_dir, syn_dir, tmp_path):
+    out = tmp_path / "cli.onnx"
+    r = subprocess.run([sys.executable, "-m", "edgegen.cli", "export", str(tiny_model_dir), "--out", str(out), "--external-data",
+                        "--calib", str(syn_dir)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "external weights" in r.stdout and Path(str(out) + ".data").is_file()
+    r = subprocess.run([sys.executable, "-m", "edgegen.cli", "export", str(tiny_model_dir), "--out", str(tmp_path / "m.tflite"),
+                        "--external-data"], capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "external_data is an ONNX option" in r.stderr
