@@ -66,21 +66,19 @@ def train_teacher(data: str | Path, out: str | Path, cfg=None, *, init: str | Pa
     from edgegen.io import check_output
     from edgegen.train import TrainConfig, train
 
+    from edgegen import distributed
+
     check_output(out, force, kind="dir")
     cfg = cfg or TrainConfig()
+    distributed.init_from_env(cfg.device)
     splits = load_data(data)
     init_model = load_model(init) if init else None
     model, tok, hist = train(splits, cfg, init=init_model, show_progress=show_progress)
     metrics = test_report(model, tok, splits)
-    save_model(
-        model,
-        tok,
-        out,
-        metrics={"test": metrics} if metrics else {},
-        dataset=dataset_info(splits, data),
-        extra={"train_config": cfg.model_dump(), "history": hist},
-        force=force,
-    )
+    if distributed.is_main():  # under torchrun, rank 0 writes
+        save_model(model, tok, out, metrics={"test": metrics} if metrics else {}, dataset=dataset_info(splits, data),
+                   extra={"train_config": cfg.model_dump(), "history": hist}, force=force)
+    distributed.barrier()
     return {"path": str(out), "history": hist, "test": metrics}
 
 
@@ -137,16 +135,25 @@ def distill_model(
     out: str | Path,
     cfg=None,
     *,
+    unlabeled: str | Path | None = None,
+    teacher_logits: str | Path | None = None,
     force: bool = False,
     show_progress: bool = True,
 ) -> dict:
-    """Distil a teacher into ``student`` (a model dir, or a YAML of StudentConfig fields) and save it."""
+    """Distil a teacher into ``student`` (a model dir, or a YAML of StudentConfig fields) and save it.
+
+    ``unlabeled``: reads (FASTA/FASTQ/table, windowed as in predict) trained on the teacher's outputs alone.
+    ``teacher_logits``: a teacher-logit store folder: used when it exists (checked against this teacher and these
+    windows), else computed there first, so later runs never run the teacher on the training rows.
+    """
+    from edgegen import distributed
     from edgegen.checkpoint import load_model, save_model
     from edgegen.distill import DistillConfig, StudentConfig, distill, student_from_teacher
     from edgegen.io import check_output
 
     check_output(out, force, kind="dir")
     cfg = cfg or DistillConfig()
+    distributed.init_from_env(cfg.device)
     t = load_model(teacher_dir)
     sp = Path(student)
     if sp.is_dir():
@@ -163,13 +170,72 @@ def distill_model(
     from edgegen.data.readers import check_fits_model
 
     check_fits_model(max(sp_.num_classes for sp_ in splits.values()), t.model.config.num_classes, data, "the teacher")
-    hist = distill(smodel, t.model, cfg, splits, t.tokenizer, show_progress=show_progress)
+    unl = _unlabeled_ids(t.tokenizer, unlabeled)
+    store = None
+    if teacher_logits is not None:
+        from edgegen.train import resolve_device
+
+        t.model.to(distributed.local_device(resolve_device(cfg.device)))  # the teacher runs where training does
+        store = teacher_logit_store(t, teacher_dir, splits, cfg, unl, teacher_logits, data=data, unlabeled=unlabeled,
+                                    show_progress=show_progress)
+    hist = distill(smodel, t.model, cfg, splits, t.tokenizer, show_progress=show_progress, unlabeled_ids=unl, teacher_logits=store)
+    if store is not None:
+        hist["teacher_logits"] = {"store": str(teacher_logits), "computed_now": bool(store.teacher_runs)}
     metrics = {}
     if "test" in splits:
         metrics = {"test": test_report(smodel, t.tokenizer, splits), "teacher_test": test_report(t.model, t.tokenizer, splits)}
-    save_model(smodel, t.tokenizer, out, metrics=metrics, dataset=dataset_info(splits, data),
-               extra={"distill_config": cfg.model_dump(), "history": hist, "teacher": str(teacher_dir)}, force=force)
+    if distributed.is_main():
+        save_model(smodel, t.tokenizer, out, metrics=metrics, dataset=dataset_info(splits, data),
+                   extra={"distill_config": cfg.model_dump(), "history": hist, "teacher": str(teacher_dir),
+                          "unlabeled": None if unlabeled is None else str(unlabeled)}, force=force)
+    distributed.barrier()
     return {"path": str(out), "history": hist, **metrics}
+
+
+def _unlabeled_ids(tok, unlabeled):
+    if unlabeled is None:
+        return None
+    from edgegen.data.readers import check_usage_path
+    from edgegen.teacher_logits import encode_windows
+
+    return encode_windows(tok, check_usage_path(unlabeled, "unlabeled reads"))
+
+
+def teacher_logit_store(t, teacher_dir, splits, cfg, unlabeled_ids, path, *, data, unlabeled=None, force: bool = False,
+                        show_progress: bool = True):
+    """Open the store at ``path`` for this teacher and these training windows, or compute it there."""
+    from edgegen.distill import training_windows
+    from edgegen.teacher_logits import LogitStore, ids_sha256, tokenizer_sha256, write_store
+
+    ids, _, parts = training_windows(t.tokenizer, splits["train"], cfg, unlabeled_ids)
+    sha = t.manifest["files"]["model.safetensors"]
+    if Path(path).exists() and not force:
+        return LogitStore.open(path, teacher_sha=sha, tokenizer_sha=tokenizer_sha256(t.tokenizer), ids_sha=ids_sha256(ids), rows=len(ids))
+    return write_store(t.model, t.tokenizer, ids, path, teacher_sha=sha, parts=parts, force=force, batch_size=cfg.eval_batch_size,
+                       sources={"teacher": str(teacher_dir), "data": str(data), "unlabeled": None if unlabeled is None else str(unlabeled)},
+                       show_progress=show_progress)
+
+
+def compute_teacher_logits(teacher_dir: str | Path, data: str | Path, out: str | Path, cfg=None, *,
+                           unlabeled: str | Path | None = None, force: bool = False, show_progress: bool = True) -> dict:
+    """Write the teacher-logit store for distilling ``teacher_dir`` on ``data`` (+ ``unlabeled`` reads) with ``cfg``
+    (its augmentation settings decide the rows); ``edgegen distill --teacher-logits OUT`` then reuses it."""
+    from edgegen import distributed
+    from edgegen.checkpoint import load_model
+    from edgegen.distill import DistillConfig
+    from edgegen.io import check_output
+    from edgegen.train import resolve_device, set_threads
+
+    check_output(out, force, kind="dir")
+    cfg = cfg or DistillConfig()
+    distributed.init_from_env(cfg.device)
+    set_threads(cfg.threads)
+    t = load_model(teacher_dir)
+    t.model.to(distributed.local_device(resolve_device(cfg.device)))
+    splits = load_data(data)
+    store = teacher_logit_store(t, teacher_dir, splits, cfg, _unlabeled_ids(t.tokenizer, unlabeled), out, data=data,
+                                unlabeled=unlabeled, force=force, show_progress=show_progress)
+    return {"path": str(out), **{k: store.meta[k] for k in ("rows", "parts", "num_classes", "teacher_sha256", "ids_sha256")}}
 
 
 def bundle_model(model: str | Path, out: str | Path, *, data: str | Path | None = None, device: str | Path | None = None,

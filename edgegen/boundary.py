@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 from typing import Any, Callable
@@ -33,9 +34,16 @@ def click_exceptions():
     return exceptions
 
 
-def _say(msg: str) -> None:
+def _say(msg: str, *, every_rank: bool = False) -> None:
+    """One error line on stderr. Under torchrun every rank reads the same inputs and meets the same errors: rank 0
+    alone reports them, and a rank stopped by torchrun (because another failed) says nothing; an error only one
+    rank can meet (``every_rank``: out of memory, an unexpected exception) is reported by that rank, with its number."""
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and rank != 0 and not every_rank:
+        return
     msg = " ".join(str(msg).split())  # one line, whatever the exception carried
-    print(f"edgegen: error: {msg}", file=sys.stderr, flush=True)
+    where = f"[rank {rank}] " if world > 1 and every_rank else ""
+    print(f"edgegen: error: {where}{msg}", file=sys.stderr, flush=True)
 
 
 def _raise_terminated(signum, frame):  # pragma: no cover - exercised through a subprocess
@@ -99,7 +107,8 @@ def run_guarded(command: Callable[[], Any], *, debug: bool = False) -> int:
         # raised by a library's own handler has no note)
         term = _signal_seen[0] == signal.SIGTERM if _signal_seen else isinstance(e, Terminated)
         _signal_seen.clear()
-        _say("terminated" if term else "interrupted")
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under torchrun: stopped because another rank failed
+            _say("terminated" if term else "interrupted")
         return EXIT_TERMINATED if term else EXIT_INTERRUPTED
     except cx.ClickException as e:
         if debug:
@@ -123,13 +132,13 @@ def run_guarded(command: Callable[[], Any], *, debug: bool = False) -> int:
     except MemoryError:
         if debug:
             raise
-        _say("out of memory (try a smaller --batch-size or --max-len)")
+        _say("out of memory (try a smaller --batch-size or --max-len)", every_rank=True)
         return 1
     except Exception as e:
         if debug:
             raise
         first = (str(e).strip().splitlines() or [""])[0][:300]
-        _say(f"unexpected {type(e).__name__}: {first} (rerun with --debug for the traceback)")
+        _say(f"unexpected {type(e).__name__}: {first} (rerun with --debug for the traceback)", every_rank=True)
         return 1
     if _signal_seen:  # a signal whose exception something swallowed: still not a success
         seen = _signal_seen[0]

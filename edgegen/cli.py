@@ -108,6 +108,10 @@ def train(
         seed=seed, threads=threads, device=train_device, allow_chance=allow_chance or None,
     ))
     res = train_teacher(data, out, cfg, init=init, force=force)
+    from edgegen import distributed
+
+    if not distributed.is_main():  # under torchrun, rank 0 reports
+        return
     if res["test"]:
         _console().print(metrics_table(res["test"], title=f"test set ({out})"))
     _console().print(f"saved model to {out}")
@@ -205,26 +209,62 @@ def distill(
     max_steps: Optional[int] = typer.Option(None),
     threads: Optional[int] = typer.Option(None),
     train_device: Optional[str] = typer.Option(None, "--train-device", help="auto (a CUDA GPU when torch sees one) | cpu | cuda[:N]"),
+    unlabeled: Optional[Path] = typer.Option(None, "--unlabeled", help="Reads (FASTA/FASTQ[.gz] or a table) for the KD term "
+                                             "only, windowed as in predict: what the teacher knows beyond the labels."),
+    teacher_logits: Optional[Path] = typer.Option(None, "--teacher-logits", help="Teacher-logit store: reused when it exists "
+                                                  "(checked against teacher and data), else computed there first."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     force: bool = typer.Option(False, "--force"),
 ):
     """Win back accuracy: distil the teacher into a pruned or smaller student."""
     _check_outputs(force, json_out)
+    from edgegen import distributed
     from edgegen.api import distill_model
-    from edgegen.distill import DistillConfig
     from edgegen.report import metrics_table
 
-    cfg = _load_yaml_config(DistillConfig, config, dict(
+    cfg = _distill_config(config, dict(
         epochs=epochs, lr=lr, alpha=alpha, beta=beta, temperature=temperature, hidden_weight=hidden_weight,
         attn_weight=attn_weight, augment=augment, mutation_rate=mutation_rate, max_steps=max_steps, threads=threads,
         device=train_device,
     ))
-    res = distill_model(teacher, student, data, out, cfg, force=force)
+    res = distill_model(teacher, student, data, out, cfg, unlabeled=unlabeled, teacher_logits=teacher_logits, force=force)
+    if not distributed.is_main():
+        return
     if "test" in res:
         _console().print(metrics_table(res["teacher_test"], title="teacher, test set"))
         _console().print(metrics_table(res["test"], title="distilled student, test set"))
     _console().print(f"saved distilled model to {out}")
     _save_json(json_out, res, force)
+
+
+def _distill_config(config, overrides):
+    from edgegen.distill import DistillConfig
+
+    return _load_yaml_config(DistillConfig, config, overrides)
+
+
+@app.command("teacher-logits")
+def teacher_logits(
+    teacher: Path = typer.Option(..., "--teacher", help="Teacher model directory."),
+    data: str = typer.Option(..., "--data", help="Folder with train/dev/test CSVs (the training split is scored)."),
+    out: Path = typer.Option(..., "--out", help="Store folder to write (use it with distill --teacher-logits)."),
+    unlabeled: Optional[Path] = typer.Option(None, "--unlabeled", help="Reads to score too (as distill --unlabeled)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with DistillConfig fields (augment and seed decide the rows)."),
+    augment: Optional[int] = typer.Option(None, help="As distill --augment: the store holds those rows too."),
+    mutation_rate: Optional[float] = typer.Option(None),
+    threads: Optional[int] = typer.Option(None),
+    train_device: Optional[str] = typer.Option(None, "--train-device", help="Where the teacher runs: auto | cpu | cuda[:N]"),
+    force: bool = typer.Option(False, "--force"),
+):
+    """Run the teacher once over every training window and store its logits for later distillations."""
+    from edgegen import distributed
+    from edgegen.api import compute_teacher_logits
+
+    cfg = _distill_config(config, dict(augment=augment, mutation_rate=mutation_rate, threads=threads, device=train_device))
+    res = compute_teacher_logits(teacher, data, out, cfg, unlabeled=unlabeled, force=force)
+    if distributed.is_main():
+        parts = ", ".join(f"{v:,} {k}" for k, v in res["parts"].items())
+        _console().print(f"saved teacher logits for {res['rows']:,} windows ({parts}) to {out}")
 
 
 @app.command()

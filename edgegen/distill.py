@@ -88,6 +88,36 @@ def default_layer_map(n_student: int, n_teacher: int) -> list[int]:
     return [max(1, round((i + 1) * n_teacher / n_student)) for i in range(n_student)]
 
 
+def training_windows(tokenizer, train: SequenceSet, cfg: DistillConfig, unlabeled_ids: np.ndarray | None = None):
+    """The rows distillation trains on, in order: the labelled training set, its augmented copies (no labels), then
+    the unlabeled reads' windows (no labels; the KD term only). Returns ``(ids, labels with -1 for none, parts)``."""
+    ids, y = encode(tokenizer, train), train.labels
+    parts = {"train": len(ids)}
+    if cfg.augment:
+        if cfg.beta <= 0:
+            raise UsageError("augment needs the KD term (beta > 0): augmented copies have no labels")
+        aug = tokenizer.encode(mutate(train.sequences, cfg.augment, cfg.mutation_rate, cfg.seed))
+        ids, y = np.concatenate([ids, aug]), np.concatenate([y, np.full(len(aug), -1, dtype=y.dtype)])
+        parts["augmented"] = len(aug)
+    if unlabeled_ids is not None and len(unlabeled_ids):
+        if cfg.beta <= 0:
+            raise UsageError("unlabeled reads need the KD term (beta > 0): they have no labels")
+        if unlabeled_ids.shape[1] != ids.shape[1]:
+            raise UsageError(f"unlabeled windows have {unlabeled_ids.shape[1]} tokens, the training set {ids.shape[1]}")
+        ids = np.concatenate([ids, unlabeled_ids])
+        y = np.concatenate([y, np.full(len(unlabeled_ids), -1, dtype=y.dtype)])
+        parts["unlabeled"] = len(unlabeled_ids)
+    return ids, y, parts
+
+
+def teacher_logits_for(teacher, ids: np.ndarray, batch_size: int) -> np.ndarray:
+    """The teacher's logits for every row, computed in memory (under torchrun each rank runs its share)."""
+    from edgegen import distributed
+
+    mine = np.array_split(np.arange(len(ids)), distributed.world_size())[distributed.rank()]
+    return distributed.gather_rows(predict_logits(teacher, ids[mine], batch_size), len(ids))
+
+
 def distill(
     student,
     teacher,
@@ -96,6 +126,8 @@ def distill(
     tokenizer,
     *,
     show_progress: bool = True,
+    unlabeled_ids: np.ndarray | None = None,
+    teacher_logits=None,
 ) -> dict:
     """Distil ``teacher`` into ``student`` in place (best dev epoch kept).
 
@@ -105,6 +137,9 @@ def distill(
         cfg: loss weights, temperature, layer map and optimisation.
         splits: ``train`` and (for early stopping) ``dev`` sets.
         tokenizer: the tokenizer both models use.
+        unlabeled_ids: token ids of unlabeled windows, trained on the KD term only.
+        teacher_logits: the teacher's logits for every row of :func:`training_windows` (an array or a
+            :class:`~edgegen.teacher_logits.LogitStore`); the teacher then never runs on the training rows.
 
     Returns:
         The training history.
@@ -121,28 +156,28 @@ def distill(
     home = model_device(teacher)
     try:
         teacher.to(resolve_device(cfg.device))  # teacher logits (cached or per batch) come from the training device
-        return _distill(student, teacher, cfg, splits, tokenizer, show_progress)
+        return _distill(student, teacher, cfg, splits, tokenizer, show_progress, unlabeled_ids, teacher_logits)
     finally:
         teacher.to(home)
         for p, flag in frozen:
             p.requires_grad_(flag)
 
 
-def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
+def _distill(student, teacher, cfg, splits, tokenizer, show_progress, unlabeled_ids, teacher_logits):
     import torch
     import torch.nn.functional as F
 
+    from edgegen import distributed
+
     tr, dev = splits["train"], splits.get("dev")
-    tr_ids = encode(tokenizer, tr)
-    tr_y = tr.labels
-    if cfg.augment:
-        if cfg.beta <= 0:
-            raise UsageError("augment needs the KD term (beta > 0): augmented copies have no labels")
-        aug = mutate(tr.sequences, cfg.augment, cfg.mutation_rate, cfg.seed)
-        tr_ids = np.concatenate([tr_ids, tokenizer.encode(aug)])
-        tr_y = np.concatenate([tr_y, np.full(len(aug), -1, dtype=tr_y.dtype)])  # -1: no label, KD only
+    tr_ids, tr_y, parts = training_windows(tokenizer, tr, cfg, unlabeled_ids)
     dev_ids = encode(tokenizer, dev) if dev is not None else None
     need_feats = cfg.hidden_weight > 0 or cfg.attn_weight > 0
+    if need_feats and distributed.world_size() > 1:
+        raise UsageError("hidden/attention distillation runs in one process; under torchrun distil logits (hidden_weight 0, attn_weight 0)")
+    if teacher_logits is not None and (need_feats or len(teacher_logits) != len(tr_ids)):
+        raise UsageError("stored teacher logits serve logit distillation of the same training windows "
+                         f"({len(teacher_logits)} stored, {len(tr_ids)} here{', hidden/attention terms asked' if need_feats else ''})")
     if need_feats and student.config.merge_tokens != teacher.config.merge_tokens:
         raise UsageError(f"hidden/attention distillation needs the same rows in both models; the student merges "
                          f"{student.config.merge_tokens} tokens, the teacher {teacher.config.merge_tokens} (use logit KD only)")
@@ -157,8 +192,11 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
         proj = torch.nn.ModuleList(torch.nn.Linear(student.config.d_model, teacher.config.d_model) for _ in lmap).to(device)
         extra_params = list(proj.parameters())
     cached = None
-    if cfg.cache_teacher and not need_feats:
-        cached = torch.from_numpy(predict_logits(teacher, tr_ids, cfg.eval_batch_size)).to(device)
+    if teacher_logits is not None:
+        if isinstance(teacher_logits, np.ndarray):
+            cached = torch.from_numpy(teacher_logits).to(device)
+    elif cfg.cache_teacher and not need_feats:
+        cached = torch.from_numpy(teacher_logits_for(teacher, tr_ids, cfg.eval_batch_size)).to(device)
     T = cfg.temperature
 
     def loss_fn(model, idx, ids, y):
@@ -172,6 +210,8 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
             logits = model(ids)
             if cached is not None:
                 t_logits = cached[torch.as_tensor(np.asarray(idx), device=device)]
+            elif teacher_logits is not None:  # a store: memory-mapped shards, read a batch at a time
+                t_logits = torch.from_numpy(teacher_logits[idx]).to(device)
             else:
                 with torch.no_grad():
                     t_logits = teacher(ids)
@@ -208,7 +248,8 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress):
         description="distill",
     )
     hist["layer_map"] = lmap
-    hist["augmented_sequences"] = int(len(tr_ids) - len(tr))
+    hist["augmented_sequences"] = parts.get("augmented", 0)
+    hist["unlabeled_windows"] = parts.get("unlabeled", 0)
     return hist
 
 

@@ -177,18 +177,23 @@ def staging_dir(final: str | Path, force: bool = False) -> Iterator[Path]:
     tmp = temp_dir(final)
     try:
         yield tmp
-        with folder_lock(final.parent):
-            raise_if_signalled()
-            if final.exists():
-                if not force:
-                    raise UsageError("already exists (written meanwhile by another run); pass --force to overwrite", path=final)
-                old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
-                os.rmdir(old)
-                final.rename(old)
-                tmp.rename(final)
-                remove_quietly(old)
-            else:
-                tmp.rename(final)
+        commit_dir(tmp, final, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def commit_dir(tmp: Path, final: Path, force: bool) -> None:
+    """Move a finished folder onto ``final`` under the parent's lock (an existing one replaced only with ``force``)."""
+    with folder_lock(final.parent):
+        raise_if_signalled()
+        if final.exists():
+            if not force:
+                raise UsageError("already exists (written meanwhile by another run); pass --force to overwrite", path=final)
+            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
+            os.rmdir(old)
+            final.rename(old)
+            tmp.rename(final)
+            remove_quietly(old)
+        else:
+            tmp.rename(final)

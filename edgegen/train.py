@@ -159,13 +159,23 @@ def fit(
     import torch
     import torch.nn.functional as F
 
+    from edgegen import distributed
     from edgegen.progress import progress
 
     set_threads(cfg.threads)
-    dev = resolve_device(cfg.device)
+    dev = distributed.local_device(resolve_device(cfg.device))
     home = model_device(model)
     model.to(dev)
     torch.manual_seed(cfg.seed)
+    world = distributed.world_size()
+    # under torchrun the student is in DistributedDataParallel: each rank takes its slice of every global batch,
+    # and the gradients are averaged (the mean over the global batch when the slices are equal)
+    step_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    show_progress = show_progress and distributed.is_main()
     rng = np.random.default_rng(cfg.seed)
     if loss_fn is None:
 
@@ -207,9 +217,12 @@ def fit(
                     if step >= total:
                         break
                     idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                    if len(idx) < world:
+                        break  # a last batch too small to give every rank a row (all ranks see the same perm)
+                    idx = distributed.my_slice(idx)
                     ids = torch.from_numpy(train_ids[idx]).to(dev, non_blocking=True)
                     y = torch.from_numpy(train_y[idx]).to(dev, non_blocking=True)
-                    loss = loss_fn(model, idx, ids, y)
+                    loss = loss_fn(step_model, idx, ids, y)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -241,6 +254,7 @@ def fit(
         model.eval()
         model.to(home)
     hist["device"] = str(dev)
+    hist["world_size"] = world
     hist["steps"] = step
     hist["seconds"] = time.perf_counter() - t0
     return hist

@@ -1,0 +1,124 @@
+"""Running under torchrun: one process per rank, the student in DistributedDataParallel.
+
+``train``, ``distill`` and ``teacher-logits`` run unchanged under
+``torchrun --nproc_per_node N [--nnodes M ...] $(which edgegen) distill ...``: :func:`init_from_env` joins the process
+group torchrun describes (gloo on CPU, NCCL on CUDA), every rank reads the same data with the same seed, each takes
+its slice of every global batch, and rank 0 alone writes outputs. Outside torchrun everything here is a no-op with
+one rank.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def rank() -> int:
+    d = _dist()
+    return d.get_rank() if d else 0
+
+
+def world_size() -> int:
+    d = _dist()
+    return d.get_world_size() if d else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def launched() -> bool:
+    """Whether torchrun started this process as one of several ranks."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env(device: str = "auto") -> None:
+    """Join torchrun's process group once (nothing outside torchrun): NCCL when training on CUDA, gloo on CPU."""
+    if not launched() or _dist():
+        return
+    import torch
+    import torch.distributed as dist
+
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+
+
+def local_device(device):
+    """On CUDA under torchrun, this rank's own GPU (LOCAL_RANK); otherwise ``device`` unchanged."""
+    import torch
+
+    if launched() and device.type == "cuda" and device.index is None:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def barrier() -> None:
+    d = _dist()
+    if d:
+        d.barrier()
+
+
+def my_slice(idx: np.ndarray) -> np.ndarray:
+    """This rank's share of a global batch (contiguous, sizes differing by at most one)."""
+    w = world_size()
+    return idx if w == 1 else np.array_split(idx, w)[rank()]
+
+
+def gather_rows(local: np.ndarray, n_total: int) -> np.ndarray:
+    """Concatenate every rank's rows in rank order (each rank held ``np.array_split(range(n_total), world)[rank]``)."""
+    d = _dist()
+    if not d:
+        return local
+    import torch
+
+    parts = [None] * world_size()
+    d.all_gather_object(parts, local)
+    out = np.concatenate(parts)
+    assert len(out) == n_total
+    return out
+
+
+def broadcast_object(obj):
+    d = _dist()
+    if not d:
+        return obj
+    box = [obj]
+    d.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+@contextlib.contextmanager
+def shared_staging_dir(final: str | Path, force: bool) -> Iterator[Path]:
+    """:func:`edgegen.io.staging_dir` for all ranks at once: one temp folder beside ``final`` that every rank writes
+    into (on a filesystem they all see), moved into place by rank 0 once all are done."""
+    from edgegen.io import commit_dir, staging_dir, temp_dir
+
+    if world_size() == 1:
+        with staging_dir(final, force) as tmp:
+            yield tmp
+        return
+    final = Path(final)
+    tmp = Path(broadcast_object(str(temp_dir(final)) if is_main() else None))
+    try:
+        yield tmp
+        barrier()
+        if is_main():
+            commit_dir(tmp, final, force)
+        barrier()
+    except BaseException:
+        if is_main():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise

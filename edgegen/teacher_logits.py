@@ -1,0 +1,174 @@
+"""The teacher's logits, computed once and kept on disk: what ``edgegen distill --teacher-logits DIR`` reads.
+
+Distilling a foundation model, the teacher's forward pass over every training window is most of the cost. A store
+holds the teacher's logits for every training window (labelled sequences, their augmented copies, unlabeled reads),
+so later distillations, and every student of a sweep, never run the teacher again; it can be computed on one
+machine (a GPU box) and used on another.
+
+A store is a folder:
+
+- ``meta.json``: the format, the teacher's sha256 (its ``model.safetensors``), the tokenizer's sha256, the sha256
+  of the token-id matrix the logits belong to (row order included), the rows of each part and where they came from.
+- ``logits-00000.npy`` …: float32 ``(rows, classes)`` shards, written one at a time as the teacher runs (the
+  whole set of logits is never in memory) and read memory-mapped.
+
+A store whose teacher, tokenizer or windows differ from the run's is refused with an error naming the difference.
+Under torchrun every rank computes its own shards (the store's folder must then be on a filesystem all ranks see).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from edgegen.errors import DataError, ModelFileError, UsageError
+
+FORMAT = "edgegen-teacher-logits/1"
+SHARD_ROWS = 65_536  # 512 KB of float32 logits per shard for two classes
+ENCODE_CHUNK = 4096  # windows tokenized at a time when streaming reads
+
+
+def ids_sha256(ids: np.ndarray) -> str:
+    """sha256 of a token-id matrix, shape and row order included."""
+    h = hashlib.sha256(f"{ids.shape}".encode())
+    a = np.ascontiguousarray(ids, dtype="<i4")
+    for i in range(0, len(a), ENCODE_CHUNK):
+        h.update(a[i : i + ENCODE_CHUNK].tobytes())
+    return h.hexdigest()
+
+
+def tokenizer_sha256(tok) -> str:
+    return hashlib.sha256(json.dumps(tok.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def read_windows(path: str | Path, window: int, stride: int | None = None) -> Iterator[str]:
+    """Every window of every read in ``path`` (FASTA/FASTQ, plain or gzipped, or a sequence table; streamed),
+    windowed as ``edgegen predict`` does: reads longer than ``window`` in windows of half a window's step, the
+    last ending at the read's end; shorter reads whole (padded by the tokenizer)."""
+    from edgegen.data.readers import ReadStats
+    from edgegen.predict import PredictConfig, _records, windows
+
+    step = stride or max(1, window // 2)
+    for _, seq in _records(path, PredictConfig(), ReadStats()):
+        yield from windows(seq, window, step)
+
+
+def encode_windows(tok, path: str | Path, stride: int | None = None) -> np.ndarray:
+    """Token ids ``(N, T)`` of every window of the reads in ``path`` (tokenized a chunk at a time)."""
+    chunks, buf = [], []
+    for w in read_windows(path, tok.max_len, stride):
+        buf.append(w)
+        if len(buf) == ENCODE_CHUNK:
+            chunks.append(tok.encode(buf))
+            buf = []
+    if buf:
+        chunks.append(tok.encode(buf))
+    if not chunks:
+        raise DataError("no reads to distil on", path=path)
+    return np.concatenate(chunks)
+
+
+class LogitStore:
+    """A store opened for reading: ``store[idx]`` gives the logits of those rows (float32, memory-mapped shards)."""
+
+    def __init__(self, path: Path, meta: dict):
+        self.path, self.meta = path, meta
+        self._shards = [np.load(path / s["file"], mmap_mode="r") for s in meta["shards"]]
+        self._starts = np.cumsum([0] + [len(s) for s in self._shards])
+        self.teacher_runs = 0  # how often this run's teacher was asked for logits through the store (0 when reused)
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.meta["num_classes"])
+
+    def __getitem__(self, idx) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"row out of range 0..{len(self) - 1}")
+        shard = np.searchsorted(self._starts, idx, side="right") - 1
+        out = np.empty((len(idx), self.num_classes), np.float32)
+        for s in np.unique(shard):
+            hit = shard == s
+            out[hit] = self._shards[s][idx[hit] - self._starts[s]]
+        return out
+
+    @classmethod
+    def open(cls, path: str | Path, *, teacher_sha: str, tokenizer_sha: str, ids_sha: str, rows: int) -> "LogitStore":
+        """Open a store and check it belongs to this teacher, tokenizer and training windows.
+
+        Raises:
+            UsageError: the store was made for another teacher, tokenizer or data.
+            ModelFileError: it is not a store, or a shard is missing or damaged.
+        """
+        path = Path(path)
+        meta_file = path / "meta.json"
+        if not meta_file.is_file():
+            raise ModelFileError("not a teacher-logit store (no meta.json)", path=path)
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ModelFileError(f"meta.json is not valid JSON ({e})", path=path) from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ModelFileError(f"unknown teacher-logit store format (expected {FORMAT})", path=path)
+        for what, key, want in (("teacher", "teacher_sha256", teacher_sha), ("tokenizer", "tokenizer_sha256", tokenizer_sha),
+                                ("training windows", "ids_sha256", ids_sha)):
+            if meta.get(key) != want:
+                extra = ""
+                if what == "training windows":
+                    extra = f" ({meta.get('rows')} rows from {meta.get('sources')}; this run has {rows})"
+                raise UsageError(f"teacher-logit store was made for another {what}{extra}: compute one for this run "
+                                 f"(edgegen teacher-logits) or pass another folder", path=path)
+        try:
+            store = cls(path, meta)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ModelFileError(f"damaged teacher-logit store ({type(e).__name__}: {e}); compute it again", path=path) from None
+        if len(store) != rows or any(s.ndim != 2 or s.shape[1] != store.num_classes or s.dtype != np.float32 for s in store._shards):
+            raise ModelFileError(f"damaged teacher-logit store (shards hold {len(store)} rows, meta.json says {rows})", path=path)
+        return store
+
+
+def write_store(teacher, tok, ids: np.ndarray, out: str | Path, *, teacher_sha: str, parts: dict[str, int],
+                sources: dict[str, str | None], batch_size: int = 256, shard_rows: int | None = None,
+                force: bool = False, show_progress: bool = False) -> LogitStore:
+    """Run ``teacher`` over ``ids`` a shard at a time and write the store to ``out`` (atomically; under torchrun
+    each rank computes every world-size-th shard). Returns the store, opened."""
+    from edgegen import distributed
+    from edgegen.io import check_output
+    from edgegen.progress import progress
+    from edgegen.train import predict_logits
+
+    out = Path(out)
+    check_output(out, force, kind="dir")
+    shard_rows = shard_rows or SHARD_ROWS
+    n = len(ids)
+    starts = list(range(0, n, shard_rows)) or [0]
+    rank, world = distributed.rank(), distributed.world_size()
+    ids_sha = ids_sha256(ids)
+    meta = {"format": FORMAT, "teacher_sha256": teacher_sha, "tokenizer_sha256": tokenizer_sha256(tok), "ids_sha256": ids_sha,
+            "rows": n, "num_classes": int(teacher.config.num_classes), "seq_len": int(ids.shape[1]), "parts": parts,
+            "sources": sources, "shards": [{"file": f"logits-{i:05d}.npy", "rows": min(shard_rows, n - s)} for i, s in enumerate(starts)]}
+    with distributed.shared_staging_dir(out, force) as tmp:
+        mine = [i for i in range(len(starts)) if i % world == rank]
+        with progress(show_progress and distributed.is_main()) as prog:
+            task = prog.add_task("teacher logits", total=n, info=f"{len(starts)} shard(s)")
+            for i in mine:
+                rows = ids[starts[i] : starts[i] + shard_rows]
+                logits = predict_logits(teacher, rows, batch_size).astype(np.float32)
+                f = tmp / meta["shards"][i]["file"]
+                np.save(f.with_suffix(".part.npy"), logits)
+                f.with_suffix(".part.npy").replace(f)
+                prog.update(task, advance=len(rows) * world)
+        if distributed.is_main():
+            from edgegen.io import write_json
+
+            write_json(tmp / "meta.json", meta)
+    store = LogitStore.open(out, teacher_sha=teacher_sha, tokenizer_sha=meta["tokenizer_sha256"], ids_sha=ids_sha, rows=n)
+    store.teacher_runs = 1
+    return store
