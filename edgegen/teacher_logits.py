@@ -122,7 +122,9 @@ class LogitStore:
             if meta.get(key) != want:
                 extra = ""
                 if what == "training windows":
-                    extra = f" ({meta.get('rows')} rows from {meta.get('sources')}; this run has {rows})"
+                    src = meta.get("sources") if isinstance(meta.get("sources"), dict) else {}
+                    parts = ", ".join(f"{v} {k}" for k, v in (meta.get("parts") or {}).items())
+                    extra = f" (it holds {meta.get('rows')} rows: {parts} of {src.get('data')}; this run has {rows})"
                 raise UsageError(f"teacher-logit store was made for another {what}{extra}: compute one for this run "
                                  f"(edgegen teacher-logits) or pass another folder", path=path)
         try:
