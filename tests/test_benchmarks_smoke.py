@@ -174,3 +174,18 @@ def test_foundation_scale_smoke(tmp_path):
     assert len(rows) == 6 and not any(r["error"] for r in rows)
     assert all(0 <= r["agreement_with_teacher"] <= 1 and r["latency_b1_ms"] > 0 for r in rows)
     assert res["seconds_without_distill"] < res["total_seconds"]
+
+
+def test_kd_low_label_smoke(tmp_path, syn_dir):
+    out = tmp_path / "res.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kd_low_label.py"), "--data", str(syn_dir), "--smoke",
+                        "--fraction", "0.2", "--work", str(tmp_path / "work"), "--out", str(out)], capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    (d,) = res["datasets"]
+    assert d["labelled_rows"] == 240 and [x["size"] for x in d["rows"]] == ["half", "quarter"]
+    # one teacher-logit store for every student: computed for the first, reused by the second
+    assert [x["store_computed_now"] for x in d["rows"]] == [True, False]
+    assert all(x["unlabeled_windows"] == 960 and len(x["ci"]) == 2 for x in d["rows"])
+    sc = res["torchrun_scaling"]
+    assert sc["processes_1"]["rc"] == 0 and sc["processes_2"]["rc"] == 0 and sc["speedup_2_vs_1"] > 0
