@@ -82,9 +82,11 @@ class StudentStep(StudentConfig):
 
 
 class DistillStep(DistillConfig):
-    """Distil the teacher into every pruned branch and student."""
+    """Distil the teacher into every pruned branch and student (``unlabeled``: reads for the KD term; the teacher's
+    logits are computed once into the run's ``teacher-logits`` store and shared by every branch)."""
 
     type: Literal["distill"]
+    unlabeled: str | None = Field(None, description="FASTA/FASTQ/table of unlabeled reads for the KD term (a path, as data is)")
 
 
 class ExportStep(BaseModel):
@@ -263,7 +265,7 @@ def data_fingerprint(spec: str | None) -> str:
 
 # fields added after a stage kind existed, with their defaults: left out of the stage key while at the
 # default, so that runs cached before the field existed are still reused
-_LATER_FIELDS = {"merge_tokens": (1, None), "augment": (0,), "mutation_rate": (0.05,), "device": ("auto",), "allow_chance": (False,)}
+_LATER_FIELDS = {"merge_tokens": (1, None), "augment": (0,), "mutation_rate": (0.05,), "device": ("auto",), "allow_chance": (False,), "unlabeled": (None,)}
 
 
 def _dump(step: BaseModel) -> dict:
@@ -445,8 +447,13 @@ def _run_stage(r: Recipe, st: Stage, tmp: Path, run_dir: Path, by_name: dict, ge
 
         d = r.step("distill")
         src = st.src
-        cfg = DistillConfig(**{k: v for k, v in d.model_dump().items() if k != "type"})
-        res = distill_model(run_dir / "teacher" / "model", run_dir / src.name / "model", r.data, tmp / "model", cfg, show_progress=show_progress)
+        cfg = DistillConfig(**{k: v for k, v in d.model_dump().items() if k not in ("type", "unlabeled")})
+        store = None
+        if cfg.cache_teacher and not (cfg.hidden_weight or cfg.attn_weight):
+            key = _hash(by_name["teacher"].key, cfg.augment, cfg.mutation_rate, cfg.seed, d.unlabeled)
+            store = run_dir / f"teacher-logits-{key[:12]}"
+        res = distill_model(run_dir / "teacher" / "model", run_dir / src.name / "model", r.data, tmp / "model", cfg,
+                            unlabeled=d.unlabeled, teacher_logits=store, show_progress=show_progress)
         return {"test": _brief(res.get("test")), "teacher_test": _brief(res.get("teacher_test"))}
     if st.kind == "export":
         from edgegen.export import export

@@ -138,3 +138,23 @@ def test_run_is_cached_and_resumes_after_kill_during_distillation(tmp_path, syn_
     t0 = time.perf_counter()
     run_recipe(r, show_progress=False, on_stage=lambda n, s: events.append((n, s)))
     assert all(s == "cached" for _, s in events) and time.perf_counter() - t0 < 5
+
+
+def test_distill_branches_share_one_teacher_logit_store_and_take_unlabeled_reads(tmp_path, syn_dir, syn_splits):
+    """Two pruned branches distilled with unlabeled reads: the teacher's logits are computed once, into the
+    run's store, and the second branch reuses them."""
+    reads = tmp_path / "reads.fa"
+    reads.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(syn_splits["test"].sequences[:64])))
+    text = (BASE.format(data=syn_dir, out=tmp_path / "run", distill_epochs=1)
+            .replace("targets: [0.6]", "targets: [0.6, 0.5]")
+            .replace("    batch_size: 16\n", f"    batch_size: 16\n    unlabeled: {reads}\n")
+            .replace("  - type: export\n    formats: [onnx]\n    quant: [int8]\n", ""))
+    text = text[: text.index("  - type: bench")]
+    run_recipe(load_recipe(write(tmp_path, text)), show_progress=False)
+    run = tmp_path / "run"
+    (store,) = run.glob("teacher-logits-*")
+    meta = json.loads((store / "meta.json").read_text())
+    assert meta["parts"] == {"train": len(syn_splits["train"]), "unlabeled": 64}
+    hists = {b: json.loads((run / f"distill-params{b}" / "model" / "manifest.json").read_text())["history"] for b in (60, 50)}
+    assert [hists[b]["teacher_logits"]["computed_now"] for b in (60, 50)] == [True, False]
+    assert all(h["unlabeled_windows"] == 64 for h in hists.values())
