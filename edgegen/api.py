@@ -239,12 +239,16 @@ def compute_teacher_logits(teacher_dir: str | Path, data: str | Path, out: str |
 
 
 def bundle_model(model: str | Path, out: str | Path, *, data: str | Path | None = None, device: str | Path | None = None,
-                 force: bool = False) -> Path:
+                 wheelhouse: bool = False, platform: str | None = None, python: str | None = None, force: bool = False) -> Path:
     """Write a self-contained bundle for ``model`` (.onnx/.tflite) to ``out`` (see :func:`edgegen.remote.write_bundle`).
 
     ``data`` (a sequence table) is included already tokenized as ``inputs.npz`` for ``runner.py measure``, with its
-    labels when it has them; ``device`` (a profile) must run the model's runtime.
+    labels when it has them; ``device`` (a profile) must run the model's runtime. ``wheelhouse`` adds the runner's
+    wheels for ``platform`` (default: linux_aarch64 for a device profile, else this machine's) and CPython ``python``
+    (default: this interpreter's version) and an ``install.sh`` that installs them with no network.
     """
+    import platform as _platform
+    import sys
     from edgegen.data.readers import as_dataset, check_fits_model
     from edgegen.remote import write_bundle
     from edgegen.runtime.onnx_runner import read_sidecar, tokenizer_from_sidecar
@@ -265,4 +269,10 @@ def bundle_model(model: str | Path, out: str | Path, *, data: str | Path | None 
         if ds.labels is not None:
             check_fits_model(ds.num_classes, side["num_classes"], ds.path)
             inputs["labels"] = ds.labels
-    return write_bundle(model, out, inputs=inputs, force=force)
+    wheels = None
+    if wheelhouse:
+        plat = platform or ("linux_aarch64" if device else f"linux_{_platform.machine()}")
+        wheels = (plat, python or f"{sys.version_info[0]}.{sys.version_info[1]}")
+    elif platform or python:
+        raise UsageError("--platform and --python choose the wheels of --wheelhouse; add --wheelhouse")
+    return write_bundle(model, out, inputs=inputs, wheels=wheels, force=force)

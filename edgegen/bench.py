@@ -181,6 +181,8 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
            "runs": cfg.runs if cfg.runs is not None else prof.bench.runs,
            "batch": cfg.batch if cfg.batch is not None else prof.bench.batch}
     threads = cfg.threads or prof.thread_counts()
+    if prof.emulated:
+        threads = threads[:1]  # outputs only: one run per model
     result: dict = {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -200,6 +202,9 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
         "models": [],
         "errors": [],
     }
+    if prof.emulated:
+        result["emulated"] = True
+        result["methodology"]["note"] = "Emulated device (qemu-user): accuracy and agreement from its outputs; no timings."
     if isinstance(data_path, (str, Path)) and Path(data_path).is_dir():
         from edgegen.data.checks import data_report
         from edgegen.data.readers import load_split_dir
@@ -239,6 +244,8 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
                             args = ["--threads", str(t), "--warmup", str(eff["warmup"]), "--runs", str(eff["runs"]), "--batch", str(eff["batch"])]
                             if j:
                                 args.append("--no-logits")
+                            if prof.emulated:
+                                args.append("--no-latency")
                             if p.suffix == ".onnx":
                                 args += ["--providers", ",".join(prof.onnx_providers)]
                             runs[t] = remote.measure(rdir, p.name, args, out)
@@ -255,7 +262,15 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
                     entry["peak_rss_mb"] = first["peak_rss_mb"]
                     entry["peak_rss_b1_mb"] = first.get("peak_rss_b1_mb")
                     entry["versions"] = first.get("versions", {})
-                    entry["timing"] = {str(t): {"latency_b1": r["latency_b1"], "throughput": r["throughput"]} for t, r in runs.items()}
+                    entry["timing"] = {str(t): {"latency_b1": r["latency_b1"], "throughput": r["throughput"]} for t, r in runs.items()
+                                       if "latency_b1" in r}
+                    if prof.is_remote:  # where the model ran: the device's own report
+                        v = entry["versions"]
+                        result["host_machine"] = {"machine": v.get("machine"), "system": v.get("system"), "python": v.get("python"),
+                                                  "emulated": prof.emulated}
+                        result.setdefault("harness_machine", machine_info())
+                    if prof.emulated:  # memory under qemu is the emulator's: no claims either
+                        entry.update(emulated=True, peak_rss_mb=None, peak_rss_b1_mb=None, load_s=None)
                 except (EdgegenError, OSError, ValueError) as e:
                     if isinstance(e, RemoteError) and "cannot reach" in str(e):
                         raise

@@ -396,12 +396,19 @@ def bundle(
     out: Path = typer.Option(..., "--out", help="Bundle folder to write."),
     data: Optional[Path] = typer.Option(None, "--data", help="Labelled set to include, already tokenized, for 'runner.py measure'."),
     device: Optional[str] = typer.Option(None, "--device", help="Device profile (checked against the model's runtime)."),
+    wheelhouse: bool = typer.Option(False, "--wheelhouse", help="Add the runner's wheels and install.sh: installs on the device with no internet."),
+    platform: Optional[str] = typer.Option(None, "--platform", help="Wheels for linux_aarch64 | linux_x86_64 (default: aarch64 with --device, else this machine)."),
+    python: Optional[str] = typer.Option(None, "--python", help="The device's CPython version, e.g. 3.11 (default: this one's)."),
     force: bool = typer.Option(False, "--force"),
 ):
     """Write a self-contained bundle (model, sidecar, runner.py, numpy-only edgegen, checksums) to copy onto a device."""
     from edgegen.api import bundle_model
 
-    bundle_model(model, out, data=data, device=device, force=force)
+    bundle_model(model, out, data=data, device=device, wheelhouse=wheelhouse, platform=platform, python=python, force=force)
+    if wheelhouse:
+        _console().print(f"bundle written to {out}; on the device (no internet needed): sh install.sh, then "
+                         f"venv/bin/python runner.py measure --model {model.name} --inputs inputs.npz --out result.json")
+        return
     _console().print(f"bundle written to {out}; on the device: python3 runner.py measure --model {model.name} --inputs inputs.npz --out result.json")
 
 

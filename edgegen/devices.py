@@ -65,6 +65,8 @@ class DeviceProfile(BaseModel):
     onnx_quant: Literal["int8", "int8-full", "dynamic", "fp16", "none"] = "int8"
     threads: list[int] | None = Field(None, description="thread counts to time; default [1, all cores]")
     python: str = "python3"
+    emulated: bool = Field(False, description="the device's Python runs under an emulator (qemu-user): its outputs give "
+                           "accuracy and agreement, and no timings are taken (under emulation they mean nothing)")
     ssh: SSHConfig | None = None
     bench: BenchSettings = Field(default_factory=BenchSettings)
 

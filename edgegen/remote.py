@@ -37,12 +37,15 @@ sys.exit(main())
 '''
 
 
-def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = None, force: bool = False) -> Path:
+def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = None, wheels: tuple[str, str] | None = None,
+                 force: bool = False) -> Path:
     """Write a self-contained bundle folder for a .onnx/.tflite model.
 
     Contents: the model and its sidecar, ``inputs.npz`` (already tokenized
     sets, if given), ``runner.py`` and ``lib/edgegen`` (numpy-only modules),
-    and ``MANIFEST.json`` with the sha256 of every file.
+    and ``MANIFEST.json`` with the sha256 of every file. ``wheels``
+    (platform, Python version) adds an offline wheelhouse and ``install.sh``
+    (:mod:`edgegen.wheelhouse`).
     """
     import numpy as np
 
@@ -72,12 +75,19 @@ def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = No
         (tmp / "runner.py").write_text(RUNNER_PY)
         if inputs:
             np.savez(tmp / "inputs.npz", **inputs)
+        house = None
+        if wheels:
+            from edgegen.wheelhouse import write_wheelhouse
+
+            house = write_wheelhouse(tmp, model, read_sidecar(model, check_file=False), *wheels)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        py = "venv/bin/python" if house else "python3"
         write_json(tmp / "MANIFEST.json", {
             "format": "edgegen-bundle/1",
             "model": model.name,
             "edgegen_version": edgegen.__version__,
-            "run": f"python3 runner.py measure --model {model.name} --inputs inputs.npz --out result.json --threads 1",
+            "run": f"{py} runner.py measure --model {model.name} --inputs inputs.npz --out result.json --threads 1",
+            **({"install": "sh install.sh", "wheelhouse": house} if house else {}),
             "files": {str(p.relative_to(tmp)): sha256_file(p) for p in files},
         })
     return Path(out)

@@ -114,10 +114,12 @@ def write_report(result: dict, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     rs = [r for r in rows(result) if not r["error"]]
     t1 = str(result["methodology"]["threads"][0])
-    pts = [(r[f"p50_t{t1}"], r["acc"]) for r in rs]
+    pts = [(r.get(f"p50_t{t1}"), r["acc"]) for r in rs]
+    if any(x is None for x, _ in pts):  # an emulated device: no latencies to plot
+        pts = []
     front = pareto(pts)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (r, (x, yv)) in enumerate(zip(rs, pts)):
+    for i, (r, (x, yv)) in enumerate(zip(rs if pts else [], pts)):
         ax.scatter(x, yv, s=60, marker="*" if i in front else "o", color="C3" if i in front else "C0", zorder=3)
         ax.annotate(r["name"], (x, yv), textcoords="offset points", xytext=(5, 4), fontsize=8)
     if front:
@@ -175,6 +177,9 @@ def markdown(result: dict, front_names: list[str] = ()) -> str:
             cells += [_f(r.get(f"p50_t{t}"), ".2f"), _f(r.get(f"speedup_t{t}"), ".1f")]
         cells += [_f(r.get(f"thr_t{threads[-1]}"), ".0f"), f"{_f(r.get('rss_b1'), '.0f')} / {_f(r['rss'], '.0f')}"]
         lines.append("| " + " | ".join(cells) + " |")
+    if result.get("emulated"):
+        lines += ["", f"Emulated device ({hm.get('machine')} under qemu-user): accuracy and agreement come from its outputs; "
+                  "no latency, throughput or memory is shown (timings under emulation mean nothing).", ""]
     lines += ["", "★ = on the accuracy/latency Pareto front.", "", "![accuracy vs latency](accuracy_vs_latency.png)", "", "![size](size.png)", ""]
     lines += ["## Genomic validity", "",
               "Same test set for every model. RC-consistency: how often a sequence and its reverse complement get the same class. "
@@ -199,7 +204,8 @@ def markdown(result: dict, front_names: list[str] = ()) -> str:
               "it includes the runtime's own import.",
               "- Tokenization time is separate from model time: "
               + ", ".join(f"{r['name']} {r['tok_ms']:.3f} ms/seq" for r in rows(result) if r.get("tok_ms") is not None) + ".",
-              f"- Machine: {hm.get('cpu', hm['machine'])}, {hm['cpu_count']} cores, {hm['system']}, Python {hm['python']}.",
+              f"- Machine: {hm.get('cpu', hm['machine'])}, {hm.get('cpu_count', '?')} cores, {hm['system']}, Python {hm['python']}"
+              + (" (emulated)" if hm.get("emulated") else "") + ".",
               f"- {m['note']}", ""]
     vers = {}
     for mm in result["models"]:
