@@ -141,16 +141,18 @@ def test_cli_train_on_a_missing_gpu_is_one_line(tmp_path):
 def test_cli_distill_flags_reach_distill_config(monkeypatch, tmp_path):
     seen = {}
 
-    def fake_distill_model(teacher, student, data, out, cfg=None, force=False):
-        seen["cfg"] = cfg
+    def fake_distill_model(teacher, student, data, out, cfg=None, unlabeled=None, teacher_logits=None, force=False):
+        seen.update(cfg=cfg, unlabeled=unlabeled, teacher_logits=teacher_logits)
         return {}
 
     monkeypatch.setattr("edgegen.api.distill_model", fake_distill_model)
     code = cli.main(["distill", "--teacher", str(tmp_path / "t"), "--student", str(tmp_path / "s"), "--data", str(tmp_path),
-                     "--out", str(tmp_path / "o"), "--augment", "2", "--mutation-rate", "0.02", "--beta", "0.7", "--train-device", "cpu"])
+                     "--out", str(tmp_path / "o"), "--augment", "2", "--mutation-rate", "0.02", "--beta", "0.7", "--train-device", "cpu",
+                     "--unlabeled", str(tmp_path / "r.fq"), "--teacher-logits", str(tmp_path / "store")])
     assert code == 0
     c = seen["cfg"]
     assert c.augment == 2 and c.mutation_rate == 0.02 and c.beta == 0.7 and c.alpha == 0.5 and c.device == "cpu"
+    assert seen["unlabeled"] == tmp_path / "r.fq" and seen["teacher_logits"] == tmp_path / "store"
     assert cli.main(["distill", "--teacher", "t", "--student", "s", "--data", "d", "--out", "o", "--augment", "99"]) == 2
 
 
