@@ -82,8 +82,6 @@ def gather_rows(local: np.ndarray, n_total: int) -> np.ndarray:
     d = _dist()
     if not d:
         return local
-    import torch
-
     parts = [None] * world_size()
     d.all_gather_object(parts, local)
     out = np.concatenate(parts)
