@@ -239,7 +239,8 @@ def compute_teacher_logits(teacher_dir: str | Path, data: str | Path, out: str |
 
 
 def bundle_model(model: str | Path, out: str | Path, *, data: str | Path | None = None, device: str | Path | None = None,
-                 wheelhouse: bool = False, platform: str | None = None, python: str | None = None, force: bool = False) -> Path:
+                 wheelhouse: bool = False, platform: str | None = None, python: str | None = None, tflite_runtime: bool = False,
+                 force: bool = False) -> Path:
     """Write a self-contained bundle for ``model`` (.onnx/.tflite) to ``out`` (see :func:`edgegen.remote.write_bundle`).
 
     ``data`` (a sequence table) is included already tokenized as ``inputs.npz`` for ``runner.py measure``, with its
@@ -272,7 +273,7 @@ def bundle_model(model: str | Path, out: str | Path, *, data: str | Path | None 
     wheels = None
     if wheelhouse:
         plat = platform or ("linux_aarch64" if device else f"linux_{_platform.machine()}")
-        wheels = (plat, python or f"{sys.version_info[0]}.{sys.version_info[1]}")
-    elif platform or python:
-        raise UsageError("--platform and --python choose the wheels of --wheelhouse; add --wheelhouse")
+        wheels = (plat, python or f"{sys.version_info[0]}.{sys.version_info[1]}", tflite_runtime)
+    elif platform or python or tflite_runtime:
+        raise UsageError("--platform, --python and --tflite-runtime choose the wheels of --wheelhouse; add --wheelhouse")
     return write_bundle(model, out, inputs=inputs, wheels=wheels, force=force)

@@ -399,12 +399,14 @@ def bundle(
     wheelhouse: bool = typer.Option(False, "--wheelhouse", help="Add the runner's wheels and install.sh: installs on the device with no internet."),
     platform: Optional[str] = typer.Option(None, "--platform", help="Wheels for linux_aarch64 | linux_x86_64 (default: aarch64 with --device, else this machine)."),
     python: Optional[str] = typer.Option(None, "--python", help="The device's CPython version, e.g. 3.11 (default: this one's)."),
+    tflite_runtime: bool = typer.Option(False, "--tflite-runtime", help="TFLite: tflite-runtime + numpy<2 instead of ai-edge-litert (wheels up to CPython 3.10)."),
     force: bool = typer.Option(False, "--force"),
 ):
     """Write a self-contained bundle (model, sidecar, runner.py, numpy-only edgegen, checksums) to copy onto a device."""
     from edgegen.api import bundle_model
 
-    bundle_model(model, out, data=data, device=device, wheelhouse=wheelhouse, platform=platform, python=python, force=force)
+    bundle_model(model, out, data=data, device=device, wheelhouse=wheelhouse, platform=platform, python=python,
+                 tflite_runtime=tflite_runtime, force=force)
     if wheelhouse:
         _console().print(f"bundle written to {out}; on the device (no internet needed): sh install.sh, then "
                          f"venv/bin/python runner.py measure --model {model.name} --inputs inputs.npz --out result.json")

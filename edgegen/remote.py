@@ -37,14 +37,14 @@ sys.exit(main())
 '''
 
 
-def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = None, wheels: tuple[str, str] | None = None,
+def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = None, wheels: tuple | None = None,
                  force: bool = False) -> Path:
     """Write a self-contained bundle folder for a .onnx/.tflite model.
 
     Contents: the model and its sidecar, ``inputs.npz`` (already tokenized
     sets, if given), ``runner.py`` and ``lib/edgegen`` (numpy-only modules),
     and ``MANIFEST.json`` with the sha256 of every file. ``wheels``
-    (platform, Python version) adds an offline wheelhouse and ``install.sh``
+    (platform, Python version[, use tflite-runtime]) adds an offline wheelhouse and ``install.sh``
     (:mod:`edgegen.wheelhouse`).
     """
     import numpy as np

@@ -1,7 +1,8 @@
 """Offline bundles: the exact wheels a device's runner needs, fetched by pip on the host at bundle time.
 
 A sequencer add-on in the field often has no internet. ``edgegen bundle M --out DIR --wheelhouse --platform
-linux_aarch64 --python 3.11`` puts numpy, the model's runtime (ai-edge-litert for .tflite, onnxruntime for .onnx),
+linux_aarch64 --python 3.11`` puts numpy, the model's runtime (ai-edge-litert for .tflite, or with ``--tflite-runtime``
+tflite-runtime and numpy<2; onnxruntime for .onnx),
 tokenizers for a BPE model and dnaio for FASTA/FASTQ, at the versions this host verified the model with, under
 ``DIR/wheels/`` with ``requirements.txt`` (pins with sha256) and ``install.sh``, which makes a venv on the device
 and installs from those files alone (``pip --no-index``; pip itself travels as a wheel). The device needs Python 3
@@ -52,14 +53,16 @@ echo "installed; run: venv/bin/python runner.py measure --model @MODEL@ --inputs
 '''
 
 
-def runner_requirements(model: Path, sidecar: dict) -> list[str]:
+def runner_requirements(model: Path, sidecar: dict, tflite_runtime: bool = False) -> list[str]:
     """What the runner imports for this model, pinned to this host's versions (those the export was verified with).
     dnaio (FASTA/FASTQ for ``runner.py predict``) is optional: see :func:`write_wheelhouse`."""
 
-    pkgs = ["numpy", RUNTIME_PACKAGE[model.suffix]]
-    if (sidecar.get("tokenizer") or {}).get("bpe"):
-        pkgs.append("tokenizers")
-    return [_pinned(p) for p in pkgs]
+    extra = ["tokenizers"] if (sidecar.get("tokenizer") or {}).get("bpe") else []
+    if tflite_runtime:  # the older interpreter many Pi images use: built against numpy 1.x, wheels up to CPython 3.10
+        if model.suffix != ".tflite":
+            raise UsageError("--tflite-runtime is for .tflite models", path=model)
+        return ["numpy<2", "tflite-runtime"] + [_pinned(p) for p in extra]
+    return [_pinned(p) for p in ["numpy", RUNTIME_PACKAGE[model.suffix], *extra]]
 
 
 def _pinned(package: str) -> str:
@@ -103,11 +106,11 @@ def download(requirements: list[str], dest: Path, platform: str, python: str) ->
     return sorted(dest.glob("*.whl"))
 
 
-def write_wheelhouse(bundle: Path, model: Path, sidecar: dict, platform: str, python: str) -> dict:
+def write_wheelhouse(bundle: Path, model: Path, sidecar: dict, platform: str, python: str, tflite_runtime: bool = False) -> dict:
     """Fill ``bundle/wheels``, ``bundle/requirements.txt`` (every wheel, pinned by sha256) and ``bundle/install.sh``."""
     from edgegen.io import sha256_file
 
-    wheels = download(runner_requirements(model, sidecar), bundle / "wheels", platform, python)
+    wheels = download(runner_requirements(model, sidecar, tflite_runtime), bundle / "wheels", platform, python)
     notes = []
     try:  # dnaio publishes no arm64 wheels (it would compile on the device): then predict reads tables only
         wheels = download([_pinned("dnaio")], bundle / "wheels", platform, python)
