@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgegen.errors import BackendError, ModelFileError
+from edgegen.io import sha256_file
 
 
 def data_file(path: str | Path) -> Path:
@@ -28,16 +29,6 @@ def model_files(path: str | Path, sidecar: dict | None = None) -> list[Path]:
 def model_bytes(path: str | Path, sidecar: dict | None = None) -> int:
     """Bytes on disk of an exported model, external weights included."""
     return sum(p.stat().st_size for p in model_files(path, sidecar))
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
@@ -73,7 +64,7 @@ def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
                                 and ext["file"] not in ("", ".", "..") and isinstance(ext.get("sha256"), str)):
         raise ModelFileError("sidecar field external_data is not {file, sha256} naming a file beside the model", path=side)
     if check_file and want:
-        got = _sha256(Path(path))
+        got = sha256_file(Path(path))
         if got != want:
             raise ModelFileError(f"does not match its sidecar (sha256 {got[:12]}..., sidecar says {want[:12]}...): "
                                  "the file was replaced or corrupted after export; export it again", path=path)
@@ -81,7 +72,7 @@ def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
         data = Path(path).parent / ext["file"]
         if not data.is_file():
             raise ModelFileError(f"missing {ext['file']}, the model's external weights (keep it beside the model)", path=path)
-        if _sha256(data) != ext["sha256"]:
+        if sha256_file(data) != ext["sha256"]:
             raise ModelFileError("does not match its model's sidecar (sha256): the weights were replaced or corrupted after "
                                  "export; export it again", path=data)
     return d
