@@ -197,7 +197,8 @@ def main(argv=None) -> int:
         bench_cfg = BenchConfig(runs=100, warmup=10, threads=[1, 2], n_boot=1000)
     steps = [teacher_step if not args.teacher else dict(type="load", path=args.teacher),
              dict(type="prune", targets=[0.5]), *students, distill,
-             dict(type="export", formats=["tflite", "onnx"], quant=["int8"], max_drop=1.0)]
+             dict(type="export", formats=["tflite", "onnx"], quant=["int8"], max_drop=1.0,
+                  **({"per_channel": False} if smoke else {}))]  # smoke: one weight-scale granularity, not both
     recipe = load_recipe(raw={"name": f"compare-{name}", "data": data, "out": str(work / "run"), "steps": steps})
     print(f"[{time.time() - t_start:6.0f}s] edgegen pipeline (cached stages are skipped)", flush=True)
     run_recipe(recipe, show_progress=not smoke, on_stage=lambda n, s: print(f"  {n}: {s}", flush=True))
@@ -212,7 +213,9 @@ def main(argv=None) -> int:
         p = work / f"teacher.{q}.{fmt}"
         if not p.exists():
             # the plain graph a hand-written export gives (no edgegen graph rewrites)
-            export(teacher, p, ExportConfig(format=fmt, quant=q, min_agreement=0.0, graph_rewrites=False), calib=splits["train"], verify=splits["dev"])
+            export(teacher, p, ExportConfig(format=fmt, quant=q, min_agreement=0.0, graph_rewrites=False,
+                                            per_channel=False if smoke and (fmt, q) == ("tflite", "int8") else None),
+                   calib=splits["train"], verify=splits["dev"])
         base[(fmt, q)] = p
     # each student shape trained from labels alone (the bar distillation must beat), same epochs and lr
     labs = {}
@@ -234,7 +237,8 @@ def main(argv=None) -> int:
         p = work / f"{stem}.{q}.b64.tflite"
         if not p.exists():
             export(src, p, ExportConfig(format="tflite", quant=q, batch_size=64, min_agreement=0.0, max_drop=drop, graph_rewrites=stem != "teacher",
-                                        verify_samples=128 if smoke else 512), calib=splits["train"], verify=splits["dev"])
+                                        verify_samples=128 if smoke else 512, per_channel=False if smoke and q == "int8" else None),
+                   calib=splits["train"], verify=splits["dev"])
         b64.append(p)
     models = [teacher, f"{teacher}::dynamic-int8", base[("onnx", "dynamic")], base[("tflite", "dynamic")], base[("tflite", "int8")],
               run / "distill-params50" / "model"]
@@ -266,7 +270,7 @@ def main(argv=None) -> int:
     # distilled student vs the same student from labels (paired bootstrap on the same test set)
     def logits_of(path):
         from edgegen.evaluate import predict_set
-        from edgegen.runtime import load_runner
+        from edgegen.inference import load_runner
 
         return predict_set(load_runner(path), splits["test"])[0]
 

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
 
-    from edgegen.distill import DistillConfig, distill, mutate, student_from_teacher
+    from edgegen.distill import DistillConfig, distill, student_from_teacher, substitution_copies
     from edgegen.io import write_json
     from edgegen.metrics import paired_delta, point_metrics
     from edgegen.train import OptimConfig, fit, predict_logits
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         if name.startswith("labels"):
             ids, y = tr_ids, tr.labels
             if name == "labels+mutants":
-                ids = np.concatenate([ids, tok.encode(mutate(tr.sequences, args.augment, args.mutation_rate, seed=0))])
+                ids = np.concatenate([ids, tok.encode(substitution_copies(tr.sequences, args.augment, args.mutation_rate, seed=0))])
                 y = np.concatenate([y] * (args.augment + 1))
             h = fit(s, ids, y, dev_ids, dev.labels, OptimConfig(**opt), show_progress=False)
         else:

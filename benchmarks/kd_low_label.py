@@ -75,7 +75,8 @@ def student_shapes(teacher_dir: Path) -> dict[str, dict]:
             "quarter": {"d_model": d // 2, "n_layers": n, "n_heads": max(1, h // 2), "ffn_dim": f // 2}}
 
 
-def run_dataset(name: str, data: Path, work: Path, seeds: list[int], epochs: int, fraction: float, teacher_epochs: int | None = None) -> dict:
+def run_dataset(name: str, data: Path, work: Path, seeds: list[int], epochs: int, fraction: float, teacher_epochs: int | None = None,
+                sizes: tuple[str, ...] = ("half", "quarter")) -> dict:
     from edgegen.api import distill_model, train_teacher
     from edgegen.distill import DistillConfig
     from edgegen.metrics import paired_delta, point_metrics
@@ -94,6 +95,8 @@ def run_dataset(name: str, data: Path, work: Path, seeds: list[int], epochs: int
     rows = []
     store = work / "teacher-logits"
     for size, shape in student_shapes(teacher).items():
+        if size not in sizes:
+            continue
         for seed in seeds:
             a_dir, b_dir = work / f"{size}-labels-s{seed}", work / f"{size}-kd-s{seed}"
             ta = time.monotonic()
@@ -150,6 +153,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fraction", type=float, default=0.10, help="share of the training labels the students get")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".work" / "kd-low-label")
     ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument("--sizes", nargs="+", default=["half", "quarter"], choices=["half", "quarter"], help="student sizes to run")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 leaves a core free on a 2-core machine)")
     ap.add_argument("--smoke", action="store_true", help="seconds, not hours: 2-epoch teacher and students, one seed")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -157,12 +162,13 @@ def main(argv=None) -> int:
         args.seeds, args.epochs = [0], 2
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     shared = Path(os.environ.get("EDGEGEN_SHARED_DATA", ROOT.parent / "shared" / "data"))
     datas = [shared / d for d in DATASETS] if args.all else (args.data or [shared / DATASETS[0]])
     results = []
     for d in datas:
-        results.append(run_dataset(d.name, d, args.work / d.name, args.seeds, args.epochs, args.fraction, 2 if args.smoke else None))
+        results.append(run_dataset(d.name, d, args.work / d.name, args.seeds, args.epochs, args.fraction, 2 if args.smoke else None,
+                                   tuple(args.sizes)))
     scaling = None
     if not args.no_scaling:
         w = args.work / datas[0].name
@@ -170,6 +176,7 @@ def main(argv=None) -> int:
         print(f"torchrun scaling: 1 process {scaling['processes_1']['seconds']:.0f} s, 2 processes "
               f"{scaling['processes_2']['seconds']:.0f} s ({scaling['speedup_2_vs_1']:.2f}x)")
     res = {"benchmark": "kd_low_label", "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"), "fraction": args.fraction, "seeds": args.seeds,
+           "sizes": args.sizes, "threads": args.threads,
            "epochs_max": args.epochs, "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
            "datasets": results, "torchrun_scaling": scaling,
            "goal": {"sets_where_kd_wins_every_seed": sum(r["kd_wins_every_seed"] for r in results), "of": len(results)}}
@@ -181,7 +188,7 @@ def main(argv=None) -> int:
     print("| dataset | student | labels-only MCC | distilled + unlabeled MCC | Δ (95% CI), per seed | teacher | gap closed |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        for size in ("half", "quarter"):
+        for size in args.sizes:
             rs = [x for x in r["rows"] if x["size"] == size]
             cis = "; ".join(f"{x['delta']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]" for x in rs)
             gc = [x["gap_closed"] for x in rs if x["gap_closed"] is not None]

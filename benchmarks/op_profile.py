@@ -40,7 +40,7 @@ def group_of(op: str) -> str:
 def profile(model: Path, batch: int, threads: int, runs: int) -> dict:
     import onnxruntime as ort
 
-    from edgegen.runtime.onnx_runner import read_sidecar
+    from edgegen.runtime.sidecar import read_sidecar
 
     side = read_sidecar(model)
     seq_len = int(side["input"]["shape"][1])

@@ -56,8 +56,11 @@ def test_report(model, tok, splits: dict[str, SequenceSet] | None) -> dict:
     return classification_report(te.labels, predict_logits(model, encode(tok, te)))
 
 
-def train_teacher(data: str | Path, out: str | Path, cfg=None, *, init: str | Path | None = None, force: bool = False, show_progress: bool = True) -> dict:
+def train_teacher(data: str | Path, out: str | Path, cfg=None, *, init: str | Path | None = None, force: bool = False, show_progress: bool = True,
+                  splits: dict[str, SequenceSet] | None = None) -> dict:
     """Train a model on ``data`` (split folder or synthetic spec), evaluate it on test, save to ``out``.
+
+    ``splits``: ``data`` already read (a recipe run reads it once); ``data`` then only names it in the manifest.
 
     Returns:
         ``{"path", "history", "test"}`` where ``test`` is the evaluation report (if a test split exists).
@@ -71,7 +74,7 @@ def train_teacher(data: str | Path, out: str | Path, cfg=None, *, init: str | Pa
     check_output(out, force, kind="dir")
     cfg = cfg or TrainConfig()
     distributed.init_from_env(cfg.device)
-    splits = load_data(data)
+    splits = splits if splits is not None else load_data(data)
     init_model = load_model(init) if init else None
     model, tok, hist = train(splits, cfg, init=init_model, show_progress=show_progress)
     metrics = test_report(model, tok, splits)
@@ -85,13 +88,11 @@ def train_teacher(data: str | Path, out: str | Path, cfg=None, *, init: str | Pa
 def _example_and_calib(tok, splits: dict | None, n_batches: int, batch: int = 32, seed: int = 0):
     import numpy as np
 
-    from edgegen.train import encode
-
     if splits and "train" in splits:
         tr = splits["train"]
         rng = np.random.default_rng(seed)
         idx = rng.permutation(len(tr))[: n_batches * batch]
-        ids = encode(tok, tr.subset(idx))
+        ids = tr.encoded(tok, idx)
         y = tr.labels[idx]
         calib = [(ids[i : i + batch], y[i : i + batch]) for i in range(0, len(ids), batch)]
         return ids[:2], calib
@@ -101,15 +102,19 @@ def _example_and_calib(tok, splits: dict | None, n_batches: int, batch: int = 32
     return ids, None
 
 
-def prune_model(model_dir: str | Path, out: str | Path, cfg, *, data: str | Path | None = None, force: bool = False) -> dict:
-    """Load a model dir, prune it with ``cfg`` (PruneConfig), save to ``out``; return the prune report."""
+def prune_model(model_dir: str | Path, out: str | Path, cfg, *, data: str | Path | None = None, force: bool = False,
+                splits: dict[str, SequenceSet] | None = None) -> dict:
+    """Load a model dir, prune it with ``cfg`` (PruneConfig), save to ``out``; return the prune report.
+
+    ``data`` (or ``splits``, the same already read) calibrates the pruning and gives the test report."""
     from edgegen.checkpoint import load_model, save_model
     from edgegen.io import check_output
     from edgegen.prune import prune
 
     check_output(out, force, kind="dir")
     lm = load_model(model_dir)
-    splits = load_data(data) if data else None
+    if splits is None:
+        splits = load_data(data) if data else None
     example, calib = _example_and_calib(lm.tokenizer, splits, cfg.calib_batches)
     pruned = prune(lm.model, cfg, example, calib=calib)
     rep = dict(pruned.prune_report)
@@ -139,12 +144,14 @@ def distill_model(
     teacher_logits: str | Path | None = None,
     force: bool = False,
     show_progress: bool = True,
+    splits: dict[str, SequenceSet] | None = None,
 ) -> dict:
     """Distil a teacher into ``student`` (a model dir, or a YAML of StudentConfig fields) and save it.
 
     ``unlabeled``: reads (FASTA/FASTQ/table, windowed as in predict) trained on the teacher's outputs alone.
     ``teacher_logits``: a teacher-logit store folder: used when it exists (checked against this teacher and these
     windows), else computed there first, so later runs never run the teacher on the training rows.
+    ``splits``: ``data`` already read (a recipe run reads it once).
     """
     from edgegen import distributed
     from edgegen.checkpoint import load_model, save_model
@@ -166,7 +173,7 @@ def distill_model(
 
         sc = load_config(StudentConfig, sp)
         smodel = student_from_teacher(t.model, **sc.shape(), seed=cfg.seed)
-    splits = load_data(data)
+    splits = splits if splits is not None else load_data(data)
     from edgegen.data.readers import check_fits_model
 
     check_fits_model(max(sp_.num_classes for sp_ in splits.values()), t.model.config.num_classes, data, "the teacher")
@@ -252,7 +259,7 @@ def bundle_model(model: str | Path, out: str | Path, *, data: str | Path | None 
     import sys
     from edgegen.data.readers import as_dataset, check_fits_model
     from edgegen.remote import write_bundle
-    from edgegen.runtime.onnx_runner import read_sidecar, tokenizer_from_sidecar
+    from edgegen.runtime.sidecar import read_sidecar, tokenizer_from_sidecar
 
     model = Path(model)
     if device:

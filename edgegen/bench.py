@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgegen.errors import BackendError, EdgegenError, ModelFileError, RemoteError, UsageError
-from edgegen.runtime.standalone import THROUGHPUT_BATCHES, THROUGHPUT_PASSES
+from edgegen.standalone import THROUGHPUT_BATCHES, THROUGHPUT_PASSES
 
 log = logging.getLogger("edgegen")
 SCHEMA = "edgegen-bench/1"
@@ -59,8 +59,9 @@ def _model_info(path: Path) -> dict:
         import torch
 
         from edgegen.checkpoint import load_model
+        from edgegen.inference import torch_dynamic_int8
 
-        m = torch.ao.quantization.quantize_dynamic(load_model(base).model, {torch.nn.Linear}, dtype=torch.qint8)
+        m = torch_dynamic_int8(load_model(base).model)
         buf = io.BytesIO()
         torch.save(m.state_dict(), buf)  # size of what such a user would ship (a pickled state dict)
         info["size_bytes"] = buf.tell()
@@ -73,7 +74,7 @@ def _model_info(path: Path) -> dict:
         size = (path / "model.safetensors").stat().st_size
         return {"backend": "torch", "tokenizer": tok, "params": man.get("params"), "macs": man.get("macs"), "size_bytes": size,
                 "num_classes": json.loads((path / "config.json").read_text())["num_classes"], "quant": "none (fp32)"}
-    from edgegen.runtime.onnx_runner import model_bytes, read_sidecar
+    from edgegen.runtime.sidecar import model_bytes, read_sidecar
 
     if path.suffix not in (".onnx", ".tflite"):
         raise ModelFileError("unrecognised model (expected a model directory, .onnx or .tflite)", path=path)
@@ -93,7 +94,7 @@ def _tokenize_sets(tok, sets: dict[str, list[str]]) -> tuple[dict[str, np.ndarra
 
 
 def _local_measure(model: Path, inputs: Path, out: Path, threads: int, cfg_eff: dict, logits: bool, providers, timeout: int) -> dict:
-    cmd = [sys.executable, "-m", "edgegen.runtime.standalone", "measure", "--model", str(model), "--inputs", str(inputs),
+    cmd = [sys.executable, "-m", "edgegen.inference", "measure", "--model", str(model), "--inputs", str(inputs),
            "--out", str(out), "--threads", str(threads), "--warmup", str(cfg_eff["warmup"]), "--runs", str(cfg_eff["runs"]),
            "--batch", str(cfg_eff["batch"])]
     if not logits:

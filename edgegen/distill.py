@@ -96,7 +96,7 @@ def training_windows(tokenizer, train: SequenceSet, cfg: DistillConfig, unlabele
     if cfg.augment:
         if cfg.beta <= 0:
             raise UsageError("augment needs the KD term (beta > 0): augmented copies have no labels")
-        aug = tokenizer.encode(mutate(train.sequences, cfg.augment, cfg.mutation_rate, cfg.seed))
+        aug = tokenizer.encode(substitution_copies(train.sequences, cfg.augment, cfg.mutation_rate, cfg.seed))
         ids, y = np.concatenate([ids, aug]), np.concatenate([y, np.full(len(aug), -1, dtype=y.dtype)])
         parts["augmented"] = len(aug)
     if unlabeled_ids is not None and len(unlabeled_ids):
@@ -253,7 +253,7 @@ def _distill(student, teacher, cfg, splits, tokenizer, show_progress, unlabeled_
     return hist
 
 
-def mutate(seqs: list[str], copies: int, rate: float, seed: int = 0) -> list[str]:
+def substitution_copies(seqs: list[str], copies: int, rate: float, seed: int = 0) -> list[str]:
     """``copies`` versions of each sequence with each base substituted (by a different base) with probability ``rate``."""
     rng = np.random.default_rng(seed)
     bases = np.frombuffer(b"ACGT", dtype=np.uint8)

@@ -62,6 +62,10 @@ class TrainingError(EdgegenError):
     """Training finished but produced no usable model (e.g. dev MCC at chance)."""
 
 
+class PruneError(EdgegenError):
+    """Pruning left shapes the model's config cannot describe (a torch-pruning result edgegen cannot use)."""
+
+
 class Terminated(BaseException):
     """Raised in the main thread on SIGTERM, so ``finally`` blocks remove temp files as on Ctrl-C."""
 

@@ -9,14 +9,12 @@ import numpy as np
 
 from edgegen.data.readers import SequenceSet, as_dataset, check_fits_model
 from edgegen.errors import DataError
-from edgegen.runtime import Runner, load_runner, run_batched
+from edgegen.inference import load_runner
+from edgegen.runtime import Runner, run_batched
 
 
 def tokenize_for(runner: Runner, ds: SequenceSet) -> np.ndarray:
-    try:
-        return runner.tokenizer.encode(ds.sequences)
-    except ValueError as e:
-        raise DataError(str(e), path=ds.path) from None
+    return ds.encoded(runner.tokenizer)
 
 
 def evaluate(

@@ -56,7 +56,7 @@ def _split_rows(w, parts: int, d: Path, name: str):
 
 def nt_v2(d: Path, cfg: dict, s, shapes: tuple, vocab: dict[str, int], *, max_len: int | None, num_classes: int | None):
     """(ModelConfig, Tokenizer, state dict, has_head) for a Nucleotide Transformer v2 checkpoint."""
-    from edgegen.hf import _kmer_size
+    from edgegen.hf_files import kmer_size as _kmer_size
     from edgegen.model import ModelConfig
     from edgegen.tokenizers import Tokenizer
 
@@ -106,7 +106,7 @@ def dnabert2(d: Path, cfg: dict, s, shapes: tuple, *, max_len: int | None, num_c
     from edgegen.tokenizers import Tokenizer
 
     H, L, nh, F, n_vocab = shapes
-    from edgegen.hf import read_json_object
+    from edgegen.hf_files import read_json_object
 
     bpe = read_json_object(d, "tokenizer.json", "DNABERT-2's BPE vocabulary is needed to tokenize DNA")
     max_tokens = min(int(cfg.get("alibi_starting_size", 512)), 512)

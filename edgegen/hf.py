@@ -13,12 +13,21 @@ Nothing is downloaded: a hub id instead of a folder is an error. Models that nee
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
 
 from edgegen.errors import ModelFileError, UsageError
+from edgegen.hf_files import (
+    Weights,
+    kmer_size,
+    load_state,
+    read_config,
+    read_vocab,
+    shape_fields,
+    shape_mismatch_message,
+    tensor_names,
+)
 
 log = logging.getLogger("edgegen")
 
@@ -27,129 +36,6 @@ SUPPORTED = (
     "esm: EsmForSequenceClassification, EsmForMaskedLM, EsmModel (Nucleotide-Transformer v1 style, absolute or rotary positions); "
     "Nucleotide Transformer v2 (modeling_esm with a SwiGLU feed-forward); DNABERT-2 (MosaicML BERT with ALiBi)"
 )
-
-
-def _read_config(d: Path) -> dict:
-    if not d.exists():
-        if re.fullmatch(r"[\w.-]+/[\w.-]+", str(d)):
-            raise UsageError(f"{d!s} looks like a Hugging Face hub id: edgegen never downloads; "
-                             "download the checkpoint yourself and pass its folder")
-        raise ModelFileError("no such checkpoint folder", path=d)
-    return read_json_object(d, "config.json", "not a Hugging Face checkpoint folder")
-
-
-def read_json_object(d: Path, name: str, missing: str) -> dict:
-    """A checkpoint folder's JSON file that must hold an object; every problem a one-line ModelFileError."""
-    f = d / name
-    if not f.is_file():
-        raise ModelFileError(f"no {name}: {missing}", path=d)
-    try:
-        obj = json.loads(f.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{name} is not valid JSON ({e})", path=f) from None
-    if not isinstance(obj, dict):
-        raise ModelFileError(f"{name} must hold an object, not a {type(obj).__name__}", path=f)
-    return obj
-
-
-def _shape_fields(cfg: dict, f: Path) -> tuple[int, int, int, int, int]:
-    """(hidden, layers, heads, intermediate, vocab) from config.json, each a positive integer, heads dividing hidden.
-
-    Raises:
-        ModelFileError: naming config.json and the field.
-    """
-    vals = []
-    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size"):
-        v = cfg.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ModelFileError(f"{key} is {'missing' if v is None else repr(v)}; a positive integer is needed", path=f)
-        vals.append(v)
-    hidden, _, heads, _, _ = vals
-    if hidden % heads:
-        raise ModelFileError(f"num_attention_heads {heads} does not divide hidden_size {hidden}", path=f)
-    optional = {"max_position_embeddings": (int, 1), "pad_token_id": (int, 0), "num_labels": (int, 1), "layer_norm_eps": ((int, float), 0),
-                "model_type": (str, None), "hidden_act": (str, None), "position_embedding_type": (str, None)}
-    for key, (typ, low) in optional.items():
-        v = cfg.get(key)
-        if v is None and key not in cfg:
-            continue
-        ok = isinstance(v, typ) and not isinstance(v, bool) and (low is None or v >= low) and not (key == "layer_norm_eps" and v <= 0)
-        if not ok:
-            raise ModelFileError(f"{key} is {v!r}; expected {'a string' if typ is str else 'a number'}"
-                                 f"{'' if low is None else f' >= {low}' if key != 'layer_norm_eps' else ' > 0'}", path=f)
-    for key in ("architectures", "id2label"):
-        v = cfg.get(key)
-        if v is not None and not isinstance(v, (list, dict)):
-            raise ModelFileError(f"{key} is {v!r}; expected a list or mapping", path=f)
-    if not all(isinstance(a, str) for a in cfg.get("architectures") or []):
-        raise ModelFileError("architectures must list class names", path=f)
-    return tuple(vals)
-
-
-class _Weights(dict):
-    """A checkpoint's tensors; a missing name is a one-line ModelFileError naming the folder."""
-
-    def __init__(self, state: dict, folder: Path):
-        super().__init__(state)
-        self.folder = folder
-
-    def __missing__(self, key):
-        raise ModelFileError(f"checkpoint lacks {key}", path=self.folder)
-
-
-def shape_mismatch_message(e: Exception) -> str:
-    """Every "size mismatch for X" of a load_state_dict error, on one line (not just the first)."""
-    lines = [" ".join(x.split()) for x in str(e).splitlines() if x.strip()]
-    found = [x for x in lines if x.startswith("size mismatch")]
-    return "; ".join(found or lines)[:1200]
-
-
-def _load_state(d: Path) -> dict:
-    """safetensors preferred; pytorch_model.bin only through torch.load(weights_only=True)."""
-    import torch
-
-    st = sorted(d.glob("*.safetensors"))
-    if st:
-        from safetensors.torch import load_file
-
-        state = {}
-        for f in st:
-            try:
-                state.update(load_file(str(f)))
-            except Exception as e:  # safetensors raises its own error types
-                raise ModelFileError(f"cannot read weights ({type(e).__name__}: {e})", path=f) from None
-        return state
-    b = d / "pytorch_model.bin"
-    if b.exists():
-        try:
-            return torch.load(str(b), map_location="cpu", weights_only=True)
-        except Exception as e:  # refuses pickled code objects
-            raise ModelFileError(f"cannot load weights safely (weights_only=True): {str(e).splitlines()[0][:200]}", path=b) from None
-    raise ModelFileError("no model.safetensors or pytorch_model.bin", path=d)
-
-
-def _read_vocab(d: Path) -> dict[str, int]:
-    f = d / "vocab.txt"
-    if not f.exists():
-        raise ModelFileError("no vocab.txt (the k-mer vocabulary is needed to tokenize DNA)", path=d)
-    try:
-        text = f.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ModelFileError("vocab.txt is not UTF-8 text (one token per line expected)", path=f) from None
-    if "\x00" in text:
-        raise ModelFileError("vocab.txt is not text (one token per line expected)", path=f)
-    toks = [line.rstrip("\n").strip() for line in text.splitlines()]
-    return {t: i for i, t in enumerate(toks) if t}
-
-
-def _kmer_size(vocab: dict[str, int]) -> int:
-    lens = {}
-    for t in vocab:
-        if re.fullmatch(r"[ACGTN]+", t):
-            lens[len(t)] = lens.get(len(t), 0) + 1
-    if not lens:
-        raise ModelFileError("vocab.txt holds no nucleotide k-mers: not a DNA model")
-    return max(lens, key=lens.get)
 
 
 def _strip_prefix(state: dict, prefixes: tuple[str, ...]) -> dict:
@@ -216,17 +102,16 @@ def import_hf(src: str | Path, out: str | Path, *, max_len: int | None = None, n
 
 
 def _import_hf(src: str | Path, out: str | Path, *, max_len: int | None, num_classes: int | None, force: bool) -> Path:
-    from edgegen.checkpoint import save_model
     from edgegen.io import check_output
-    from edgegen.model import GenomicTransformer, ModelConfig
+    from edgegen.model import ModelConfig
     from edgegen.tokenizers import Tokenizer
 
     d = Path(src)
     check_output(out, force, kind="dir")
-    cfg = _read_config(d)
+    cfg = read_config(d)
     from edgegen.foundation import detect
 
-    family = detect(cfg, _tensor_names(d))
+    family = detect(cfg, tensor_names(d))
     if family is not None:
         return _import_foundation(family, d, cfg, out, max_len=max_len, num_classes=num_classes, force=force)
     mt = cfg.get("model_type")
@@ -242,10 +127,10 @@ def _import_hf(src: str | Path, out: str | Path, *, max_len: int | None, num_cla
     act = cfg.get("hidden_act", "gelu")
     if act not in ("gelu", "gelu_new", "gelu_pytorch_tanh"):
         raise UsageError(f"activation {act!r} is not supported (gelu only)", path=d)
-    vocab = _read_vocab(d)
-    k = _kmer_size(vocab)
-    H, L, nh, ffn, n_vocab = _shape_fields(cfg, d / "config.json")
-    state = _Weights(_load_state(d), d)
+    vocab = read_vocab(d)
+    k = kmer_size(vocab)
+    H, L, nh, ffn, n_vocab = shape_fields(cfg, d / "config.json")
+    state = Weights(load_state(d), d)
     has_head = any(a.endswith("ForSequenceClassification") for a in archs) and any(k_.startswith("classifier.") for k_ in state)
     n_cls = cfg.get("num_labels") or len(cfg.get("id2label", {})) or 2
     if not has_head:
@@ -265,7 +150,7 @@ def _import_hf(src: str | Path, out: str | Path, *, max_len: int | None, num_cla
         if tok.seq_len > max_pos:
             raise UsageError(f"max_len {tok.max_len} gives {tok.seq_len} tokens, more than the model's {max_pos} positions")
         mc = ModelConfig(**common, max_positions=max_pos, positions="learned", norm="post", embed_norm=True, final_norm=False)
-        s = _Weights(_strip_prefix(state, ("bert.",)), d)
+        s = Weights(_strip_prefix(state, ("bert.",)), d)
         m = {"embed.weight": s["embeddings.word_embeddings.weight"],
              # token type 0 is constant for single sequences: fold it into the positions
              "pos": (s["embeddings.position_embeddings.weight"] + s["embeddings.token_type_embeddings.weight"][0])[None],
@@ -292,7 +177,7 @@ def _import_hf(src: str | Path, out: str | Path, *, max_len: int | None, num_cla
         else:
             mc = ModelConfig(**common, max_positions=tok.seq_len, positions="rotary", norm="pre", embed_norm=False, final_norm=True,
                              emb_scale=scale)
-        s = _Weights(_strip_prefix(state, ("esm.",)), d)
+        s = Weights(_strip_prefix(state, ("esm.",)), d)
         m = {"embed.weight": s["embeddings.word_embeddings.weight"],
              "final_ln.weight": s["encoder.emb_layer_norm_after.weight"], "final_ln.bias": s["encoder.emb_layer_norm_after.bias"]}
         if pet == "absolute":
@@ -331,28 +216,14 @@ def _build_and_save(d: Path, mc, tok, m: dict, has_head: bool, out, force: bool,
     return Path(out)
 
 
-def _tensor_names(d: Path) -> list[str]:
-    """Tensor names of a checkpoint without loading the tensors (safetensors headers; [] otherwise)."""
-    names: list[str] = []
-    for f in sorted(d.glob("*.safetensors")):
-        try:
-            from safetensors import safe_open
-
-            with safe_open(str(f), framework="pt") as fh:
-                names += list(fh.keys())
-        except Exception as e:  # safetensors raises its own error types
-            raise ModelFileError(f"cannot read weights ({type(e).__name__}: {' '.join(str(e).split())[:200]})", path=f) from None
-    return names
-
-
 def _import_foundation(family: str, d: Path, cfg: dict, out, *, max_len, num_classes, force) -> Path:
     """Nucleotide Transformer v2 or DNABERT-2 (see :mod:`edgegen.foundation`)."""
     from edgegen import foundation
 
-    shapes = _shape_fields(cfg, d / "config.json")
-    state = _Weights(_load_state(d), d)
+    shapes = shape_fields(cfg, d / "config.json")
+    state = Weights(load_state(d), d)
     if family == "nt_v2":
-        mc, tok, m, has_head = foundation.nt_v2(d, cfg, state, shapes, _read_vocab(d), max_len=max_len, num_classes=num_classes)
+        mc, tok, m, has_head = foundation.nt_v2(d, cfg, state, shapes, read_vocab(d), max_len=max_len, num_classes=num_classes)
     else:
         mc, tok, m, has_head = foundation.dnabert2(d, cfg, state, shapes, max_len=max_len, num_classes=num_classes)
     return _build_and_save(d, mc, tok, m, has_head, out, force, {"family": family, "architectures": cfg.get("architectures") or []})

@@ -58,6 +58,20 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+def read_json(file: str | Path, *, missing: str, where: str | Path | None = None) -> Any:
+    """Parse a JSON file a model or store depends on. A missing file is a one-line ModelFileError saying ``missing``
+    (naming ``where``, default the file); an unparseable one names the file and the parser's complaint."""
+    from edgegen.errors import ModelFileError
+
+    file = Path(file)
+    if not file.is_file():
+        raise ModelFileError(missing, path=where if where is not None else file)
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{file.name} is not valid JSON ({e})", path=file) from None
+
+
 def _json_default(o: Any) -> Any:
     try:
         import numpy as np

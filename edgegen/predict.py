@@ -71,19 +71,22 @@ def _records(path: str | Path, cfg: PredictConfig, stats) -> Iterator[tuple[str,
             stats.total += 1
             yield f"row{i + 1}", s
         return
-    from edgegen.data.readers import iter_reads
+    from edgegen.data.reads import iter_reads
 
     for r in iter_reads(path, on_bad_record=cfg.on_bad_record, stats=stats):
         yield r.id, r.sequence
 
 
 def predict(model, reads: str | Path, out: str | Path, cfg: PredictConfig = PredictConfig(), *, show_progress: bool = True,
-            force: bool = False) -> dict:
+            force: bool = False, open_runner=None) -> dict:
     """Stream ``reads`` through ``model`` and write one TSV row per read as results arrive.
 
     Columns: ``id, length, windows, prediction, prob_0..prob_{K-1}``. ``out`` may be ``-``
     (stdout); a file is written to a temp name and renamed at the end, so an
     interrupted run leaves no half file under the final name.
+
+    ``model``: a Runner, or a path opened by ``open_runner`` (default :func:`edgegen.runtime.load_runner`: files
+    only; :func:`edgegen.inference.load_runner` opens model directories too).
 
     Returns:
         Counts (reads, bases, windows, skipped short/bad/empty, bad ids) and throughput.
@@ -91,11 +94,11 @@ def predict(model, reads: str | Path, out: str | Path, cfg: PredictConfig = Pred
     Example:
         >>> predict("student.int8.tflite", "reads.fastq.gz", "preds.tsv")  # doctest: +SKIP
     """
-    from edgegen.data.readers import ReadStats
+    from edgegen.data.reads import ReadStats
     from edgegen.runtime import Runner, load_runner, run_batched
     from edgegen.validity import reverse_complement
 
-    runner = model if isinstance(model, Runner) else load_runner(model, threads=cfg.threads)
+    runner = model if isinstance(model, Runner) else (open_runner or load_runner)(model, threads=cfg.threads)
     tok = runner.tokenizer
     size = tok.max_len
     stride = cfg.stride or max(1, size // 2)

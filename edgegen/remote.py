@@ -17,22 +17,25 @@ LITE_MODULES = [
     "errors.py",
     "io.py",
     "tokenizers.py",
+    "bpe.py",
     "metrics.py",
     "predict.py",
     "validity.py",
     "data/__init__.py",
     "data/readers.py",
+    "data/reads.py",
     "runtime/__init__.py",
+    "runtime/sidecar.py",
     "runtime/onnx_runner.py",
     "runtime/tflite_runner.py",
-    "runtime/standalone.py",
+    "standalone.py",
 ]
 
 RUNNER_PY = '''#!/usr/bin/env python3
 """edgegen on-device runner: needs numpy and one runtime (ai-edge-litert / tflite-runtime / onnxruntime), never torch."""
 import os, sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from edgegen.runtime.standalone import main
+from edgegen.standalone import main
 sys.exit(main())
 '''
 
@@ -60,7 +63,7 @@ def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = No
         raise ModelFileError("no such model file", path=model)
     if not side.exists():
         raise ModelFileError(f"missing sidecar {side.name}", path=model)
-    from edgegen.runtime.onnx_runner import model_files, read_sidecar
+    from edgegen.runtime.sidecar import model_files, read_sidecar
 
     parts = model_files(model, read_sidecar(model))  # checked: a bundle never carries a corrupted model
     src = Path(edgegen.__file__).resolve().parent

@@ -19,7 +19,6 @@ Under torchrun every rank computes its own shards (the store's folder must then 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Iterator
 
@@ -42,14 +41,14 @@ def ids_sha256(ids: np.ndarray) -> str:
 
 
 def tokenizer_sha256(tok) -> str:
-    return hashlib.sha256(json.dumps(tok.to_dict(), sort_keys=True).encode()).hexdigest()
+    return tok.fingerprint()
 
 
 def read_windows(path: str | Path, window: int, stride: int | None = None) -> Iterator[str]:
     """Every window of every read in ``path`` (FASTA/FASTQ, plain or gzipped, or a sequence table; streamed),
     windowed as ``edgegen predict`` does: reads longer than ``window`` in windows of half a window's step, the
     last ending at the read's end; shorter reads whole (padded by the tokenizer)."""
-    from edgegen.data.readers import ReadStats
+    from edgegen.data.reads import ReadStats
     from edgegen.predict import PredictConfig, _records, windows
 
     step = stride or max(1, window // 2)
@@ -108,13 +107,9 @@ class LogitStore:
             ModelFileError: it is not a store, or a shard is missing or damaged.
         """
         path = Path(path)
-        meta_file = path / "meta.json"
-        if not meta_file.is_file():
-            raise ModelFileError("not a teacher-logit store (no meta.json)", path=path)
-        try:
-            meta = json.loads(meta_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ModelFileError(f"meta.json is not valid JSON ({e})", path=path) from None
+        from edgegen.io import read_json
+
+        meta = read_json(path / "meta.json", missing="not a teacher-logit store (no meta.json)", where=path)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ModelFileError(f"unknown teacher-logit store format (expected {FORMAT})", path=path)
         for what, key, want in (("teacher", "teacher_sha256", teacher_sha), ("tokenizer", "tokenizer_sha256", tokenizer_sha),

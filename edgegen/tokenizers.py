@@ -95,7 +95,9 @@ class Tokenizer:
         if self.kind in ("char", "bpe"):
             self.k = 1
         if self.kind == "bpe":
-            self._init_bpe()
+            from edgegen.bpe import init_bpe
+
+            init_bpe(self)
         if not 1 <= self.k <= 8:
             raise ConfigError(f"k must be in 1..8, got {self.k}")
         if self.max_len < self.k:
@@ -109,36 +111,6 @@ class Tokenizer:
         if missing:
             raise ConfigError(f"tokenizer vocab lacks special tokens {missing}")
         self._build_tables()
-
-    def _init_bpe(self) -> None:
-        if not isinstance(self.bpe, dict):
-            raise ConfigError("a bpe tokenizer needs its tokenizer.json (field bpe)")
-        model = self.bpe.get("model") or {}
-        if model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
-            raise ConfigError("bpe: tokenizer.json holds no BPE model with a vocab")
-        if not self.vocab:
-            self.vocab = {str(t): int(i) for t, i in model["vocab"].items()}
-            for tok in self.bpe.get("added_tokens") or []:
-                self.vocab.setdefault(str(tok["content"]), int(tok["id"]))
-        if self.max_tokens is None:
-            self.max_tokens = self.max_len // 3 + 2
-        if self.max_tokens < 3:
-            raise ConfigError(f"max_tokens must be >= 3, got {self.max_tokens}")
-        self._bpe = None  # the tokenizers.Tokenizer, built on first use
-
-    def _bpe_tokenizer(self):
-        if self._bpe is None:
-            try:
-                from tokenizers import Tokenizer as HFTokenizer
-            except ImportError:
-                from edgegen.errors import BackendError
-
-                raise BackendError("this model's BPE tokenizer needs the 'tokenizers' package (pip install tokenizers)") from None
-            tk = HFTokenizer.from_str(json.dumps(self.bpe))
-            tk.no_padding()
-            tk.enable_truncation(self.max_tokens)
-            self._bpe = tk
-        return self._bpe
 
     # ------------------------------------------------------------------ tables
     def _build_tables(self) -> None:
@@ -202,19 +174,10 @@ class Tokenizer:
         """Encode DNA strings to a (B, seq_len) int32 array."""
         codes = self.codes(seqs)
         if self.kind == "bpe":
-            return self._encode_bpe(codes)
-        return self.encode_codes(codes)
+            from edgegen.bpe import encode_bpe
 
-    def _encode_bpe(self, codes: np.ndarray) -> np.ndarray:
-        """BPE through the ``tokenizers`` library on the cropped window (the letters already checked)."""
-        letters = np.frombuffer(b"ACGTN", dtype=np.uint8)
-        texts = [letters[row[row != PAD_CODE]].tobytes().decode() for row in codes]
-        encs = self._bpe_tokenizer().encode_batch(texts)
-        out = np.full((len(texts), self.seq_len), self.pad_id, dtype=np.int32)
-        for i, e in enumerate(encs):
-            ids = e.ids[: self.seq_len]
-            out[i, : len(ids)] = ids
-        return out
+            return encode_bpe(self, codes)
+        return self.encode_codes(codes)
 
     def encode_codes(self, codes: np.ndarray) -> np.ndarray:
         pad = self.pad_id
@@ -294,6 +257,13 @@ class Tokenizer:
                 del d[name]  # fields added later stay out at their defaults: older readers and hashes are unchanged
         d["format"] = "edgegen-tokenizer/1"
         return d
+
+    def fingerprint(self) -> str:
+        """sha256 of :meth:`to_dict`: equal for tokenizers that encode alike."""
+        import hashlib
+        import json
+
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
     @classmethod
     def from_dict(cls, d: dict) -> "Tokenizer":

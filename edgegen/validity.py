@@ -11,7 +11,7 @@ def reverse_complement(seq: str) -> str:
     return seq.translate(_COMP)[::-1]
 
 
-def mutate(seqs: list[str], rate: float, seed: int = 0) -> list[str]:
+def sequencing_errors(seqs: list[str], rate: float, seed: int = 0) -> list[str]:
     """Apply substitutions, insertions and deletions (equally likely) at ``rate`` per base, with a fixed seed."""
     rng = np.random.default_rng(seed)
     bases = np.array(list("ACGT"))
@@ -39,7 +39,7 @@ def mutate(seqs: list[str], rate: float, seed: int = 0) -> list[str]:
 def validity_sets(seqs: list[str], rates=(0.01, 0.05, 0.10), seed: int = 0) -> dict[str, list[str]]:
     sets = {"rc": [reverse_complement(s) for s in seqs]}
     for r in rates:
-        sets[f"err_{r:g}"] = mutate(seqs, r, seed)
+        sets[f"err_{r:g}"] = sequencing_errors(seqs, r, seed)
     return sets
 
 

@@ -55,7 +55,7 @@ def student_exports(real_teacher, real_splits, tmp_path_factory):
     distill_model(real_teacher["dir"], d / "pruned", data, d / "student", DistillConfig(epochs=1, max_steps=150), show_progress=False)
     out = {}
     for fmt, quant in (("tflite", "int8"), ("onnx", "int8"), ("onnx", "none"), ("tflite", "none")):
-        out[(fmt, quant)] = export(d / "student", d / f"student.{quant}.{fmt}", ExportConfig(format=fmt, quant=quant),
+        out[(fmt, quant)] = export(d / "student", d / f"student.{quant}.{fmt}", ExportConfig(format=fmt, quant=quant, per_channel=False if quant == "int8" else None),
                                    calib=real_splits["dev"])
     test = d / "test.csv"
     te = real_splits["test"]
@@ -65,7 +65,7 @@ def student_exports(real_teacher, real_splits, tmp_path_factory):
 
 
 def _host_result(model: Path, bundle: Path, tmp: Path) -> dict:
-    from edgegen.runtime.standalone import main as runner_main
+    from edgegen.standalone import main as runner_main
 
     out = tmp / f"host-{model.name}.json"
     assert runner_main(["measure", "--model", str(bundle / model.name), "--inputs", str(bundle / "inputs.npz"), "--out", str(out),

@@ -15,7 +15,7 @@ from edgegen.report import pareto, write_report
 def test_peak_rss_is_the_childs_own_not_the_parents():
     """ru_maxrss keeps a parent's high-water mark across fork+exec; the runner must not report it."""
     code = ("import numpy as np, subprocess, sys; x = np.ones(150_000_000); "
-            "print(subprocess.run([sys.executable, '-c', 'from edgegen.runtime.standalone import _rss_mb; print(_rss_mb())'], "
+            "print(subprocess.run([sys.executable, '-c', 'from edgegen.standalone import _rss_mb; print(_rss_mb())'], "
             "capture_output=True, text=True).stdout)")
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert child < 300  # the parent holds 1.2 GB

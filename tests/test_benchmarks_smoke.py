@@ -44,7 +44,8 @@ def test_compare_smoke(tmp_path):
 def test_predict_stream_smoke(tmp_path, tiny_model_dir, syn_splits):
     from edgegen.export import ExportConfig, export
 
-    m = export(tiny_model_dir, tmp_path / "m.int8.tflite", ExportConfig(format="tflite", quant="int8", calib_samples=32), calib=syn_splits["dev"])
+    m = export(tiny_model_dir, tmp_path / "m.int8.tflite", ExportConfig(format="tflite", quant="int8", calib_samples=32, per_channel=False),
+               calib=syn_splits["dev"])
     js = tmp_path / "s.json"
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "predict_stream.py"), "--model", str(m), "--reads", "20000", "--length", "100",
                         "--work", str(tmp_path / "w"), "--json", str(js)], capture_output=True, text=True, timeout=1200)

@@ -159,14 +159,16 @@ def test_cli_distill_flags_reach_distill_config(monkeypatch, tmp_path):
 def test_cli_export_flags_reach_export_config(monkeypatch, tmp_path):
     seen = {}
 
+    from edgegen.export import ExportResult
+
     def fake_export(model, out, cfg, calib=None, verify=None, force=False):
         seen["cfg"] = cfg
         out.write_bytes(b"x")
         side = {"verification": {"max_abs_diff": 0.0, "argmax_agreement": 1.0, "n": 1}, "quant_impl": "fake"}
         (tmp_path / "m.tflite.json").write_text(json.dumps(side))
-        return out
+        return ExportResult(out, side)
 
-    monkeypatch.setattr("edgegen.export.export", fake_export)
+    monkeypatch.setattr("edgegen.export.export_model", fake_export)
     code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.tflite"), "--quant", "int8", "--per-tensor", "--keep-names",
                      "--plain-graph"])
     assert code == 0
@@ -178,3 +180,10 @@ def test_cli_export_flags_reach_export_config(monkeypatch, tmp_path):
     (tmp_path / "m.onnx.json").write_text((tmp_path / "m.tflite.json").read_text())
     code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.onnx"), "--fused-attention"])
     assert code == 0 and seen["cfg"].format == "onnx" and seen["cfg"].fused_attention is True
+
+
+def test_run_takes_out_like_every_command_that_writes(tmp_path):
+    r = run("run", "recipes/quickstart.yaml", "--dry-run", "--out", tmp_path / "elsewhere", cwd=cli.__file__.rsplit("/edgegen/", 1)[0])
+    assert r.returncode == 0, r.stderr
+    assert f'"out": "{tmp_path / "elsewhere"}"' in r.stdout and "to run" in r.stdout
+    assert not (tmp_path / "elsewhere").exists()  # a dry run writes nothing

@@ -5,7 +5,7 @@ import pytest
 
 from edgegen.data import load_split_dir, read_labelled
 from edgegen.data.checks import check_lengths, data_report
-from edgegen.data.readers import ReadStats, iter_reads
+from edgegen.data.reads import ReadStats, iter_reads
 from edgegen.data.synthetic import make_task
 from edgegen.errors import DataError
 

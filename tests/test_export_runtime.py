@@ -40,7 +40,7 @@ def exported(tmp_path_factory, tiny_model_dir, syn_splits):
 
 @pytest.mark.parametrize("fmt,quant", CASES)
 def test_export_matches_torch(exported, fmt, quant, tiny_model_dir, syn_splits):
-    from edgegen.runtime.torch_runner import TorchRunner
+    from edgegen.inference import TorchRunner
 
     p = exported[(fmt, quant)]
     side = json.loads((p.parent / (p.name + ".json")).read_text())
@@ -153,7 +153,9 @@ def test_keeping_every_unit_float_gives_the_float_model(fmt, quant, tiny_model_d
     import onnx
 
     from edgegen.checkpoint import load_model
-    from edgegen.export import _units, _calib_ids, _mini_sidecar
+    from edgegen.export import calib_ids as _calib_ids
+    from edgegen.export.keep_float import trial_sidecar
+    from edgegen.export.keep_float import units as _units
     from edgegen.export import onnx as onnx_backend
     from edgegen.export import tflite as tflite_backend
     from edgegen.io import write_json
@@ -165,7 +167,7 @@ def test_keeping_every_unit_float_gives_the_float_model(fmt, quant, tiny_model_d
     ids, _ = _calib_ids(lm.tokenizer, syn_splits["dev"], 32)
     out = tmp_path / f"all-float.{fmt}"
     info = backend.export(lm.model, lm.tokenizer, out, cfg, ids, keep_float=_units(lm.model))
-    write_json(str(out) + ".json", _mini_sidecar(lm, cfg, info))
+    write_json(str(out) + ".json", trial_sidecar(lm, info))
     if fmt == "onnx":
         ops = {n.op_type for n in onnx.load(str(out)).graph.node}
         assert not ops & {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}, ops
@@ -244,7 +246,8 @@ def test_tflite_int8_keeps_named_modules_float(tiny_model_dir, syn_splits, tmp_p
     """--max-drop's fallback on TFLite: modules named in keep_float are left float (litert-torch's own
     set_module_name(name, None) asserts), so the file grows and the float blocks match torch more closely."""
     from edgegen.checkpoint import load_model
-    from edgegen.export import _calib_ids, _mini_sidecar
+    from edgegen.export import calib_ids as _calib_ids
+    from edgegen.export.keep_float import trial_sidecar
     from edgegen.export import tflite as backend
     from edgegen.io import write_json
     from edgegen.train import predict_logits
@@ -258,7 +261,7 @@ def test_tflite_int8_keeps_named_modules_float(tiny_model_dir, syn_splits, tmp_p
     for name, keep in (("int8", []), ("float-blocks", ["blocks.0", "blocks.1", "classifier"])):
         p = tmp_path / f"{name}.tflite"
         info = backend.export(lm.model, lm.tokenizer, p, cfg, cal, keep_float=keep)
-        write_json(str(p) + ".json", _mini_sidecar(lm, cfg, info))
+        write_json(str(p) + ".json", trial_sidecar(lm, info))
         out[name] = (p.stat().st_size, np.abs(run_batched(load_runner(p), ids) - ref).max())
     assert out["float-blocks"][0] > 1.5 * out["int8"][0]
     assert out["float-blocks"][1] < out["int8"][1]
@@ -266,7 +269,8 @@ def test_tflite_int8_keeps_named_modules_float(tiny_model_dir, syn_splits, tmp_p
 
 def test_per_tensor_kept_unless_per_channel_measurably_better(tmp_path):
     from edgegen.export import ExportConfig as C
-    from edgegen.export import _granularities, _pick_granularity
+    from edgegen.export.verify import granularities as _granularities
+    from edgegen.export.verify import pick_granularity as _pick_granularity
 
     assert _granularities(C(format="tflite", quant="int8")) == [False, True]
     assert _granularities(C(format="tflite", quant="int8", per_channel=True)) == [True]

@@ -8,7 +8,8 @@ import torch
 
 from edgegen.checkpoint import load_model, save_model
 from edgegen.errors import ModelFileError, UsageError
-from edgegen.model import GenomicTransformer, ModelConfig, count_params, export_mode
+from edgegen.export.modes import export_mode
+from edgegen.model import GenomicTransformer, ModelConfig, count_params
 from edgegen.tokenizers import Tokenizer
 
 

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from edgegen.errors import DataError
+from edgegen.inference import load_runner as load_any  # model directories too (the device-side default: files only)
 from edgegen.predict import PredictConfig, predict, windows
-from edgegen.validity import mutate, reverse_complement
+from edgegen.validity import reverse_complement
+from edgegen.validity import sequencing_errors as mutate
 
 
 def read_tsv(path):
@@ -48,9 +50,9 @@ def test_predict_fastq_windows_rc_and_bad_records(tiny_model_dir, tmp_path):
             fh.write(f"@{rid} extra\n{s}\n+\n{'I' * len(s)}\n")
         fh.write("@bad1\nACGTXX\n+\nIIIIII\n")
     with pytest.raises(DataError, match="bad1"):
-        predict(tiny_model_dir, fq, tmp_path / "p.tsv", show_progress=False)
+        predict(tiny_model_dir, fq, tmp_path / "p.tsv", show_progress=False, open_runner=load_any)
     assert not (tmp_path / "p.tsv").exists()
-    st = predict(tiny_model_dir, fq, tmp_path / "p.tsv", PredictConfig(on_bad_record="skip", short="skip"), show_progress=False)
+    st = predict(tiny_model_dir, fq, tmp_path / "p.tsv", PredictConfig(on_bad_record="skip", short="skip"), show_progress=False, open_runner=load_any)
     assert st["skipped_bad"] == 1 and st["bad_ids"] == ["bad1"]
     assert st["skipped_short"] == 10  # the 60 nt reads are shorter than the 120 nt window
     head, rows = read_tsv(tmp_path / "p.tsv")
@@ -58,7 +60,7 @@ def test_predict_fastq_windows_rc_and_bad_records(tiny_model_dir, tmp_path):
     assert {r["windows"] for r in rows if r["length"] == "300"} == {"4"}  # 120 window, 60 stride: 0,60,120,180
     probs = np.array([[float(r["prob_0"]), float(r["prob_1"])] for r in rows])
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
-    st2 = predict(tiny_model_dir, fq, tmp_path / "rc.tsv", PredictConfig(on_bad_record="skip", rc_average=True), show_progress=False)
+    st2 = predict(tiny_model_dir, fq, tmp_path / "rc.tsv", PredictConfig(on_bad_record="skip", rc_average=True), show_progress=False, open_runner=load_any)
     assert st2["reads"] == 30 and st2["skipped_short"] == 0
 
 
@@ -80,7 +82,7 @@ def test_predict_matches_evaluate_exactly_on_real_test_set(tmp_path):
     d = real_data("promoter_nontata_human")
     train_teacher(d, tmp_path / "m", TrainConfig(tokenizer="kmer_nonoverlap", k=3, d_model=32, n_layers=1, n_heads=2, ffn_dim=64,
                                                  epochs=1, max_steps=40), show_progress=False)
-    q = export(tmp_path / "m", tmp_path / "m.int8.tflite", ExportConfig(format="tflite", quant="int8", calib_samples=64), calib=d)
+    q = export(tmp_path / "m", tmp_path / "m.int8.tflite", ExportConfig(format="tflite", quant="int8", calib_samples=64, per_channel=False), calib=d)
     predict(q, test, tmp_path / "p.tsv", show_progress=False)
     _, rows = read_tsv(tmp_path / "p.tsv")
     runner = load_runner(q)

@@ -85,7 +85,7 @@ READ_TEXT = st.lists(st.one_of(
 @SETTINGS
 @given(records=READ_TEXT, gz=st.booleans(), on_bad=st.sampled_from(["fail", "skip"]))
 def test_fasta_fastq_stream_or_raise_edgegen_errors(records, gz, on_bad):
-    from edgegen.data.readers import iter_reads
+    from edgegen.data.reads import iter_reads
 
     d = _tmpdir()
     try:
@@ -105,7 +105,7 @@ def test_fasta_fastq_stream_or_raise_edgegen_errors(records, gz, on_bad):
 @SETTINGS
 @given(records=READ_TEXT, gz=st.booleans())
 def test_reads_from_stdin_plain_or_gzip(records, gz, monkeypatch):
-    from edgegen.data.readers import iter_reads
+    from edgegen.data.reads import iter_reads
 
     text = "\n".join(records).encode("utf-8", "replace")
     payload = gzip.compress(text) if gz else text

@@ -100,7 +100,7 @@ def _profile(sshd, python: Path, runtimes=("tflite",), port=None, **kw) -> Devic
 @pytest.fixture(scope="module")
 def int8_tflite(tiny_model_dir, syn_splits, tmp_path_factory):
     p = tmp_path_factory.mktemp("tfl") / "tiny.int8.tflite"
-    return export(tiny_model_dir, p, ExportConfig(format="tflite", quant="int8", calib_samples=64), calib=syn_splits["dev"])
+    return export(tiny_model_dir, p, ExportConfig(format="tflite", quant="int8", calib_samples=64, per_channel=False), calib=syn_splits["dev"])
 
 
 def test_remote_bench_equals_local_accuracy(sshd, lite_venvs, int8_tflite, syn_dir):
@@ -133,7 +133,8 @@ def test_standalone_runner_in_torch_free_venv(lite_venvs, tiny_model_dir, syn_sp
     from edgegen.runtime import load_runner, run_batched
 
     q = "int8"
-    m = export(tiny_model_dir, tmp_path / f"m.{q}.{fmt}", ExportConfig(format=fmt, quant=q, calib_samples=64), calib=syn_splits["dev"])
+    m = export(tiny_model_dir, tmp_path / f"m.{q}.{fmt}", ExportConfig(format=fmt, quant=q, calib_samples=64, per_channel=False),
+               calib=syn_splits["dev"])
     tok_ids = load_runner(m).tokenizer.encode(syn_splits["test"].sequences)
     b = write_bundle(m, tmp_path / "bundle", inputs={"test": tok_ids})
     py = lite_venvs["tflite" if fmt == "tflite" else "onnxruntime"]

@@ -14,7 +14,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+
 
 import numpy as np
 
@@ -44,6 +44,7 @@ class SequenceSet:
     ids: list[str] | None = None
     path: str | None = None
     meta: dict = field(default_factory=dict)
+    _encoded: dict = field(default_factory=dict, repr=False, compare=False)  # tokenizer fingerprint -> ids
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -63,6 +64,27 @@ class SequenceSet:
             self.path,
             dict(self.meta),
         )
+
+    def encoded(self, tok, rows=None) -> np.ndarray:
+        """The token ids of these sequences under ``tok`` (every tokenization of a set goes through here).
+
+        The whole set's ids are remembered per tokenizer (by content), so stages sharing this set and a tokenizer
+        tokenize it once; do not write into the returned array. ``rows``: only those rows, taken from the remembered
+        ids when there are some, else tokenized on their own (a calibration sample never tokenizes a whole set).
+
+        Raises:
+            DataError: a letter the tokenizer cannot encode, naming the set's file.
+        """
+        key = tok.fingerprint()
+        ids = self._encoded.get(key)
+        if ids is None and rows is not None:
+            return self.subset(rows).encoded(tok)
+        if ids is None:
+            try:
+                ids = self._encoded[key] = tok.encode(self.sequences)
+            except ValueError as e:  # readers validate already; this guards hand-built sets
+                raise DataError(str(e), path=self.path) from None
+        return ids if rows is None else ids[np.asarray(rows)]
 
     def fingerprint(self) -> str:
         """sha256 over sequences and labels: identifies the data a model saw."""
@@ -85,7 +107,7 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8", newline="")
 
 
-def _require_file(path: str | Path) -> Path:
+def require_file(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
         raise DataError("no such file", path=p)
@@ -117,7 +139,7 @@ def read_labelled(
     Example:
         >>> ds = read_labelled("data/promoter/train.csv")  # doctest: +SKIP
     """
-    p = _require_file(path)
+    p = require_file(path)
     seqs: list[str] = []
     labels: list[int] = []
     try:
@@ -230,93 +252,14 @@ def check_fits_model(n_classes: int, model_classes: int, path, what: str = "the 
         raise DataError(f"labels go up to {n_classes - 1} but {what} has {model_classes} classes", path=path)
 
 
-# ------------------------------------------------------------------ FASTA/FASTQ
-@dataclass
-class Read:
-    id: str
-    sequence: str
-
-
-@dataclass
-class ReadStats:
-    total: int = 0
-    bad: int = 0
-    empty: int = 0
-    bad_ids: list[str] = field(default_factory=list)
-
-
-def iter_reads(
-    path: str | Path,
-    *,
-    on_bad_record: Literal["fail", "skip"] = "fail",
-    stats: ReadStats | None = None,
-) -> Iterator[Read]:
-    """Stream records from FASTA/FASTQ (plain or gzipped, ``-`` for stdin) with dnaio.
-
-    Sequences are upper-cased; ``N`` is kept. A record with another letter, or an
-    empty record, fails (naming file and record) or is skipped and counted in
-    ``stats``, by ``on_bad_record``.
-    """
-    import sys
-
-    import dnaio
-
-    stats = stats if stats is not None else ReadStats()
-    if str(path) != "-":
-        src = _require_file(path)
-        name = str(src)
-        opener = str(src)
-    else:
-        name = "<stdin>"
-        opener = _stdin_binary()
-    try:
-        with dnaio.open(opener) as reader:
-            for n, rec in enumerate(reader, start=1):
-                stats.total += 1
-                rid = rec.name.split()[0] if rec.name else f"record{n}"
-                if not rec.sequence:
-                    stats.empty += 1
-                    if on_bad_record == "fail":
-                        raise DataError(f"record {n} ({rid!r}) is empty", path=name)
-                    continue
-                try:
-                    s = validate_sequence(rec.sequence)
-                except ValueError as e:
-                    stats.bad += 1
-                    if len(stats.bad_ids) < 100:
-                        stats.bad_ids.append(rid)
-                    if on_bad_record == "fail":
-                        raise DataError(f"record {n} ({rid!r}): {e}", path=name) from None
-                    continue
-                yield Read(rid, s)
-    except dnaio.exceptions.UnknownFileFormat as e:
-        raise DataError(f"not FASTA or FASTQ ({e})", path=name) from None
-    except dnaio.exceptions.FileFormatError as e:
-        line = getattr(e, "line", None)
-        raise DataError(f"malformed record: {e}", path=name, line=None if line is None else line + 1) from None
-    except (EOFError, zlib.error, OSError, UnicodeDecodeError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"cannot read ({type(e).__name__}: {e}); truncated or corrupt file?", path=name) from None
-
-
-def _stdin_binary():
-    """Standard input as a binary stream, gunzipped when it starts with the gzip magic bytes."""
-    import sys
-
-    raw = sys.stdin.buffer
-    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    if head == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    return raw
-
-
 def read_sequences(path: str | Path, **kw) -> SequenceSet:
     """Load a whole FASTA/FASTQ or labelled table into memory (tables keep labels)."""
     p = Path(path)
     name = p.name.lower()
     if any(name.endswith(e) for e in (".csv", ".csv.gz", ".tsv", ".tsv.gz")):
         return read_labelled(p)
+    from edgegen.data.reads import iter_reads
+
     reads = list(iter_reads(p, **kw))
     if not reads:
         raise DataError("no records", path=p)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgegen.errors import BackendError
-from edgegen.runtime.onnx_runner import data_file
+from edgegen.runtime.sidecar import data_file
 
 log = logging.getLogger("edgegen")
 
@@ -43,10 +43,10 @@ def save(m, path: Path, external: bool | None = None) -> None:
 
 def export_fp32(model, tok, path: Path, opset: int, batch: int | None, mode: dict | None = None) -> None:
     """Plain ``torch.onnx.export``: input ``input_ids`` (B, T) int32 with T fixed to the tokenizer's length
-    (``mode``: options of :class:`edgegen.model.export_mode`)."""
+    (``mode``: options of :class:`edgegen.export.modes.export_mode`)."""
     import torch
 
-    from edgegen.model import export_mode
+    from edgegen.export.modes import export_mode
 
     ex = torch.zeros(batch or 2, tok.seq_len, dtype=torch.int32)
     ex[:, 0] = tok.cls_id
@@ -80,7 +80,6 @@ class _Reader:
         self.i = 0
 
 
-SUPPORTS_KEEP_FLOAT = {"int8": True, "dynamic": True, "int8-full": True}
 
 
 def _nodes_under(onnx_path: Path, units: list[str]) -> list[str]:
@@ -88,7 +87,7 @@ def _nodes_under(onnx_path: Path, units: list[str]) -> list[str]:
     after their module path, ``/blocks.0/attn/q/MatMul``; top-level ops have no module part)."""
     import onnx
 
-    from edgegen.export import in_unit
+    from edgegen.export.keep_float import in_unit
 
     if not units:
         return []

@@ -76,7 +76,7 @@ def _example(tok, batch: int):
 
 
 def convert_fp32(model, tok, path: Path, batch: int, mode: dict | None = None) -> None:
-    from edgegen.model import export_mode
+    from edgegen.export.modes import export_mode
 
     litert_torch = _import_litert()
     with export_mode(model, **(mode or {})), _quiet(), signals_deferred():
@@ -86,13 +86,13 @@ def convert_fp32(model, tok, path: Path, batch: int, mode: dict | None = None) -
 def convert_pt2e_int8(model, tok, path: Path, batch: int, cal_ids: np.ndarray, keep_float: list[str] = (), per_channel: bool = True,
                       mode: dict | None = None) -> None:
     """PT2E static int8, symmetric weights (per channel or per tensor); LayerNorm/softmax stay float;
-    embedding and position tables are weight-only int8 (:class:`edgegen.model.int8_embedding_tables`).
+    embedding and position tables are weight-only int8 (:class:`edgegen.export.modes.int8_embedding_tables`).
 
     ``keep_float`` lists module names (e.g. ``blocks.1``) left in float.
     """
     import torch
 
-    from edgegen.model import export_mode, int8_embedding_tables
+    from edgegen.export.modes import export_mode, int8_embedding_tables
 
     litert_torch = _import_litert()
     with _quiet(), signals_deferred():
@@ -123,7 +123,7 @@ def _skipping(base, keep_float: list[str]):
     ``L__self___a_b`` keys while torch.export records ``nn_module_stack`` values as ``("a.b", type)``.
     """
 
-    from edgegen.export import EMBEDDINGS_UNIT, in_unit
+    from edgegen.export.keep_float import EMBEDDINGS_UNIT, in_unit
 
     def outside(n) -> bool:
         names = [v[0] for v in n.meta.get("nn_module_stack", {}).values()]  # outermost first
@@ -189,7 +189,6 @@ def _fp16_recipe():
     ]
 
 
-SUPPORTS_KEEP_FLOAT = {"int8": True}
 
 
 def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[str] = (), **_) -> dict:

@@ -1,8 +1,9 @@
 """One Runner interface over torch, ONNX Runtime and the TFLite interpreter.
 
-``load_runner(path)`` picks the backend from the path: a model directory ->
-torch, ``.onnx`` -> ONNX Runtime, ``.tflite`` -> TFLite. The ONNX and TFLite
-runners import numpy and their runtime only, never torch.
+``load_runner(path)`` picks the backend from the path: ``.onnx`` -> ONNX Runtime,
+``.tflite`` -> TFLite, a model directory -> torch (through
+:func:`edgegen.inference.load_runner`). This package imports numpy and one
+runtime only, never torch.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ class Runner(Protocol):
     def __call__(self, ids: np.ndarray) -> np.ndarray: ...
 
 
-def load_runner(path: str | Path, *, threads: int | None = None, **kw) -> Runner:
+def load_runner(path: str | Path, *, threads: int | None = None, open_dir=None, **kw) -> Runner:
     """Open a model for inference with the backend its path implies.
 
     Args:
-        path: a model directory (torch), ``.onnx`` or ``.tflite`` file (with its
-            ``.json`` sidecar beside it).
+        path: a ``.onnx`` or ``.tflite`` file (with its ``.json`` sidecar beside it), or a model directory when
+            ``open_dir`` (``open_dir(path, quant=...)``) opens one: :func:`edgegen.inference.load_runner` passes
+            the torch runner; this layer never imports torch or the model code.
         threads: intra-op threads (default: the runtime's own default).
 
     Raises:
@@ -51,9 +53,9 @@ def load_runner(path: str | Path, *, threads: int | None = None, **kw) -> Runner
     if not p.exists():
         raise ModelFileError("no such model file or directory", path=p)
     if p.is_dir():
-        from edgegen.runtime.torch_runner import TorchRunner
-
-        r = TorchRunner(p, quant=quant)
+        if open_dir is None:
+            raise ModelFileError("a model directory runs in PyTorch; here only .onnx and .tflite files run", path=p)
+        r = open_dir(p, quant=quant)
     elif p.suffix == ".onnx":
         from edgegen.runtime.onnx_runner import OnnxRunner
 

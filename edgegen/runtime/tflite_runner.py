@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgegen.errors import BackendError, ModelFileError
-from edgegen.runtime.onnx_runner import read_sidecar, tokenizer_from_sidecar
+from edgegen.runtime.sidecar import read_sidecar, tokenizer_from_sidecar
 
 
 def interpreter_class():

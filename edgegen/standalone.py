@@ -5,6 +5,8 @@ bundle). Reads pre-tokenized inputs from an ``.npz`` (one array per named set),
 writes logits for each set plus timing and memory to a JSON file.
 
     python runner.py measure --model model.tflite --inputs inputs.npz --out result.json --threads 1
+
+On the host, ``python -m edgegen.inference measure …`` runs the same with model directories (torch) opened too.
 """
 
 from __future__ import annotations
@@ -114,15 +116,19 @@ def _percentiles(ts: list[float]) -> dict:
 
 
 def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int = 10, runs: int = 100,
-            batch: int = 64, logits: bool = True, providers: list[str] | None = None, latency: bool = True) -> dict:
-    """Load ``model``, compute logits for every array in ``inputs``, time batch-1 latency and batch throughput."""
+            batch: int = 64, logits: bool = True, providers: list[str] | None = None, latency: bool = True,
+            open_runner=None) -> dict:
+    """Load ``model`` (with ``open_runner``, default :func:`edgegen.runtime.load_runner`), compute logits for every
+    array in ``inputs``, time batch-1 latency and batch throughput."""
     from edgegen.errors import DataError
     from edgegen.runtime import load_runner, run_batched
+
+    open_runner = open_runner or load_runner
 
     verify_bundle(model)
     t0 = time.perf_counter()
     kw = {"providers": providers} if providers and str(model).endswith(".onnx") else {}
-    runner = load_runner(model, threads=threads, **kw)
+    runner = open_runner(model, threads=threads, **kw)
     load_s = time.perf_counter() - t0
     rss_after_load = _rss_mb()
     data = np.load(inputs, allow_pickle=False)
@@ -176,7 +182,7 @@ def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int 
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, open_runner=None) -> int:
     ap = argparse.ArgumentParser(prog="runner.py", description="edgegen on-device runner (numpy + one runtime)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("measure", help="logits, latency and memory of one model")
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "measure":
             res = measure(args.model, args.inputs, threads=args.threads, warmup=args.warmup, runs=args.runs, batch=args.batch,
                           logits=not args.no_logits, latency=not args.no_latency,
-                          providers=args.providers.split(",") if args.providers else None)
+                          providers=args.providers.split(",") if args.providers else None, open_runner=open_runner)
             import tempfile
 
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), prefix=".result.", suffix=".tmp")
@@ -219,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             from edgegen.predict import PredictConfig, predict
 
             verify_bundle(args.model)
-            stats = predict(args.model, args.input, args.out, PredictConfig(batch_size=args.batch, threads=args.threads), show_progress=False)
+            stats = predict(args.model, args.input, args.out, PredictConfig(batch_size=args.batch, threads=args.threads), show_progress=False,
+                            open_runner=open_runner)
             print(json.dumps(stats))
     except EdgegenError as e:
         print(f"edgegen-runner: error: {e}", file=sys.stderr)

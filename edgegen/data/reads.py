@@ -1,0 +1,90 @@
+"""Reads from FASTA/FASTQ (plain or gzipped, or standard input), streamed with dnaio and checked record by record."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Literal
+
+from edgegen.data.readers import require_file, validate_sequence
+from edgegen.errors import DataError
+
+
+@dataclass
+class Read:
+    id: str
+    sequence: str
+
+
+@dataclass
+class ReadStats:
+    total: int = 0
+    bad: int = 0
+    empty: int = 0
+    bad_ids: list[str] = field(default_factory=list)
+
+
+def iter_reads(
+    path: str | Path,
+    *,
+    on_bad_record: Literal["fail", "skip"] = "fail",
+    stats: ReadStats | None = None,
+) -> Iterator[Read]:
+    """Stream records from FASTA/FASTQ (plain or gzipped, ``-`` for stdin) with dnaio.
+
+    Sequences are upper-cased; ``N`` is kept. A record with another letter, or an
+    empty record, fails (naming file and record) or is skipped and counted in
+    ``stats``, by ``on_bad_record``.
+    """
+    import dnaio
+
+    stats = stats if stats is not None else ReadStats()
+    if str(path) != "-":
+        src = require_file(path)
+        name = str(src)
+        opener = str(src)
+    else:
+        name = "<stdin>"
+        opener = _stdin_binary()
+    try:
+        with dnaio.open(opener) as reader:
+            for n, rec in enumerate(reader, start=1):
+                stats.total += 1
+                rid = rec.name.split()[0] if rec.name else f"record{n}"
+                if not rec.sequence:
+                    stats.empty += 1
+                    if on_bad_record == "fail":
+                        raise DataError(f"record {n} ({rid!r}) is empty", path=name)
+                    continue
+                try:
+                    s = validate_sequence(rec.sequence)
+                except ValueError as e:
+                    stats.bad += 1
+                    if len(stats.bad_ids) < 100:
+                        stats.bad_ids.append(rid)
+                    if on_bad_record == "fail":
+                        raise DataError(f"record {n} ({rid!r}): {e}", path=name) from None
+                    continue
+                yield Read(rid, s)
+    except dnaio.exceptions.UnknownFileFormat as e:
+        raise DataError(f"not FASTA or FASTQ ({e})", path=name) from None
+    except dnaio.exceptions.FileFormatError as e:
+        line = getattr(e, "line", None)
+        raise DataError(f"malformed record: {e}", path=name, line=None if line is None else line + 1) from None
+    except (EOFError, zlib.error, OSError, UnicodeDecodeError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"cannot read ({type(e).__name__}: {e}); truncated or corrupt file?", path=name) from None
+
+
+def _stdin_binary():
+    """Standard input as a binary stream, gunzipped when it starts with the gzip magic bytes."""
+    import sys
+
+    raw = sys.stdin.buffer
+    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    return raw

@@ -1,0 +1,100 @@
+"""The one torch inference path: :func:`predict_logits` over token ids, and :class:`TorchRunner`, the Runner of a
+native model directory. :func:`load_runner` opens any model (directory, ``.onnx``, ``.tflite``); the device-side
+:func:`edgegen.runtime.load_runner` opens only the files. ``python -m edgegen.inference measure …`` is
+:mod:`edgegen.standalone` able to measure model directories too (what a local bench runs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def model_device(model):
+    """The device of a model's first parameter (CPU for a model without parameters)."""
+    import torch
+
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def predict_logits(model, ids: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Run a torch model over (N, T) token ids in eval mode, on the model's device; return (N, C) float32 logits."""
+    import torch
+
+    from edgegen.runtime import safe_batch
+
+    model.eval()
+    out = []
+    dev = model_device(model)
+    batch_size = safe_batch(ids.shape[1], batch_size)
+    with torch.inference_mode():
+        for i in range(0, len(ids), batch_size):
+            out.append(model(torch.from_numpy(ids[i : i + batch_size]).to(dev)).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.config.num_classes), np.float32)
+
+
+def torch_dynamic_int8(model):
+    """``model`` with dynamic int8 Linear layers: the post-hoc baseline a user reaches for without edgegen (the bench's
+    ``DIR::dynamic-int8`` row).
+
+    Still ``torch.ao.quantization.quantize_dynamic``, deprecated in favour of torchao: torchao 0.18's CPU equivalent
+    (``quantize_(m, Int8DynamicActivationInt8WeightConfig())``) is built for ``torch.compile``/GPUs and in eager mode
+    ran a 256-wide MLP 7x slower than torch.ao here (0.85 vs 0.12 ms), a baseline that would flatter edgegen.
+    """
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning, FutureWarning))
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+class TorchRunner:
+    """A native model directory as a Runner; ``quant="dynamic-int8"``: torch's dynamic int8 Linear layers (the
+    post-hoc baseline a user would reach for without edgegen)."""
+
+    backend = "torch"
+
+    def __init__(self, path: str | Path, quant: str | None = None):
+        from edgegen.checkpoint import load_model
+
+        self.path = Path(path)
+        self.loaded = load_model(self.path)
+        self.model = self.loaded.model.eval()
+        self.quant = quant
+        if quant == "dynamic-int8":
+            self.model = torch_dynamic_int8(self.model)
+        elif quant is not None:
+            from edgegen.errors import UsageError
+
+            raise UsageError(f"unknown torch quantization {quant!r} (dynamic-int8)")
+        self.tokenizer = self.loaded.tokenizer
+        self.num_classes = self.loaded.model.config.num_classes
+
+    @property
+    def input_spec(self) -> dict:
+        return {"name": "input_ids", "shape": [None, self.tokenizer.seq_len], "dtype": "int32", "batch": None}
+
+    def set_threads(self, n: int) -> None:
+        import torch
+
+        torch.set_num_threads(n)
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.ascontiguousarray(ids, dtype=np.int32)
+        return predict_logits(self.model, ids, batch_size=max(1, len(ids)))
+
+
+def load_runner(path: str | Path, *, threads: int | None = None, **kw):
+    """:func:`edgegen.runtime.load_runner` that also opens model directories (``DIR::dynamic-int8`` too) in torch."""
+    from edgegen.runtime import load_runner as load_file_runner
+
+    return load_file_runner(path, threads=threads, open_dir=TorchRunner, **kw)
+
+
+if __name__ == "__main__":
+    from edgegen.standalone import main
+
+    sys.exit(main(open_runner=load_runner))

@@ -1,0 +1,54 @@
+"""``prune``: structured pruning of the teacher, one branch per target in ``targets`` (a sweep)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from edgegen.pipeline.registry import Stage, StageKind, StepModel, register, stage_hash
+from edgegen.prune import PruneConfig
+
+
+class PruneStep(StepModel):
+    """Prune the teacher; ``targets`` makes a sweep (one branch per fraction of parameters kept)."""
+
+    type: Literal["prune"]
+    targets: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
+    metric: Literal["params", "macs"] = "params"
+    criterion: Literal["l1", "l2", "taylor", "random"] = "l2"
+    global_pruning: bool = False
+    drop_layers: int = Field(0, ge=0)
+    prune_heads: bool = True
+    prune_ffn: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> "PruneStep":
+        for t in self.targets:
+            if not 0 < t < 1:
+                raise ValueError(f"targets must be in (0, 1), got {t}")
+        return self
+
+    def config(self, target: float) -> PruneConfig:
+        key = "target_params" if self.metric == "params" else "target_macs"
+        return PruneConfig(**{key: target}, criterion=self.criterion, global_pruning=self.global_pruning,
+                           drop_layers=self.drop_layers, prune_heads=self.prune_heads, prune_ffn=self.prune_ffn)
+
+
+@register
+class Prune(StageKind):
+    Step, phase, once = PruneStep, 10, True
+
+    def expand(self, step, plan) -> None:
+        for tgt in step.targets:
+            cfg = step.config(tgt)
+            key = stage_hash("prune", cfg.model_dump(), plan.teacher.key, plan.data_fingerprint)
+            st = plan.add(Stage(f"prune-{step.metric}{int(round(tgt * 100))}", key, "prune", step, (plan.teacher,), {"config": cfg}))
+            plan.branches.append(st)
+            plan.finals.append(st)  # usable as it is when nothing distils it
+
+    def run(self, ctx, stage, tmp) -> dict:
+        from edgegen.api import prune_model
+
+        rep = prune_model(ctx.teacher_dir, tmp / "model", stage.params["config"], data=ctx.data, splits=ctx.splits())
+        return {"params_ratio": rep["params_ratio"], "macs_ratio": rep["macs_ratio"], "after": rep["after"]}
