@@ -265,10 +265,7 @@ def bundle_model(model: str | Path, out: str | Path, *, data: str | Path | None 
     if device:
         from edgegen.devices import load_device
 
-        prof = load_device(device)
-        rt = "onnxruntime" if model.suffix == ".onnx" else "tflite"
-        if rt not in prof.runtimes:
-            raise UsageError(f"device {prof.name} runs {prof.runtimes}, not {rt}", path=model)
+        load_device(device).require_runtime("onnxruntime" if model.suffix == ".onnx" else "tflite", model)
     inputs = None
     if data:
         ds = as_dataset(data)

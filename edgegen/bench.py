@@ -165,8 +165,7 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
         raise UsageError(f"baseline index {cfg.baseline} but only {len(paths)} models")
     infos = [_model_info(p) for p in paths]
     for p, inf in zip(paths, infos):
-        if inf["backend"] not in prof.runtimes:
-            raise UsageError(f"device {prof.name} runs {prof.runtimes}, not {inf['backend']}", path=p)
+        prof.require_runtime(inf["backend"], p)
     data_path = data
     ds = as_dataset(data) if not isinstance(data, SequenceSet) else data
     if ds.labels is None:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgegen.errors import ConfigError
+from edgegen.errors import ConfigError, UsageError
 
 Runtime = Literal["tflite", "onnxruntime", "torch"]
 
@@ -77,6 +77,11 @@ class DeviceProfile(BaseModel):
         if self.threads is not None and any(t < 1 for t in self.threads):
             raise ValueError("threads must be >= 1")
         return self
+
+    def require_runtime(self, runtime: str, model) -> None:
+        """Refuse ``model`` (a UsageError naming it) when this device does not run ``runtime``."""
+        if runtime not in self.runtimes:
+            raise UsageError(f"device {self.name} runs {self.runtimes}, not {runtime}", path=model)
 
     @property
     def is_remote(self) -> bool:
