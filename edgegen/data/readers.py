@@ -1,4 +1,4 @@
-"""Readers for labelled tables (CSV/TSV, optionally gzipped) and reads (FASTA/FASTQ via dnaio).
+"""Readers for labelled tables (CSV/TSV, optionally gzipped) and data split folders (reads: :mod:`edgegen.data.reads`).
 
 Every problem is raised as :class:`edgegen.errors.DataError` naming the file
 and the line or record.
@@ -14,7 +14,6 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-
 
 import numpy as np
 

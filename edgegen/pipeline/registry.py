@@ -73,9 +73,6 @@ class Plan:
     def __iter__(self):
         return iter(self.stages)
 
-    def __getitem__(self, name: str) -> Stage:
-        return next(s for s in self.stages if s.name == name)
-
 
 class StageKind:
     """One recipe step type. Subclass, set ``Step`` and ``phase``, implement :meth:`expand` and :meth:`run`,

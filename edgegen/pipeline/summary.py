@@ -38,3 +38,10 @@ def summarize(recipe, run_dir: Path) -> dict | None:
     summary["teacher_metrics"] = {"accuracy": teacher["acc"], "mcc": teacher["mcc"], "size_bytes": teacher["size"], "p50_ms_t1": teacher.get(f"p50_t{t1}")}
     summary["report"] = str(rep_dir / "report.md")
     return summary
+
+
+def brief(rep: dict | None) -> dict | None:
+    """The headline metrics of a classification report, for stage.json."""
+    if not rep:
+        return None
+    return {k: rep[k]["value"] for k in ("accuracy", "mcc", "f1", "auroc") if k in rep}

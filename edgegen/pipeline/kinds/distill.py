@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from edgegen.distill import DistillConfig
-from edgegen.pipeline.kinds.teacher import brief
+from edgegen.pipeline.summary import brief
 from edgegen.pipeline.registry import Stage, StageKind, key_of, register, stage_hash
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from edgegen.pipeline.registry import Stage, StageKind, StepModel, key_of, register, stage_hash
+from edgegen.pipeline.summary import brief
 from edgegen.train import TrainConfig
 
 
@@ -68,10 +69,3 @@ class Load(_Teacher):
             lm = load_model(t.path)
             save_model(lm.model, lm.tokenizer, tmp / "model", metrics=lm.manifest.get("metrics"), dataset=lm.manifest.get("dataset"))
         return {"source": t.path}
-
-
-def brief(rep: dict | None) -> dict | None:
-    """The headline metrics of a classification report, for stage.json."""
-    if not rep:
-        return None
-    return {k: rep[k]["value"] for k in ("accuracy", "mcc", "f1", "auroc") if k in rep}
