@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgegen.errors import BackendError, EdgegenError, ModelFileError, RemoteError, UsageError
-from edgegen.standalone import THROUGHPUT_BATCHES, THROUGHPUT_PASSES
+from edgegen.standalone import THROUGHPUT_BATCHES, THROUGHPUT_PASS_S, THROUGHPUT_PASSES
 
 log = logging.getLogger("edgegen")
 SCHEMA = "edgegen-bench/1"
@@ -193,7 +193,8 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
         "methodology": {
             "process": "fresh process per model and thread count" + (" on the device over ssh" if prof.is_remote else " on this machine"),
             "warmup_runs": eff["warmup"], "timed_runs": eff["runs"], "latency_batch": 1, "throughput_batch": eff["batch"],
-            "throughput": f"median of {THROUGHPUT_PASSES} passes over {THROUGHPUT_BATCHES * eff['batch']} sequences",
+            "throughput": f"median of {THROUGHPUT_PASSES} passes over {THROUGHPUT_BATCHES * eff['batch']} sequences "
+                          f"(fewer batches per pass, at least one, when a pass would take over {THROUGHPUT_PASS_S:g} s)",
             "threads": threads, "bootstrap_resamples": cfg.n_boot,
             "note": "Timings come from a shared machine: compare ratios within this run, not absolute values across runs.",
         },

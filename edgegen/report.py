@@ -251,7 +251,10 @@ def export_table(result, cfg) -> Table:
         t.add_row("kept in float", ", ".join(side["kept_float"]))
     if "weight_scales" in v:
         w = v["weight_scales"]
-        t.add_row("weight scales", f"{w['chosen']} (per-tensor {w['per_tensor']['bytes']:,} B, per-channel {w['per_channel']['bytes']:,} B)")
+        if "per_tensor" in w:
+            t.add_row("weight scales", f"{w['chosen']} (per-tensor {w['per_tensor']['bytes']:,} B, per-channel {w['per_channel']['bytes']:,} B)")
+        else:
+            t.add_row("weight scales", f"{w['chosen']} ({w['rule']})")
     t.add_row("implementation", side["quant_impl"] or "")
     return t
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgegen.errors import ExportVerificationError, ModelFileError, UsageError
-from edgegen.export import ExportConfig, export
+from edgegen.export import ExportConfig, export, export_model
 from edgegen.runtime import load_runner, run_batched
 from edgegen.runtime.tflite_runner import TFLiteRunner
 
@@ -270,12 +270,19 @@ def test_tflite_int8_keeps_named_modules_float(tiny_model_dir, syn_splits, tmp_p
 def test_per_tensor_kept_unless_per_channel_measurably_better(tmp_path):
     from edgegen.export import ExportConfig as C
     from edgegen.export.verify import granularities as _granularities
+    from edgegen.export.verify import COMPARE_SCALES_MAX_PARAMS, size_rule
     from edgegen.export.verify import pick_granularity as _pick_granularity
 
     assert _granularities(C(format="tflite", quant="int8")) == [False, True]
     assert _granularities(C(format="tflite", quant="int8", per_channel=True)) == [True]
     assert _granularities(C(format="onnx", quant="int8-full")) == [True]
     assert _granularities(C(format="onnx", quant="int8")) == [None]  # ORT dynamic: no choice to make
+    big = COMPARE_SCALES_MAX_PARAMS + 1  # a large model is converted once, per-channel, unless told otherwise
+    assert _granularities(C(format="tflite", quant="int8"), big) == [True]
+    assert _granularities(C(format="tflite", quant="int8", per_channel=False), big) == [False]
+    assert size_rule(C(format="tflite", quant="int8"), big)["chosen"] == "per-channel"
+    assert size_rule(C(format="tflite", quant="int8"), big - 1) is None
+    assert size_rule(C(format="tflite", quant="int8", per_channel=True), big) is None
 
     def cand(name, agree, acc, kept=(), size=10):
         f = tmp_path / name
@@ -292,6 +299,29 @@ def test_per_tensor_kept_unless_per_channel_measurably_better(tmp_path):
     assert _pick_granularity([pt, pc]) is pc  # 1 pp more accuracy
     pt, pc = cand("pt", 0.99, 0.85, kept=["blocks.0"]), cand("pc", 0.99, 0.85)
     assert _pick_granularity([pt, pc]) is pc  # per-tensor needed a float block
+
+
+def test_a_large_model_is_converted_once_per_channel(tiny_model_dir, syn_dir, tmp_path, monkeypatch):
+    """Above COMPARE_SCALES_MAX_PARAMS (here 0) one PT2E conversion, per-channel, and the sidecar says why."""
+    from edgegen.export import tflite as backend
+    from edgegen.export import verify
+
+    calls, real = [], backend.convert_pt2e_int8
+
+    def counted(model, tok, path, batch, cal_ids, keep_float, per_channel, mode):
+        calls.append(per_channel)
+        return real(model, tok, path, batch, cal_ids, keep_float, per_channel, mode)
+
+    monkeypatch.setattr(backend, "convert_pt2e_int8", counted)
+    export(tiny_model_dir, tmp_path / "small.tflite", ExportConfig(format="tflite", quant="int8"), calib=syn_dir)
+    assert calls == [False, True]  # a small model: both granularities, the better kept
+    calls.clear()
+    monkeypatch.setattr(verify, "COMPARE_SCALES_MAX_PARAMS", 0)
+    side = export_model(tiny_model_dir, tmp_path / "large.tflite", ExportConfig(format="tflite", quant="int8"), calib=syn_dir).sidecar
+    assert calls == [True]
+    w = side["verification"]["weight_scales"]
+    assert w["chosen"] == "per-channel" and "one conversion" in w["rule"] and "per_tensor" not in w
+    assert side["config"]["per_channel"] is True and side["verification"]["argmax_agreement"] >= 0.9
 
 
 def _op_counts(path) -> dict:

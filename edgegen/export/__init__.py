@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgegen.errors import UsageError
 from edgegen.export.quant_modes import quant_mode
-from edgegen.export.verify import granularities, judge, pick_granularity, verification
+from edgegen.export.verify import granularities, judge, pick_granularity, size_rule, verification
 
 log = logging.getLogger("edgegen")
 
@@ -48,7 +48,8 @@ class ExportConfig(BaseModel):
     per_channel: bool | None = Field(
         None, description="static int8 weight scales: True one per output channel, False one per tensor (smaller: TFLite "
         "stores ~24 bytes of scales per channel, bias included); None: TFLite int8 exports both and keeps per-tensor "
-        "unless per-channel is better on the verification set (see _pick_granularity), ONNX int8-full per-channel")
+        "unless per-channel is better on the verification set (see verify.pick_granularity), or, for a model over "
+        "verify.COMPARE_SCALES_MAX_PARAMS, converts once per-channel; ONNX int8-full per-channel")
     batch_size: int | None = Field(None, ge=1, description="fixed batch (TFLite default 1); ONNX default: dynamic")
     opset: int = Field(18, ge=17)
     strip_names: bool = Field(True, description="drop internal tensor/node names (TFLite strip_strings; short ONNX names): "
@@ -188,7 +189,8 @@ def export_model(
             raise UsageError("--max-drop needs labelled data to measure accuracy (pass --calib/--verify with a labelled CSV or data folder)")
         from edgegen.runtime import load_runner, run_batched
 
-        for per_channel in granularities(cfg):
+        n_params = sum(p.numel() for p in lm.model.parameters())
+        for per_channel in granularities(cfg, n_params):
             c = cfg.model_copy(update={"per_channel": per_channel})
             t0 = time.perf_counter()
             if cfg.max_drop is not None and cfg.quant != "none":
@@ -208,6 +210,8 @@ def export_model(
             tmp.replace(keep)
             tried.append((c, sidecar, ver, keep))
         c, sidecar, ver, chosen = pick_granularity(tried)
+        if note := size_rule(cfg, n_params):
+            ver["weight_scales"] = note
         chosen.replace(tmp)
         for *_, f in tried:
             f.unlink(missing_ok=True)

@@ -12,6 +12,9 @@ from edgegen.export.quant_modes import quant_mode
 
 
 PER_TENSOR_SLACK = 0.005  # per-tensor is kept unless per-channel agrees (or scores) better by more than this
+# Above this size TFLite int8 is converted once, per-channel: per-tensor's saving (24 bytes per output channel) is
+# a few percent of the weights, and a second PT2E conversion of a 10M-parameter student costs minutes.
+COMPARE_SCALES_MAX_PARAMS = 2_000_000
 
 
 def pick_granularity(tried: list) -> tuple:
@@ -35,14 +38,24 @@ def pick_granularity(tried: list) -> tuple:
     return win
 
 
-def granularities(cfg) -> list[bool | None]:
-    """Weight-scale granularities to try, in order (see ExportConfig.per_channel)."""
+def granularities(cfg, params: int = 0) -> list[bool | None]:
+    """Weight-scale granularities to try, in order (see ExportConfig.per_channel), for a model of ``params``."""
     uses = (cfg.format, cfg.quant) in (("tflite", "int8"), ("onnx", "int8-full"))
     if not uses:
         return [None]
     if cfg.per_channel is not None:
         return [cfg.per_channel]
-    return [False, True] if cfg.format == "tflite" else [True]
+    if cfg.format == "tflite" and params <= COMPARE_SCALES_MAX_PARAMS:
+        return [False, True]
+    return [True]
+
+
+def size_rule(cfg, params: int) -> dict | None:
+    """What the sidecar records when the model's size alone chose per-channel scales (None when it did not)."""
+    if cfg.format != "tflite" or cfg.quant != "int8" or cfg.per_channel is not None or params <= COMPARE_SCALES_MAX_PARAMS:
+        return None
+    return {"chosen": "per-channel", "rule": f"one conversion above {COMPARE_SCALES_MAX_PARAMS / 1e6:g} M parameters "
+            f"({params / 1e6:.1f} M): per-channel, whose scales weigh little next to the weights"}
 
 
 def verification(ref: np.ndarray, got: np.ndarray, y=None) -> dict:
