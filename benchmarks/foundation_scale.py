@@ -257,6 +257,8 @@ def main(argv=None) -> int:
     ap.add_argument("--drop-layers", type=int, default=None, help="whole layers removed first (default: DROP_LAYERS)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    from edgegen.bench import machine_info
+
     if args.drop_layers is None:
         args.drop_layers = DROP_LAYERS.get(args.size, 0)
     work = args.work or ROOT / "benchmarks" / ".work" / f"foundation-{args.size}"
@@ -279,7 +281,7 @@ def main(argv=None) -> int:
     result = {
         "benchmark": "foundation_scale", "size": args.size, "shape": dict(zip(("family", "hidden", "layers", "heads", "intermediate", "vocab"), SIZES[args.size])),
         "data": str(args.data), "window_nt": WINDOW_NT, "n_train": args.n_train, "target_params": args.target, "drop_layers": args.drop_layers, "threads": args.threads,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "machine": machine_info(),
         "date": time.strftime("%Y-%m-%d"), "stages": stages, "total_seconds": total, "seconds_without_distill": without_distill,
         "int8_tflite_vs_float": ex["tflite-int8"]["bytes"] / ex["tflite-none"]["bytes"],
         "int8_onnx_vs_float": ex["onnx-int8"]["bytes"] / ex["onnx-none"]["bytes"],
