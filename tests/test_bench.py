@@ -81,37 +81,33 @@ def test_bench_cli_keeps_partial_results(tiny_model_dir, syn_dir, tmp_path):
 
 
 class _ClockRunner:
-    """A runner whose batches cost a set time per row (a stand-in for a large model)."""
+    """A runner whose batches cost a set time per row on a fake clock (a stand-in for a large model)."""
 
     backend, tokenizer, num_classes, input_spec = "fake", None, 2, {}
 
-    def __init__(self, path, threads=None, seconds_per_row=0.0):
-        self.path, self.seconds_per_row, self.rows = path, seconds_per_row, 0
+    def __init__(self, seconds_per_row):
+        self.seconds_per_row, self.rows, self.now = seconds_per_row, 0, 0.0
 
     def __call__(self, ids):
-        import time
-
-        time.sleep(self.seconds_per_row * len(ids))
+        self.now += self.seconds_per_row * len(ids)
         self.rows += len(ids)
         return np.zeros((len(ids), 2), np.float32)
 
 
-@pytest.mark.parametrize("seconds_per_row, batches", [(0.0, 4), (0.0125, 2), (0.05, 1)])
+@pytest.mark.parametrize("seconds_per_row, batches", [(0.001, 4), (0.1, 2), (0.2, 1), (10.0, 1)])
 def test_throughput_passes_shrink_for_a_slow_model_only(seconds_per_row, batches, tmp_path, monkeypatch):
-    """Batch-16 passes of THROUGHPUT_BATCHES batches, fewer (down to one) when a warm-up batch shows a pass
-    would outlast THROUGHPUT_PASS_S (here 0.4 s: batches of 0, 0.2 and 0.8 s)."""
+    """Batch-16 passes of THROUGHPUT_BATCHES batches, fewer (down to one) when the warm-up batch shows a pass would
+    outlast THROUGHPUT_PASS_S (2 s): batches of 0.016, 1.6, 3.2 and 160 s on a fake clock."""
+    import types
+
     from edgegen import standalone
 
-    monkeypatch.setattr(standalone, "THROUGHPUT_PASS_S", 0.4)
+    runner = _ClockRunner(seconds_per_row)
+    monkeypatch.setattr(standalone, "time", types.SimpleNamespace(perf_counter=lambda: runner.now))
     np.savez(tmp_path / "in.npz", test=np.zeros((10, 8), np.int32))
-    runners = []
-
-    def open_runner(path, threads=None):
-        runners.append(_ClockRunner(path, threads, seconds_per_row))
-        return runners[-1]
-
     res = standalone.measure(str(tmp_path / "m.fake"), str(tmp_path / "in.npz"), warmup=0, runs=5, batch=16, logits=False,
-                             open_runner=open_runner)
+                             open_runner=lambda path, threads=None: runner)
     thr = res["throughput"]
     assert thr["sequences"] == 16 * batches and thr["passes"] == standalone.THROUGHPUT_PASSES
-    assert runners[0].rows == 5 + 16 + standalone.THROUGHPUT_PASSES * 16 * batches  # latency, warm-up batch, passes
+    assert thr["seq_per_s"] == pytest.approx(1 / seconds_per_row)
+    assert runner.rows == 5 + 16 + standalone.THROUGHPUT_PASSES * 16 * batches  # latency, warm-up batch, passes

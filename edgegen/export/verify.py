@@ -45,9 +45,7 @@ def granularities(cfg, params: int = 0) -> list[bool | None]:
         return [None]
     if cfg.per_channel is not None:
         return [cfg.per_channel]
-    if cfg.format == "tflite" and params <= COMPARE_SCALES_MAX_PARAMS:
-        return [False, True]
-    return [True]
+    return [False, True] if cfg.format == "tflite" and size_rule(cfg, params) is None else [True]
 
 
 def size_rule(cfg, params: int) -> dict | None:
