@@ -149,6 +149,17 @@ def write_report(result: dict, out_dir: str | Path) -> Path:
     return out
 
 
+def _cpu_detail(machine: dict) -> str:
+    """The CPU's family, model and int8 features, e.g. ' (family 26 model 2; int8 features: avx2, avx512_vnni)':
+    which int8 kernels the numbers came from."""
+    parts = []
+    if "cpu_family" in machine:
+        parts.append(f"family {machine['cpu_family']} model {machine.get('cpu_model', '?')}")
+    if "int8_features" in machine:
+        parts.append("int8 features: " + (", ".join(machine["int8_features"]) or "none"))
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def markdown(result: dict, front_names: list[str] = ()) -> str:
     m = result["methodology"]
     threads = [str(t) for t in m["threads"]]
@@ -204,7 +215,7 @@ def markdown(result: dict, front_names: list[str] = ()) -> str:
               "it includes the runtime's own import.",
               "- Tokenization time is separate from model time: "
               + ", ".join(f"{r['name']} {r['tok_ms']:.3f} ms/seq" for r in rows(result) if r.get("tok_ms") is not None) + ".",
-              f"- Machine: {hm.get('cpu', hm['machine'])}, {hm.get('cpu_count', '?')} cores, {hm['system']}, Python {hm['python']}"
+              f"- Machine: {hm.get('cpu', hm['machine'])}{_cpu_detail(hm)}, {hm.get('cpu_count', '?')} cores, {hm['system']}, Python {hm['python']}"
               + (" (emulated)" if hm.get("emulated") else "") + ".",
               f"- {m['note']}", ""]
     vers = {}

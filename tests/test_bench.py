@@ -1,11 +1,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgegen.bench import BenchConfig, bench
+from edgegen.bench import BenchConfig, bench, machine_info
 from edgegen.devices import DeviceProfile, load_device
 from edgegen.errors import ConfigError, UsageError
 from edgegen.export import ExportConfig, export
@@ -19,6 +20,24 @@ def test_peak_rss_is_the_childs_own_not_the_parents():
             "capture_output=True, text=True).stdout)")
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert child < 300  # the parent holds 1.2 GB
+
+
+def test_machine_info_records_the_cpu_features_that_decide_int8_kernels(tmp_path):
+    """Two x86 CPUs with the same name ("AMD EPYC") ran different int8 kernels; results must say which ran."""
+    zen3 = ("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n"
+            "flags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: other\nflags\t\t: avx512f avx512_vnni\n")
+    zen5 = "cpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: avx2 avx512f avx512_vnni avx_vnni avx512_bf16\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd asimddp i8mm\nCPU part\t: 0xd0b\n\n"
+    infos = {}
+    for name, text in (("zen3", zen3), ("zen5", zen5), ("arm", arm)):
+        (tmp_path / name).write_text(text)
+        infos[name] = machine_info(tmp_path / name)
+    assert infos["zen3"]["int8_features"] == ["avx2"]  # the first processor's block only
+    assert (infos["zen3"]["cpu_family"], infos["zen3"]["cpu_model"], infos["zen3"]["cpu"]) == ("25", "1", "AMD EPYC")
+    assert infos["zen5"]["int8_features"] == ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16"]
+    assert infos["zen5"]["cpu_family"] == "26"
+    assert infos["arm"]["int8_features"] == ["asimddp", "i8mm"] and infos["arm"]["cpu_part"] == "0xd0b"
+    assert "int8_features" not in machine_info(tmp_path / "missing")  # no /proc: the platform fields alone
 
 
 def test_pareto_front():
@@ -57,6 +76,8 @@ def test_local_bench_table_json_and_report(tiny_model_dir, syn_dir, tmp_path):
     out = write_report(res, tmp_path / "rep")
     md = (out / "report.md").read_text()
     assert "Genomic validity" in md and "Methodology" in md and "t.int8.onnx" in md
+    if Path("/proc/cpuinfo").exists():  # which int8 kernels ran is part of the result
+        assert isinstance(res["host_machine"]["int8_features"], list) and "int8 features:" in md
     assert (out / "accuracy_vs_latency.png").stat().st_size > 1000 and (out / "size.png").exists()
     assert json.loads((out / "bench.json").read_text())["schema"] == "edgegen-bench/1"
 
