@@ -156,7 +156,8 @@ def main(argv=None) -> int:
     import torch
 
     from edgegen.api import load_data, train_teacher
-    from edgegen.bench import BenchConfig, bench, machine_info
+    from edgegen.bench import BenchConfig, bench
+    from edgegen.machine import machine_info
     from edgegen.export import ExportConfig, export
     from edgegen.metrics import paired_delta, point_metrics
     from edgegen.recipe import load_recipe, run_recipe

@@ -257,7 +257,7 @@ def main(argv=None) -> int:
     ap.add_argument("--drop-layers", type=int, default=None, help="whole layers removed first (default: DROP_LAYERS)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    from edgegen.bench import machine_info
+    from edgegen.machine import machine_info
 
     if args.drop_layers is None:
         args.drop_layers = DROP_LAYERS.get(args.size, 0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgegen.errors import BackendError, EdgegenError, ModelFileError, RemoteError, UsageError
+from edgegen.machine import machine_info
 from edgegen.standalone import THROUGHPUT_BATCHES, THROUGHPUT_PASS_S, THROUGHPUT_PASSES
 
 log = logging.getLogger("edgegen")
@@ -120,32 +120,6 @@ def _display_name(p: Path) -> str:
     if p.is_file():
         return p.name
     return (p.parent.name if p.name == "model" and p.parent.name else p.name) + "/"
-
-
-# CPU features that decide which int8 (and bf16) kernels run: int8 numerics differ between machines with and without them.
-INT8_CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",  # x86-64
-                     "asimddp", "i8mm", "sve")  # arm64: dot product, int8 matrix multiply, SVE
-
-
-def machine_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
-    """Where a result was measured: platform, CPU name, family/model, and the int8-relevant features it has."""
-    info = {"hostname": platform.node(), "machine": platform.machine(), "system": platform.platform(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count()}
-    try:
-        lines = Path(cpuinfo).read_text(errors="replace").splitlines()
-    except OSError:
-        return info
-    fields: dict[str, str] = {}
-    for line in lines:
-        if not line.strip():
-            break  # the first processor's block describes them all
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    names = {"model name": "cpu", "cpu family": "cpu_family", "model": "cpu_model", "CPU part": "cpu_part"}
-    info.update({out: fields[key] for key, out in names.items() if key in fields})
-    flags = set((fields.get("flags") or fields.get("Features") or "").split())
-    info["int8_features"] = [f for f in INT8_CPU_FEATURES if f in flags]
-    return info
 
 
 def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchConfig(), *, show_progress: bool = True,

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgegen.bench import BenchConfig, bench, machine_info
+from edgegen.bench import BenchConfig, bench
+from edgegen.machine import machine_info
 from edgegen.devices import DeviceProfile, load_device
 from edgegen.errors import ConfigError, UsageError
 from edgegen.export import ExportConfig, export
