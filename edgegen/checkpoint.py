@@ -121,6 +121,16 @@ def verify_model_dir(path: str | Path) -> dict:
     return manifest
 
 
+def require_finite_weights(state: dict, path: str | Path) -> None:
+    """Refuse a state dict with a NaN or infinite value in any floating-point tensor, naming the tensor."""
+    import torch
+
+    for name, t in state.items():
+        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ModelFileError(f"weight {name} holds NaN or infinite values: refusing a model that cannot compute "
+                                 "finite outputs", path=path)
+
+
 def load_model(path: str | Path, *, verify: bool = True) -> LoadedModel:
     """Load a model directory written by :func:`save_model` (safetensors only, no pickle).
 
@@ -146,6 +156,7 @@ def load_model(path: str | Path, *, verify: bool = True) -> LoadedModel:
         state = safetensors.torch.load_file(str(d / "model.safetensors"))
     except Exception as e:  # safetensors raises its own SafetensorError / OSError
         raise ModelFileError(f"cannot read weights ({type(e).__name__}: {e})", path=d / "model.safetensors") from None
+    require_finite_weights(state, d / "model.safetensors")
     model = GenomicTransformer(cfg)
     try:
         model.load_state_dict(state, strict=True)

@@ -3,14 +3,44 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgegen.errors import ConfigError, UsageError
 
 Runtime = Literal["tflite", "onnxruntime", "torch"]
+
+
+# A profile may come from anyone: none of its text may become an ssh option or shell code. Names are plain words
+# (never starting with "-"), every value goes to ssh after the option it belongs to or after "--", and extra -o options
+# are limited to settings that run no command (no ProxyCommand, LocalCommand, KnownHostsCommand, Match exec).
+HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:%-]*")
+USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+WORD = re.compile(r"[A-Za-z0-9_./~+=:@%,-]+")  # a path or an interpreter's word, quoted on the device anyway
+SAFE_SSH_OPTIONS = frozenset(o.lower() for o in (
+    "UserKnownHostsFile", "GlobalKnownHostsFile", "StrictHostKeyChecking", "IdentitiesOnly", "ServerAliveInterval",
+    "ServerAliveCountMax", "ConnectionAttempts", "Compression", "HostKeyAlias", "HostKeyAlgorithms", "LogLevel",
+    "PubkeyAuthentication", "PasswordAuthentication", "PreferredAuthentications", "CheckHostIP", "AddressFamily",
+    "Ciphers", "MACs", "KexAlgorithms", "PubkeyAcceptedAlgorithms", "PubkeyAcceptedKeyTypes", "UpdateHostKeys",
+    "HashKnownHosts", "TCPKeepAlive", "IPQoS", "RekeyLimit", "VerifyHostKeyDNS"))
+
+
+def _plain(value: str | None, pattern: re.Pattern, what: str) -> str | None:
+    if value is not None and not pattern.fullmatch(value):
+        raise ValueError(f"{what} {value!r} is not allowed: it has a character outside {pattern.pattern} or starts with "
+                         "'-' (profile text never becomes an ssh option or shell code)")
+    return value
+
+
+def _path_word(value: str | None, what: str) -> str | None:
+    _plain(value, WORD, what)
+    if value is not None and value.startswith("-"):
+        raise ValueError(f"{what} {value!r} may not start with '-' (it would be read as an option)")
+    return value
 
 
 class SSHConfig(BaseModel):
@@ -27,6 +57,42 @@ class SSHConfig(BaseModel):
     remote_dir: str = "/tmp/edgegen-bench"
     connect_timeout_s: int = Field(10, ge=1)
     timeout_s: int = Field(900, ge=1, description="limit for one remote measurement")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        return _plain(v, HOST, "host")
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, v: str | None) -> str | None:
+        return _plain(v, USER, "user")
+
+    @field_validator("identity_file", "config_file")
+    @classmethod
+    def _file(cls, v: str | None, info) -> str | None:
+        return _path_word(v, info.field_name)
+
+    @field_validator("remote_dir")
+    @classmethod
+    def _remote_dir(cls, v: str) -> str:
+        _path_word(v, "remote_dir")
+        parts = [p for p in v.split("/") if p]
+        if not parts or ".." in parts or v.rstrip("/") in ("~", "."):
+            raise ValueError(f"remote_dir {v!r} must name a folder below / or ~ (its bundles are replaced there), "
+                             "without '..'")
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: list[str]) -> list[str]:
+        for o in v:
+            key, eq, val = o.partition("=")
+            if not eq or key.strip().lower() not in SAFE_SSH_OPTIONS or not WORD.fullmatch(val) or val.startswith("-"):
+                raise ValueError(f"ssh option {o!r} is not allowed: options are KEY=VALUE with KEY one of "
+                                 "UserKnownHostsFile, StrictHostKeyChecking, IdentitiesOnly, ServerAlive*, … (settings that "
+                                 "run no command; put anything else in an ssh config file given as config_file)")
+        return v
 
     def target(self) -> str:
         return f"{self.user}@{self.host}" if self.user else self.host
@@ -69,6 +135,21 @@ class DeviceProfile(BaseModel):
                            "accuracy and agreement, and no timings are taken (under emulation they mean nothing)")
     ssh: SSHConfig | None = None
     bench: BenchSettings = Field(default_factory=BenchSettings)
+
+    @field_validator("python")
+    @classmethod
+    def _python(cls, v: str) -> str:
+        words = shlex.split(v) if v.strip() else []
+        if not words:
+            raise ValueError("python must name the device's interpreter")
+        _path_word(words[0], "python")
+        for w in words[1:]:
+            _plain(w, WORD, "python")
+        return v
+
+    def python_words(self) -> list[str]:
+        """The interpreter's command line, each word to be quoted for the device's shell."""
+        return shlex.split(self.python)
 
     @model_validator(mode="after")
     def _check(self) -> "DeviceProfile":

@@ -189,6 +189,7 @@ def _import_hf(src: str | Path, out: str | Path, *, max_len: int | None, num_cla
     if has_head:
         for ours, theirs in head_src.items():
             m[ours] = s[theirs]
+    s.refuse_unmapped(has_head, rotary=mt == "esm" and cfg.get("position_embedding_type", "absolute") == "rotary")
     return _build_and_save(d, mc, tok, m, has_head, out, force, {"model_type": mt, "architectures": archs})
 
 
@@ -201,6 +202,9 @@ def _build_and_save(d: Path, mc, tok, m: dict, has_head: bool, out, force: bool,
     from edgegen.checkpoint import save_model
     from edgegen.model import GenomicTransformer
 
+    from edgegen.checkpoint import require_finite_weights
+
+    require_finite_weights(m, d)
     model = GenomicTransformer(mc)
     if not has_head:
         m.update({k: v for k, v in model.state_dict().items() if k in HEAD_PARAMS})
@@ -226,4 +230,5 @@ def _import_foundation(family: str, d: Path, cfg: dict, out, *, max_len, num_cla
         mc, tok, m, has_head = foundation.nt_v2(d, cfg, state, shapes, read_vocab(d), max_len=max_len, num_classes=num_classes)
     else:
         mc, tok, m, has_head = foundation.dnabert2(d, cfg, state, shapes, max_len=max_len, num_classes=num_classes)
+    state.refuse_unmapped(has_head, rotary=family == "nt_v2")
     return _build_and_save(d, mc, tok, m, has_head, out, force, {"family": family, "architectures": cfg.get("architectures") or []})

@@ -63,15 +63,44 @@ def shape_fields(cfg: dict, f: Path) -> tuple[int, int, int, int, int]:
     return tuple(vals)
 
 
+# Tensors a published checkpoint may hold that a classifier never uses, ignored by name (anything else the mapping
+# does not take is an error: a config.json describing fewer layers than the weights hold must not truncate the model)
+IGNORED_TENSORS = (r"(^|\.)lm_head\.", r"^(bert\.)?cls\.(predictions|seq_relationship)\.", r"(^|\.)position_ids$",
+                   r"(^|\.)inv_freq$", r"(^|\.)contact_head\.")
+POOLER = r"(^|\.)pooler\.dense\."  # ignored only when the checkpoint has no classification head
+ROTARY_UNUSED = r"(^|\.)embeddings\.position_embeddings\.weight$"  # ESM with rotary positions keeps, never uses it
+
+
 class Weights(dict):
-    """A checkpoint's tensors; a missing name is a one-line ModelFileError naming the folder."""
+    """A checkpoint's tensors; a missing name is a one-line ModelFileError naming the folder. Remembers which
+    tensors the mapping took, so :meth:`refuse_unmapped` can name any it did not."""
 
     def __init__(self, state: dict, folder: Path):
         super().__init__(state)
         self.folder = folder
+        self.used: set[str] = set()
+
+    def __getitem__(self, key):
+        v = super().__getitem__(key)
+        self.used.add(key)
+        return v
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
 
     def __missing__(self, key):
         raise ModelFileError(f"checkpoint lacks {key}", path=self.folder)
+
+    def refuse_unmapped(self, has_head: bool, *, rotary: bool = False) -> None:
+        """Every tensor was mapped or is ignored by name (:data:`IGNORED_TENSORS`; with ``rotary`` also the learned
+        position table that ESM's code keeps but never uses then); else a ModelFileError naming them."""
+        ignored = IGNORED_TENSORS + (() if has_head else (POOLER,)) + ((ROTARY_UNUSED,) if rotary else ())
+        left = sorted(k for k in self if k not in self.used and not any(re.search(p, k) for p in ignored))
+        if left:
+            more = f" and {len(left) - 4} more" if len(left) > 4 else ""
+            raise ModelFileError(f"the checkpoint holds tensors that config.json leaves unused: {', '.join(left[:4])}{more} "
+                                 "(does config.json describe fewer layers, or another architecture, than the weights?)",
+                                 path=self.folder)
 
 
 def shape_mismatch_message(e: Exception) -> str:
@@ -81,28 +110,66 @@ def shape_mismatch_message(e: Exception) -> str:
     return "; ".join(found or lines)[:1200]
 
 
+def weight_files(d: Path, *, required: bool = True) -> list[Path]:
+    """The checkpoint's weight files: ``model.safetensors`` (or the shards its ``.index.json`` lists), else
+    ``pytorch_model.bin`` (or its index's shards). Safetensors win over a .bin beside them (published checkpoints
+    often carry both); any other candidate of the chosen kind is an error naming the files, never silently merged.
+
+    Raises:
+        ModelFileError: no weights (when ``required``), several candidates, or an index naming files outside the folder or missing.
+    """
+    from edgegen.integrity import confined
+
+    for suffix, pattern in ((".safetensors", "*.safetensors"), (".bin", "pytorch_model*.bin")):
+        found = sorted(p for p in d.glob(pattern) if p.is_file())
+        if not found:
+            continue
+        index = d / f"{'model' if suffix == '.safetensors' else 'pytorch_model'}{suffix}.index.json"
+        if index.exists():
+            wmap = read_json_object(d, index.name, "").get("weight_map")
+            if not isinstance(wmap, dict) or not wmap:
+                raise ModelFileError("weight_map must map tensor names to shard files", path=index)
+            listed = sorted({confined(d, f, what="shard", source=index) for f in wmap.values()})
+            missing = [p.name for p in listed if not p.is_file()]
+            if missing:
+                raise ModelFileError(f"names shard(s) not in the folder: {', '.join(missing[:4])}", path=index)
+            stray = [p.name for p in found if p not in listed]
+        else:
+            listed, stray = found[:1], found[1:]
+        if stray:
+            raise ModelFileError(f"more than one weight file: {', '.join(p.name for p in found)}; keep only the checkpoint's "
+                                 f"own ({'the shards its index lists' if index.exists() else 'one file'}) in the folder", path=d)
+        return listed
+    if not required:
+        return []
+    raise ModelFileError("no model.safetensors or pytorch_model.bin", path=d)
+
+
 def load_state(d: Path) -> dict:
-    """safetensors preferred; pytorch_model.bin only through torch.load(weights_only=True)."""
+    """The tensors of :func:`weight_files`: safetensors, or a .bin only through torch.load(weights_only=True)."""
     import torch
 
-    st = sorted(d.glob("*.safetensors"))
-    if st:
-        from safetensors.torch import load_file
+    state = {}
+    for f in weight_files(d):
+        if f.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        state = {}
-        for f in st:
             try:
-                state.update(load_file(str(f)))
+                part = load_file(str(f))
             except Exception as e:  # safetensors raises its own error types
                 raise ModelFileError(f"cannot read weights ({type(e).__name__}: {e})", path=f) from None
-        return state
-    b = d / "pytorch_model.bin"
-    if b.exists():
-        try:
-            return torch.load(str(b), map_location="cpu", weights_only=True)
-        except Exception as e:  # refuses pickled code objects
-            raise ModelFileError(f"cannot load weights safely (weights_only=True): {str(e).splitlines()[0][:200]}", path=b) from None
-    raise ModelFileError("no model.safetensors or pytorch_model.bin", path=d)
+        else:
+            try:
+                part = torch.load(str(f), map_location="cpu", weights_only=True)
+            except Exception as e:  # refuses pickled code objects
+                raise ModelFileError(f"cannot load weights safely (weights_only=True): {str(e).splitlines()[0][:200]}", path=f) from None
+            if not isinstance(part, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in part.items()):
+                raise ModelFileError("does not hold a state dict of named tensors", path=f)
+        dup = set(part) & set(state)
+        if dup:
+            raise ModelFileError(f"tensor {sorted(dup)[0]} appears in more than one shard", path=f)
+        state.update(part)
+    return state
 
 
 def read_vocab(d: Path) -> dict[str, int]:
@@ -130,9 +197,11 @@ def kmer_size(vocab: dict[str, int]) -> int:
 
 
 def tensor_names(d: Path) -> list[str]:
-    """Tensor names of a checkpoint without loading the tensors (safetensors headers; [] otherwise)."""
+    """Tensor names of a checkpoint without loading the tensors (safetensors headers; [] for a .bin)."""
     names: list[str] = []
-    for f in sorted(d.glob("*.safetensors")):
+    for f in weight_files(d, required=False):
+        if f.suffix != ".safetensors":
+            continue
         try:
             from safetensors import safe_open
 

@@ -16,6 +16,7 @@ LITE_MODULES = [
     "__init__.py",
     "errors.py",
     "io.py",
+    "integrity.py",
     "tokenizers.py",
     "bpe.py",
     "metrics.py",
@@ -29,15 +30,9 @@ LITE_MODULES = [
     "runtime/onnx_runner.py",
     "runtime/tflite_runner.py",
     "standalone.py",
+    "bundle_runner.py",
 ]
 
-RUNNER_PY = '''#!/usr/bin/env python3
-"""edgegen on-device runner: needs numpy and one runtime (ai-edge-litert / tflite-runtime / onnxruntime), never torch."""
-import os, sys
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from edgegen.standalone import main
-sys.exit(main())
-'''
 
 
 def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = None, wheels: tuple | None = None,
@@ -75,7 +70,7 @@ def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = No
             dst = tmp / "lib" / "edgegen" / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, dst)
-        (tmp / "runner.py").write_text(RUNNER_PY)
+        shutil.copy2(src / "bundle_runner.py", tmp / "runner.py")  # verifies the bundle before it imports anything
         if inputs:
             np.savez(tmp / "inputs.npz", **inputs)
         house = None
@@ -106,6 +101,13 @@ def _run(cmd: list[str], timeout: int, what: str, host: str) -> subprocess.Compl
     return r
 
 
+def _safe_name(name: str) -> str:
+    """A file or folder name for the device made of plain characters (a model's name is never shell text there)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".-") or "bundle"
+
+
 def _last_line(text: str) -> str:
     lines = [x for x in text.strip().splitlines() if x.strip()]
     return lines[-1] if lines else "(no output)"
@@ -120,30 +122,34 @@ class SSHDevice:
         self.host = self.ssh.target()
 
     def check(self) -> None:
-        r = _run(["ssh", *self.ssh.base_args(), self.host, "true"], self.ssh.connect_timeout_s + 20, "connection test", self.host)
+        r = _run(["ssh", *self.ssh.base_args(), "--", self.host, "true"], self.ssh.connect_timeout_s + 20, "connection test", self.host)
         if r.returncode != 0:
             raise RemoteError(f"cannot reach {self.host}: {_last_line(r.stderr)}")
 
     def push(self, bundle: Path, name: str) -> str:
-        rdir = f"{self.ssh.remote_dir.rstrip('/')}/{name}"
-        r = _run(["ssh", *self.ssh.base_args(), self.host, f"rm -rf {shlex.quote(rdir)} && mkdir -p {shlex.quote(rdir)}"], 60, "mkdir", self.host)
+        from edgegen.standalone import check_bundle
+
+        check_bundle(bundle)  # never copy a bundle that differs from its manifest
+        rdir = f"{self.ssh.remote_dir.rstrip('/')}/{_safe_name(name)}"
+        r = _run(["ssh", *self.ssh.base_args(), "--", self.host, f"rm -rf {shlex.quote(rdir)} && mkdir -p {shlex.quote(rdir)}"], 60, "mkdir", self.host)
         if r.returncode != 0:
             raise RemoteError(f"cannot create {rdir} on {self.host}: {_last_line(r.stderr)}")
-        r = _run(["scp", "-q", "-r", *self.ssh.base_args(scp=True), *[str(p) for p in bundle.iterdir()], f"{self.host}:{rdir}/"], 600, "copy", self.host)
+        r = _run(["scp", "-q", "-r", *self.ssh.base_args(scp=True), "--", *[str(p) for p in bundle.iterdir()], f"{self.host}:{rdir}/"], 600, "copy", self.host)
         if r.returncode != 0:
             raise RemoteError(f"copying the bundle to {self.host} failed: {_last_line(r.stderr)}")
         return rdir
 
     def measure(self, rdir: str, model_name: str, args: list[str], out_local: Path) -> dict:
-        remote_out = f"result_{out_local.stem}.json"
-        cmd = f"cd {shlex.quote(rdir)} && {self.p.python} runner.py measure --model {shlex.quote(model_name)} --inputs inputs.npz --out {remote_out} " + " ".join(shlex.quote(a) for a in args)
-        r = _run(["ssh", *self.ssh.base_args(), self.host, cmd], self.ssh.timeout_s, "measurement", self.host)
+        remote_out = f"result_{_safe_name(out_local.stem)}.json"
+        python = " ".join(shlex.quote(w) for w in self.p.python_words())
+        cmd = f"cd {shlex.quote(rdir)} && {python} runner.py measure --model {shlex.quote(model_name)} --inputs inputs.npz --out {remote_out} " + " ".join(shlex.quote(a) for a in args)
+        r = _run(["ssh", *self.ssh.base_args(), "--", self.host, cmd], self.ssh.timeout_s, "measurement", self.host)
         if r.returncode != 0:
             msg = _last_line(r.stderr)
             if r.returncode == 3 or "missing package" in msg or "No module named" in msg:
                 raise RemoteError(f"runtime missing on {self.host}: {msg}")
             raise RemoteError(f"measurement failed on {self.host} (exit {r.returncode}): {msg}")
-        r = _run(["scp", "-q", *self.ssh.base_args(scp=True), f"{self.host}:{rdir}/{remote_out}", str(out_local)], 300, "fetch", self.host)
+        r = _run(["scp", "-q", *self.ssh.base_args(scp=True), "--", f"{self.host}:{rdir}/{remote_out}", str(out_local)], 300, "fetch", self.host)
         if r.returncode != 0:
             raise RemoteError(f"fetching results from {self.host} failed: {_last_line(r.stderr)}")
         return json.loads(out_local.read_text())

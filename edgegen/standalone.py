@@ -26,44 +26,23 @@ LABELS_KEY = "labels"  # inputs.npz: optional true classes of the first set, nev
 MANIFEST = "MANIFEST.json"
 
 
-def verify_bundle(model: str) -> None:
-    """Inside a bundle (``MANIFEST.json`` beside the model), check the model's and sidecar's sha256.
-
-    Raises:
-        ModelFileError: a file differs from the manifest (replaced or corrupted after bundling).
-    """
-    import hashlib
-
+def check_bundle(folder: str) -> dict:
+    """:func:`edgegen.bundle_runner.verify_bundle` (what a bundle's runner.py checks on the device before anything is
+    imported), as a ModelFileError naming the file; returns the manifest."""
+    from edgegen.bundle_runner import BundleError, verify_bundle
     from edgegen.errors import ModelFileError
 
+    try:
+        return verify_bundle(str(folder))
+    except BundleError as e:
+        raise ModelFileError(str(e).split(": ", 1)[1], path=e.path) from None
+
+
+def verify_bundle(model: str) -> None:
+    """Inside a bundle (``MANIFEST.json`` beside the model), check every file of it: :func:`check_bundle`."""
     folder = os.path.dirname(os.path.abspath(model))
-    man = os.path.join(folder, MANIFEST)
-    if not os.path.exists(man):
-        return
-    try:
-        with open(man) as fh:
-            files = json.load(fh)["files"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ModelFileError(f"unreadable bundle manifest ({type(e).__name__})", path=man) from None
-    names = [os.path.basename(model), os.path.basename(model) + ".json"]
-    try:
-        with open(model + ".json") as fh:
-            ext = json.load(fh).get("external_data")
-        if isinstance(ext, dict) and isinstance(ext.get("file"), str):
-            names.append(ext["file"])
-    except (OSError, ValueError, AttributeError):
-        pass  # an unreadable sidecar fails below, against the manifest, and again when the runner reads it
-    for name in names:
-        want = files.get(name)
-        if want is None:
-            raise ModelFileError(f"{name} is not listed in the bundle manifest", path=man)
-        h = hashlib.sha256()
-        with open(os.path.join(folder, name), "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        if h.hexdigest() != want:
-            raise ModelFileError("differs from the bundle manifest (sha256): the file was replaced or corrupted after "
-                                 "bundling; make the bundle again", path=os.path.join(folder, name))
+    if os.path.exists(os.path.join(folder, MANIFEST)):
+        check_bundle(folder)
 
 
 def _rss_mb() -> float:

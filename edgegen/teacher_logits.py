@@ -10,7 +10,10 @@ A store is a folder:
 - ``meta.json``: the format, the teacher's sha256 (its ``model.safetensors``), the tokenizer's sha256, the sha256
   of the token-id matrix the logits belong to (row order included), the rows of each part and where they came from.
 - ``logits-00000.npy`` …: float32 ``(rows, classes)`` shards, written one at a time as the teacher runs (the
-  whole set of logits is never in memory) and read memory-mapped.
+  whole set of logits is never in memory) and read memory-mapped. ``meta.json`` records each shard's sha256.
+
+Opening a store checks what a store from someone else's disk could get wrong (:mod:`edgegen.integrity`): every shard
+file inside the store's folder, its sha256 as recorded, float32 of the recorded shape, and finite.
 
 A store whose teacher, tokenizer or windows differ from the run's is refused with an error naming the difference.
 Under torchrun every rank computes its own shards (the store's folder must then be on a filesystem all ranks see).
@@ -71,12 +74,48 @@ def encode_windows(tok, path: str | Path, stride: int | None = None) -> np.ndarr
     return np.concatenate(chunks)
 
 
+def _check_meta(path: Path, meta: dict, rows: int) -> None:
+    """The fields of ``meta.json`` that locate and size the shards: types, counts, a sha256 per shard."""
+    from edgegen.integrity import require_int
+
+    where = path / "meta.json"
+    require_int(meta.get("num_classes"), "num_classes", path=where, low=2, high=1_000_000)
+    require_int(meta.get("rows"), "rows", path=where)
+    shards = meta.get("shards")
+    if not isinstance(shards, list) or not shards or not all(isinstance(s, dict) for s in shards):
+        raise ModelFileError("shards must list {file, rows, sha256} entries", path=where)
+    total = sum(require_int(s.get("rows"), f"shards[{i}].rows", path=where) for i, s in enumerate(shards))
+    if total != meta["rows"] or total != rows:
+        raise ModelFileError(f"shards add up to {total} rows, meta.json says {meta['rows']}, this run has {rows}", path=where)
+
+
+def _open_shard(path: Path, entry: dict, i: int, meta: dict) -> np.ndarray:
+    """One shard, memory-mapped, after every check a shard from someone else's disk needs: its file inside the store,
+    its sha256 as recorded, float32 ``(rows, num_classes)`` as recorded, finite."""
+    from edgegen.integrity import check_sha256, confined, require_finite
+
+    where = path / "meta.json"
+    f = confined(path, entry.get("file"), what=f"shard {i}", source=where)
+    if f.is_file() and f.stat().st_size == 0:
+        raise ModelFileError("shard is empty (0 bytes): the store is damaged; compute it again", path=f)
+    check_sha256(f, entry.get("sha256"), source=where, remedy="; compute the store again (edgegen teacher-logits)")
+    try:
+        a = np.load(f, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ModelFileError(f"not a readable .npy shard ({type(e).__name__}: {e})", path=f) from None
+    want = (entry["rows"], meta["num_classes"])
+    if a.dtype != np.float32 or a.shape != want:
+        raise ModelFileError(f"shard holds {a.dtype} {a.shape}; meta.json records float32 {want}", path=f)
+    require_finite(a, "teacher logits", path=f)
+    return a
+
+
 class LogitStore:
     """A store opened for reading: ``store[idx]`` gives the logits of those rows (float32, memory-mapped shards)."""
 
     def __init__(self, path: Path, meta: dict):
         self.path, self.meta = path, meta
-        self._shards = [np.load(path / s["file"], mmap_mode="r") for s in meta["shards"]]
+        self._shards = [_open_shard(path, s, i, meta) for i, s in enumerate(meta["shards"])]
         self._starts = np.cumsum([0] + [len(s) for s in self._shards])
         self.teacher_runs = 0  # how often this run's teacher was asked for logits through the store (0 when reused)
 
@@ -122,12 +161,13 @@ class LogitStore:
                     extra = f" (it holds {meta.get('rows')} rows: {parts} of {src.get('data')}; this run has {rows})"
                 raise UsageError(f"teacher-logit store was made for another {what}{extra}: compute one for this run "
                                  f"(edgegen teacher-logits) or pass another folder", path=path)
+        _check_meta(path, meta, rows)
         try:
             store = cls(path, meta)
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, EOFError) as e:
             raise ModelFileError(f"damaged teacher-logit store ({type(e).__name__}: {e}); compute it again", path=path) from None
-        if len(store) != rows or any(s.ndim != 2 or s.shape[1] != store.num_classes or s.dtype != np.float32 for s in store._shards):
-            raise ModelFileError(f"damaged teacher-logit store (shards hold {len(store)} rows, meta.json says {rows})", path=path)
+        if len(store) != rows:
+            raise ModelFileError(f"damaged teacher-logit store (its shards hold {len(store)} rows; this run has {rows})", path=path)
         return store
 
 
@@ -137,6 +177,7 @@ def write_store(teacher, tok, ids: np.ndarray, out: str | Path, *, teacher_sha: 
     """Run ``teacher`` over ``ids`` a shard at a time and write the store to ``out`` (atomically; under torchrun
     each rank computes every world-size-th shard). Returns the store, opened."""
     from edgegen import distributed
+    from edgegen.integrity import require_finite
     from edgegen.io import check_output
     from edgegen.progress import progress
     from edgegen.train import predict_logits
@@ -158,13 +199,17 @@ def write_store(teacher, tok, ids: np.ndarray, out: str | Path, *, teacher_sha: 
             for i in mine:
                 rows = ids[starts[i] : starts[i] + shard_rows]
                 logits = predict_logits(teacher, rows, batch_size).astype(np.float32)
+                require_finite(logits, "the teacher's logits (the teacher model computes NaN or infinity)", path=out)
                 f = tmp / meta["shards"][i]["file"]
                 np.save(f.with_suffix(".part.npy"), logits)
                 f.with_suffix(".part.npy").replace(f)
                 prog.update(task, advance=len(rows) * world)
+        distributed.barrier()  # every rank's shards are written: rank 0 records their hashes
         if distributed.is_main():
-            from edgegen.io import write_json
+            from edgegen.io import sha256_file, write_json
 
+            for entry in meta["shards"]:
+                entry["sha256"] = sha256_file(tmp / entry["file"])
             write_json(tmp / "meta.json", meta)
     store = LogitStore.open(out, teacher_sha=teacher_sha, tokenizer_sha=meta["tokenizer_sha256"], ids_sha=ids_sha, rows=n)
     store.teacher_runs = 1

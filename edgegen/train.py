@@ -78,22 +78,39 @@ def encode(tok: Tokenizer, ds: SequenceSet) -> np.ndarray:
     return ds.encoded(tok)
 
 
+OUTLIER_FACTOR = 1.5  # a longest sequence this many times the 99th percentile is an outlier, not the window
+
+
+def default_window(lens: np.ndarray) -> tuple[int, int]:
+    """(window, sequences longer than it): the longest training sequence, unless it is an outlier (over
+    :data:`OUTLIER_FACTOR` times the 99th percentile of lengths), then that percentile. One 16-kb row among 200-nt
+    reads must not make every training window 16 kb."""
+    top = int(lens.max())
+    p99 = int(np.percentile(lens, 99, method="higher"))
+    window = p99 if top > OUTLIER_FACTOR * p99 else top
+    return window, int((lens > window).sum())
+
+
 def make_tokenizer(cfg: TrainConfig, train: SequenceSet) -> Tokenizer:
-    """The tokenizer for ``cfg``; the window defaults to the longest training sequence, which must be sane.
+    """The tokenizer for ``cfg``; the window defaults to :func:`default_window` of the training lengths, which must
+    be sane.
 
     Raises:
-        DataError: the longest training sequence exceeds :data:`MAX_DEFAULT_WINDOW` and no ``max_len`` was given.
+        DataError: that window exceeds :data:`MAX_DEFAULT_WINDOW` and no ``max_len`` was given.
     """
     max_len = cfg.max_len
     if max_len is None:
         lens = np.fromiter((len(s) for s in train.sequences), dtype=np.int64, count=len(train))
-        i = int(lens.argmax())
-        max_len = int(lens[i])
+        max_len, longer = default_window(lens)
         if max_len > MAX_DEFAULT_WINDOW:
+            i = int(np.argmax(lens >= max_len))
             rid = train.ids[i] if train.ids else f"row {i + 1}"
-            raise DataError(f"sequence {rid} is {max_len:,} nt long (median {int(np.median(lens)):,} nt); the window would be "
-                            f"that long: pass --max-len N (e.g. {min(int(np.percentile(lens, 99)), MAX_DEFAULT_WINDOW)}) to crop "
-                            "longer sequences", path=train.path)
+            raise DataError(f"sequence {rid} is {int(lens[i]):,} nt long (median {int(np.median(lens)):,} nt); the window "
+                            f"would be {max_len:,} nt: pass --max-len N to crop longer sequences", path=train.path)
+        if longer:
+            log.warning("%s: window %d nt, the 99th percentile of training lengths (the longest, %d nt, is an outlier): "
+                        "%d sequence(s) longer than it are cropped; pass --max-len to choose", train.path, max_len,
+                        int(lens.max()), longer)
     return Tokenizer(kind=cfg.tokenizer, k=cfg.kmer_size(), max_len=max_len)
 
 

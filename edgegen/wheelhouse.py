@@ -34,6 +34,8 @@ INSTALL_SH = r'''#!/bin/sh
 set -eu
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
+# every file of the bundle against MANIFEST.json (runner.py needs only the standard library), before pip runs
+$PY runner.py verify || { echo "install.sh: the bundle differs from its manifest; nothing installed" >&2; exit 1; }
 want="@PYTHON@"
 have=$($PY -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 if [ "$have" != "$want" ]; then

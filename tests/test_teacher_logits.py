@@ -96,7 +96,7 @@ def test_store_for_another_teacher_or_data_is_refused(tiny_model_dir, syn_dir, s
                       show_progress=False)
     assert not (tmp_path / "s").exists()
     (store / "logits-00000.npy").write_bytes(b"not numpy")
-    with pytest.raises(ModelFileError, match="damaged teacher-logit store"):
+    with pytest.raises(ModelFileError, match="replaced or damaged"):
         distill_model(tiny_model_dir, student_yaml, syn_dir, tmp_path / "s", cfg, teacher_logits=store, show_progress=False)
     with pytest.raises(UsageError, match="already exists"):
         compute_teacher_logits(tiny_model_dir, syn_dir, store, show_progress=False)

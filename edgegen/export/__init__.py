@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgegen.errors import UsageError
+from edgegen.integrity import require_finite
 from edgegen.export.quant_modes import quant_mode
 from edgegen.export.verify import granularities, judge, pick_granularity, size_rule, verification
 
@@ -175,6 +176,7 @@ def export_model(
     from edgegen.train import predict_logits
 
     ref = predict_logits(lm.model, ver_ids)
+    require_finite(ref, "the PyTorch model's logits on the verification set", path=lm.path)
     # a private folder beside OUT (concurrent exports never share temp files) holding the file under its final
     # name: an ONNX file records its external data file's name inside it
     stage = temp_dir(out)

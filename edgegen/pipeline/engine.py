@@ -30,6 +30,25 @@ def data_fingerprint(spec: str | None) -> str:
     return stage_hash({p.name: sha256_file(p) for p in files})
 
 
+def content_key(spec: str) -> str:
+    """A recipe input keyed by what it holds, never by its path string: the sha256 of a file, or of a folder's files
+    (relative names and contents, every depth). New files at the same path give a new key, so no stage built from
+    the old ones is reused.
+
+    Raises:
+        ConfigError: nothing is at that path.
+    """
+    from edgegen.io import sha256_file
+
+    p = Path(spec)
+    if p.is_file():
+        return sha256_file(p)
+    if not p.is_dir():
+        raise ConfigError("recipe input not found: no such file or folder", path=p)
+    files = sorted(f for f in p.rglob("*") if f.is_file() and not any(x.startswith(".") for x in f.relative_to(p).parts))
+    return stage_hash({str(f.relative_to(p)): sha256_file(f) for f in files})
+
+
 def plan(recipe) -> Plan:
     """The stages a recipe resolves to (in phase order, then step order), each keyed by its config and inputs."""
     p = Plan(recipe, data_fingerprint(recipe.data))

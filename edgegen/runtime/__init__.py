@@ -82,7 +82,14 @@ def safe_batch(seq_len: int, want: int, budget_bytes: int = 512 << 20, max_heads
 
 
 def run_batched(runner: Runner, ids: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Run ``runner`` over many rows in batches (capped by :func:`safe_batch`); a fixed-batch runner gets its batch."""
+    """Run ``runner`` over many rows in batches (capped by :func:`safe_batch`); a fixed-batch runner gets its batch.
+
+    Raises:
+        ModelFileError: the model computes NaN or infinite logits (no metric, prediction or verification is ever
+            made of them).
+    """
+    from edgegen.integrity import require_finite
+
     fixed = runner.input_spec.get("batch")
     bs = fixed if isinstance(fixed, int) else safe_batch(ids.shape[1] if ids.ndim == 2 else 1, batch_size)
     out = []
@@ -94,4 +101,6 @@ def run_batched(runner: Runner, ids: np.ndarray, batch_size: int = 64) -> np.nda
             out.append(runner(padded)[: len(chunk)])
         else:
             out.append(runner(chunk))
-    return np.concatenate(out) if out else np.zeros((0, runner.num_classes), np.float32)
+    logits = np.concatenate(out) if out else np.zeros((0, runner.num_classes), np.float32)
+    require_finite(logits, "the model's logits (it computes them from its weights)", path=getattr(runner, "path", None))
+    return logits

@@ -23,6 +23,13 @@ class DistillStep(DistillConfig):
     later_fields: ClassVar[dict[str, tuple]] = {"device": ("auto",), "augment": (0,), "mutation_rate": (0.05,), "unlabeled": (None,)}
 
 
+def _reads_key(step) -> tuple:
+    """The unlabeled reads by content (nothing when there are none, so keys made before the field are unchanged)."""
+    from edgegen.pipeline.engine import content_key
+
+    return (content_key(step.unlabeled),) if step.unlabeled else ()
+
+
 @register
 class Distill(StageKind):
     Step, phase, once = DistillStep, 30, True
@@ -30,8 +37,9 @@ class Distill(StageKind):
 
     def expand(self, step, plan) -> None:
         finals = []
+        reads = _reads_key(step)
         for b in plan.branches:
-            key = stage_hash("distill", key_of(step), b.key, plan.teacher.key, plan.data_fingerprint)
+            key = stage_hash("distill", key_of(step), b.key, plan.teacher.key, plan.data_fingerprint, *reads)
             finals.append(plan.add(Stage(f"distill-{b.name.split('-', 1)[1]}", key, "distill", step, (b, plan.teacher))))
         plan.finals = finals
 
@@ -42,7 +50,7 @@ class Distill(StageKind):
         cfg = DistillConfig(**{k: v for k, v in d.model_dump().items() if k not in ("type", "unlabeled")})
         store = None
         if cfg.cache_teacher and not (cfg.hidden_weight or cfg.attn_weight):
-            key = stage_hash(teacher.key, cfg.augment, cfg.mutation_rate, cfg.seed, d.unlabeled)
+            key = stage_hash(teacher.key, cfg.augment, cfg.mutation_rate, cfg.seed, *_reads_key(d))
             store = ctx.run_dir / f"teacher-logits-{key[:12]}"
         res = distill_model(ctx.path(teacher), ctx.path(src), ctx.data, tmp / "model", cfg, unlabeled=d.unlabeled,
                             teacher_logits=store, show_progress=ctx.show_progress, splits=ctx.splits())

@@ -35,8 +35,13 @@ class _Teacher(StageKind):
     phase, teacher = 0, True
 
     def expand(self, step, plan) -> None:
+        inputs = ()
+        if isinstance(step, LoadStep):  # the model loaded, by content: new files at the same path are a new teacher
+            from edgegen.pipeline.engine import content_key
+
+            inputs = (content_key(step.path),)
         key = stage_hash("teacher", step.key_fields() if hasattr(step, "key_fields") else key_of(step), plan.data_fingerprint,
-                         plan.recipe.seed)
+                         plan.recipe.seed, *inputs)
         plan.teacher = plan.add(Stage("teacher", key, "teacher", step))
 
 
