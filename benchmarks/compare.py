@@ -70,35 +70,6 @@ def cpu_peak() -> dict:
             "derivation": f"{cores} cores x {ghz:.2f} GHz x per-core MAC/cycle ({isa}: {fp32} fp32, {int8} int8)"}
 
 
-# ------------------------------------------------------------------ 4-mer logistic regression
-def kmer_counts(seqs, k=4):
-    from edgegen.tokenizers import Tokenizer
-
-    tok = Tokenizer(kind="kmer", k=k, max_len=max(len(s) for s in seqs), add_cls=False)
-    ids = tok.encode(seqs) - 5  # k-mer index; specials < 0
-    X = np.zeros((len(seqs), 4**k), np.float32)
-    for i, row in enumerate(ids):
-        row = row[(row >= 0) & (row < 4**k)]
-        np.add.at(X[i], row, 1.0)
-    return X / np.maximum(X.sum(1, keepdims=True), 1)
-
-
-def logistic_regression(Xtr, ytr, Xte, k_classes, epochs=300, lr=0.5, l2=1e-4):
-    mu, sd = Xtr.mean(0), Xtr.std(0) + 1e-6
-    Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
-    W = np.zeros((Xtr.shape[1], k_classes))
-    b = np.zeros(k_classes)
-    Y = np.eye(k_classes)[ytr]
-    for _ in range(epochs):
-        z = Xtr @ W + b
-        p = np.exp(z - z.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        g = (p - Y) / len(Xtr)
-        W -= lr * (Xtr.T @ g + l2 * W)
-        b -= lr * g.sum(0)
-    return Xte @ W + b
-
-
 # ------------------------------------------------------------------ scaling
 def scaling(work: Path, lengths, dims, runs: int) -> list[dict]:
     """Latency/memory vs sequence length (fixed d128 x 4) and vs width (fixed 256 nt): fp32 ONNX, fresh processes."""
@@ -287,8 +258,10 @@ def main(argv=None) -> int:
             "distilled_minus_labels": paired_delta(y, lab_l, dis_l, "mcc", n_boot=bench_cfg.n_boot),
         }
     # 4-mer logistic regression
-    Xtr, Xte = kmer_counts(splits["train"].sequences), kmer_counts(splits["test"].sequences)
-    lr_logits = logistic_regression(Xtr, splits["train"].labels, Xte, int(y.max()) + 1)
+    from edgegen.baseline import fit_logistic, kmer_profile
+
+    W, b, mu, sd = fit_logistic(kmer_profile(splits["train"].sequences), splits["train"].labels, int(y.max()) + 1)
+    lr_logits = ((kmer_profile(splits["test"].sequences) - mu) / sd) @ W + b
     lr_metrics = point_metrics(y, lr_logits)
     # throughput: the best int8 batch-64 rate as a fraction of the int8 peak (all int8 rows; edgegen's own)
     int8_rows = [(m, r) for m, r in zip(res["models"], rs) if m.get("peak_fraction") is not None and not r["error"]

@@ -71,7 +71,7 @@ def train_teacher(data: str | Path, out: str | Path, cfg=None, *, init: str | Pa
 
     from edgegen import distributed
 
-    check_output(out, force, kind="dir")
+    check_output(out, force, kind="dir", inputs=(data, init))
     cfg = cfg or TrainConfig()
     distributed.init_from_env(cfg.device)
     splits = splits if splits is not None else load_data(data)
@@ -111,7 +111,7 @@ def prune_model(model_dir: str | Path, out: str | Path, cfg, *, data: str | Path
     from edgegen.io import check_output
     from edgegen.prune import prune
 
-    check_output(out, force, kind="dir")
+    check_output(out, force, kind="dir", inputs=(model_dir, data))
     lm = load_model(model_dir)
     if splits is None:
         splits = load_data(data) if data else None
@@ -158,7 +158,7 @@ def distill_model(
     from edgegen.distill import DistillConfig, StudentConfig, distill, student_from_teacher
     from edgegen.io import check_output
 
-    check_output(out, force, kind="dir")
+    check_output(out, force, kind="dir", inputs=(teacher_dir, student, data, unlabeled, teacher_logits))
     cfg = cfg or DistillConfig()
     distributed.init_from_env(cfg.device)
     t = load_model(teacher_dir)
@@ -217,7 +217,13 @@ def teacher_logit_store(t, teacher_dir, splits, cfg, unlabeled_ids, path, *, dat
     ids, _, parts = training_windows(t.tokenizer, splits["train"], cfg, unlabeled_ids)
     sha = t.manifest["files"]["model.safetensors"]
     if Path(path).exists() and not force:
-        return LogitStore.open(path, teacher_sha=sha, tokenizer_sha=tokenizer_sha256(t.tokenizer), ids_sha=ids_sha256(ids), rows=len(ids))
+        store = LogitStore.open(path, teacher_sha=sha, tokenizer_sha=tokenizer_sha256(t.tokenizer), ids_sha=ids_sha256(ids), rows=len(ids))
+        if store.num_classes != t.config.num_classes:
+            from edgegen.errors import ModelFileError
+
+            raise ModelFileError(f"store holds {store.num_classes}-class logits; the teacher has {t.config.num_classes} "
+                                 "classes", path=Path(path) / "meta.json")
+        return store
     return write_store(t.model, t.tokenizer, ids, path, teacher_sha=sha, parts=parts, force=force, batch_size=cfg.eval_batch_size,
                        sources={"teacher": str(teacher_dir), "data": str(data), "unlabeled": None if unlabeled is None else str(unlabeled)},
                        show_progress=show_progress)
@@ -233,7 +239,7 @@ def compute_teacher_logits(teacher_dir: str | Path, data: str | Path, out: str |
     from edgegen.io import check_output
     from edgegen.train import resolve_device, set_threads
 
-    check_output(out, force, kind="dir")
+    check_output(out, force, kind="dir", inputs=(teacher_dir, data, unlabeled))
     cfg = cfg or DistillConfig()
     distributed.init_from_env(cfg.device)
     set_threads(cfg.threads)

@@ -34,6 +34,14 @@ def click_exceptions():
     return exceptions
 
 
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "GLHF")  # gloo/NCCL wording
+
+
+def _peer_gone(e: Exception) -> bool:
+    """A collective failing on a rank because another rank exited (torchrun then stops them all)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and any(p in str(e) for p in PEER_GONE)
+
+
 def _say(msg: str, *, every_rank: bool = False) -> None:
     """One error line on stderr. Under torchrun every rank reads the same inputs and meets the same errors: rank 0
     alone reports them, and a rank stopped by torchrun (because another failed) says nothing; an error only one
@@ -137,6 +145,8 @@ def run_guarded(command: Callable[[], Any], *, debug: bool = False) -> int:
     except Exception as e:
         if debug:
             raise
+        if _peer_gone(e):  # under torchrun, a rank whose peer stopped on an error rank 0 has already reported
+            return 1
         first = (str(e).strip().splitlines() or [""])[0][:300]
         _say(f"unexpected {type(e).__name__}: {first} (rerun with --debug for the traceback)", every_rank=True)
         return 1

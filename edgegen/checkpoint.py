@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.errors import ModelFileError
-from edgegen.io import atomic_write_text, sha256_file, staging_dir, write_json
+from edgegen.io import atomic_write_text, sha256_file, staging_dir, usual_permissions, write_json
 from edgegen.tokenizers import Tokenizer
 
 FILES = ("config.json", "model.safetensors", "tokenizer.json")
@@ -69,6 +69,7 @@ def save_model(
         atomic_write_text(tmp / "config.json", model.config.model_dump_json(indent=2) + "\n")
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         safetensors.torch.save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        usual_permissions(tmp / "model.safetensors")
         tokenizer.save(tmp / "tokenizer.json")
         manifest = {
             "format": FORMAT,
@@ -131,6 +132,28 @@ def require_finite_weights(state: dict, path: str | Path) -> None:
                                  "finite outputs", path=path)
 
 
+def check_tokenizer_fits(tok: Tokenizer, vocab_size: int, path: str | Path) -> None:
+    """Refuse a tokenizer that would fail or index outside the model's embedding at prediction time: its special
+    tokens' ids, and the ids it gives for probe DNA (random ACGT at full window, all N, a short read), must lie in
+    ``0..vocab_size-1``, and encoding must not raise."""
+    import numpy as np
+
+    specials = {t: tok.vocab.get(t) for t in (tok.pad_token, tok.unk_token, tok.cls_token, tok.sep_token, tok.mask_token)}
+    for t, i in specials.items():
+        if i is not None and not 0 <= i < vocab_size:
+            raise ModelFileError(f"tokenizer gives {t} the id {i}, outside the model's {vocab_size} embedding rows", path=path)
+    rng = np.random.default_rng(0)
+    probe = ["".join(rng.choice(list("ACGT"), tok.max_len)), "N" * tok.max_len, "ACGTNACGT"[: max(1, min(9, tok.max_len))]]
+    try:
+        ids = np.asarray(tok.encode(probe))
+    except Exception as e:  # a foreign tokenizer (BPE JSON, vocab) can fail in its own library's ways
+        raise ModelFileError(f"tokenizer cannot encode DNA ({type(e).__name__}: {' '.join(str(e).split())[:160]})", path=path) from None
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
+        raise ModelFileError(f"tokenizer gives token id {bad} for DNA, outside the model's {vocab_size} embedding rows "
+                             "(vocab_size in config.json and the tokenizer disagree)", path=path)
+
+
 def load_model(path: str | Path, *, verify: bool = True) -> LoadedModel:
     """Load a model directory written by :func:`save_model` (safetensors only, no pickle).
 
@@ -152,6 +175,7 @@ def load_model(path: str | Path, *, verify: bool = True) -> LoadedModel:
         loc = ".".join(str(x) for x in first["loc"])
         raise ModelFileError(f"invalid config: {loc}: {first['msg']}", path=d / "config.json") from None
     tok = Tokenizer.load(d / "tokenizer.json")
+    check_tokenizer_fits(tok, cfg.vocab_size, d / "tokenizer.json")
     try:
         state = safetensors.torch.load_file(str(d / "model.safetensors"))
     except Exception as e:  # safetensors raises its own SafetensorError / OSError

@@ -35,6 +35,8 @@ def read_yaml(path: str | Path) -> tuple[dict, dict]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", path=p, line=None if mark is None else mark.line + 1) from None
+    except RecursionError:
+        raise ConfigError("YAML nested too deeply to be a config (lists or mappings thousands of levels deep)", path=p) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

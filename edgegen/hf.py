@@ -202,9 +202,10 @@ def _build_and_save(d: Path, mc, tok, m: dict, has_head: bool, out, force: bool,
     from edgegen.checkpoint import save_model
     from edgegen.model import GenomicTransformer
 
-    from edgegen.checkpoint import require_finite_weights
+    from edgegen.checkpoint import check_tokenizer_fits, require_finite_weights
 
     require_finite_weights(m, d)
+    check_tokenizer_fits(tok, mc.vocab_size, d)
     model = GenomicTransformer(mc)
     if not has_head:
         m.update({k: v for k, v in model.state_dict().items() if k in HEAD_PARAMS})

@@ -3,7 +3,9 @@ through ``torch.load(weights_only=True)``), vocab.txt. Every problem is a one-li
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
 from pathlib import Path
 
 from edgegen.errors import ModelFileError, UsageError
@@ -145,6 +147,15 @@ def weight_files(d: Path, *, required: bool = True) -> list[Path]:
     raise ModelFileError("no model.safetensors or pytorch_model.bin", path=d)
 
 
+def _unpickle_reason(e: Exception) -> str:
+    """The line of torch.load's refusal that says why (its first lines are advice on how to load it anyway)."""
+    lines = [" ".join(x.split()) for x in str(e).splitlines() if x.strip()]
+    why = [x for x in lines if x.startswith(("Unsupported", "Trying to", "Can only")) or "not an allowed global" in x]
+    if why:
+        return f"the file holds what is not a tensor ({why[0][:200]}): it may carry code, and is never unpickled"
+    return (lines or [type(e).__name__])[0][:300]
+
+
 def load_state(d: Path) -> dict:
     """The tensors of :func:`weight_files`: safetensors, or a .bin only through torch.load(weights_only=True)."""
     import torch
@@ -160,9 +171,11 @@ def load_state(d: Path) -> dict:
                 raise ModelFileError(f"cannot read weights ({type(e).__name__}: {e})", path=f) from None
         else:
             try:
-                part = torch.load(str(f), map_location="cpu", weights_only=True)
+                with warnings.catch_warnings():  # torch's advice on pickle protocols is not for the user
+                    warnings.simplefilter("ignore")
+                    part = torch.load(str(f), map_location="cpu", weights_only=True)
             except Exception as e:  # refuses pickled code objects
-                raise ModelFileError(f"cannot load weights safely (weights_only=True): {str(e).splitlines()[0][:200]}", path=f) from None
+                raise ModelFileError(f"cannot load weights safely (weights_only=True): {_unpickle_reason(e)}", path=f) from None
             if not isinstance(part, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in part.items()):
                 raise ModelFileError("does not hold a state dict of named tensors", path=f)
         dup = set(part) & set(state)
@@ -183,7 +196,14 @@ def read_vocab(d: Path) -> dict[str, int]:
     if "\x00" in text:
         raise ModelFileError("vocab.txt is not text (one token per line expected)", path=f)
     toks = [line.rstrip("\n").strip() for line in text.splitlines()]
-    return {t: i for i, t in enumerate(toks) if t}
+    vocab: dict[str, int] = {}
+    for i, t in enumerate(toks):
+        if t and t in vocab:  # the published tokenizers keep the later line's id: so does edgegen, but says so
+            logging.getLogger("edgegen").warning("%s: token %r appears twice (lines %d and %d); id %d is used, as the "
+                                                 "published tokenizer does", f, t, vocab[t] + 1, i + 1, i)
+        if t:
+            vocab[t] = i
+    return vocab
 
 
 def kmer_size(vocab: dict[str, int]) -> int:

@@ -32,6 +32,18 @@ def _umask() -> int:
     return m
 
 
+def usual_permissions(path: str | Path) -> None:
+    """Give a file a library wrote (safetensors writes 0600) the permissions every other output has (0666 & ~umask)."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _naming(e: BaseException, path: str | Path) -> BaseException:
+    """An OSError that names no file (a full disk, a lost mount) made to name the output it was writing."""
+    if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+        return OSError(e.errno, e.strerror, str(path))
+    return e
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
     path = Path(path)
@@ -44,10 +56,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600: give outputs the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        raise _naming(e, path) from None
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -87,22 +99,45 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def check_output(path: str | Path, force: bool, *, kind: str = "any") -> Path:
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(path: str | Path, force: bool, *, kind: str = "any", inputs: tuple = ()) -> Path:
     """Refuse to clobber an existing output unless ``force``, and refuse outputs that cannot be written.
+
+    ``force`` replaces regular files (or folders, for ``kind="dir"``) that are not the command's inputs, never more:
+    a device node, pipe or socket, one of ``inputs``, or the sidecar or external data of an input model is refused
+    even with ``force``.
 
     Args:
         kind: ``"file"`` (a folder there is an error even with ``force``), ``"dir"`` (a file there is
             an error even with ``force``), or ``"any"``.
+        inputs: the paths the command reads.
 
     Raises:
-        UsageError: naming the path: it exists (without ``force``), it is the wrong kind, or a part
+        UsageError: naming the path: it exists (without ``force``), it is the wrong kind, it is an input, or a part
             of its parent path is a file.
     """
     path = Path(path)
+    if path.exists():
+        if not (path.is_file() or path.is_dir()):
+            raise UsageError("is not a regular file (a device, pipe or socket): edgegen never replaces one, --force or "
+                             "not", path=path)
+        for i in (Path(x) for x in inputs if x is not None and str(x) != "-"):
+            for protected in (i, Path(f"{i}.json"), Path(f"{i}.data")):
+                if _same_file(path, protected):
+                    what = "an input of this command" if protected == i else f"part of the input model {i.name}"
+                    raise UsageError(f"is {what}: choose another output name (--force never replaces an input)", path=path)
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise UsageError(f"cannot write here: {parent} is a file, not a folder", path=path)
+            if not os.access(parent, os.W_OK | os.X_OK):  # found now, not after all the work
+                raise UsageError(f"cannot write here: no permission to write in {parent} (or it is read-only)", path=path)
             break
     if path.exists() or path.is_symlink():
         if kind == "file" and path.is_dir():
@@ -149,6 +184,25 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def held_or_refused(lock_file: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` for the block, or refuse at once (a UsageError naming ``what``) when
+    another process holds it: two runs never share one folder."""
+    import fcntl
+
+    lock_file = Path(lock_file)
+    fd = os.open(str(lock_file), os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another edgegen process is using this {what}; wait for it to finish (or use another "
+                             "folder)", path=lock_file.parent) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def commit(moves: list[tuple[Path, Path]], force: bool) -> None:
     """Move finished temp files onto their final names together, under the output folder's lock.
 
@@ -192,9 +246,12 @@ def staging_dir(final: str | Path, force: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         commit_dir(tmp, final, force)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        named = _naming(e, final)
+        if named is e:
+            raise
+        raise named from None
 
 
 def commit_dir(tmp: Path, final: Path, force: bool) -> None:

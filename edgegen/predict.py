@@ -66,7 +66,7 @@ def _records(path: str | Path, cfg: PredictConfig, stats) -> Iterator[tuple[str,
     if any(low.endswith(e) for e in (".csv", ".csv.gz", ".tsv", ".tsv.gz")):
         from edgegen.data.readers import read_labelled
 
-        ds = read_labelled(p)
+        ds = read_labelled(p, labelled=False)  # labels, if any, are not the model's input
         for i, s in enumerate(ds.sequences):
             stats.total += 1
             yield f"row{i + 1}", s
@@ -109,7 +109,7 @@ def predict(model, reads: str | Path, out: str | Path, cfg: PredictConfig = Pred
     if not to_stdout:
         from edgegen.io import check_output, temp_path
 
-        out = check_output(out, force, kind="file")
+        out = check_output(out, force, kind="file", inputs=(reads, getattr(runner, "path", None)))
         tmp = temp_path(out)  # unique: two runs writing one -o never share a temp file
         fh = open(tmp, "w")
     else:

@@ -145,6 +145,15 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
         except yaml.YAMLError as e:
             raise ConfigError(f"--set {k.strip()}: value {v!r} is not valid YAML ({' '.join(str(e).split())[:120]})") from None
         _set_dotted(data, k.strip(), value)
+    set_by = {ov.split("=", 1)[0].strip(): ov for ov in overrides or []}
+
+    def where_from(loc: str, line_key: str) -> tuple[str, int | None]:
+        """An error's origin: a --set that wrote that field (then no recipe line is to blame), else the recipe line."""
+        for k, ov in set_by.items():
+            if loc == k or loc.startswith(k + ".") or k.startswith(loc + "."):
+                return f" (from --set {ov})", None
+        return "", lines.get(line_key)
+
     steps = data.get("steps")
     if isinstance(steps, list):  # each step by its own kind's config, so errors name steps.N.field
         known = kinds()
@@ -163,13 +172,15 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
             except ValidationError as e:
                 loc, msg = validation_message(e)
                 where = f"steps.{i}" if loc == "(root)" else f"steps.{i}.{loc}"
-                raise ConfigError(f"{where}: {msg}", path=path, line=lines.get("steps")) from None
+                origin, line = where_from(where, "steps")
+                raise ConfigError(f"{where}: {msg}{origin}", path=path, line=line) from None
     try:
         r = Recipe.model_validate(data)
     except ValidationError as e:
         loc, msg = validation_message(e)
         where = "" if loc == "(root)" else f"{loc}: "
-        raise ConfigError(f"{where}{msg}", path=path, line=lines.get(loc.split(".")[0])) from None
+        origin, line = where_from(loc, loc.split(".")[0])
+        raise ConfigError(f"{where}{msg}{origin}", path=path, line=line) from None
     if r.data and not r.data.startswith("synthetic:") and not Path(r.data).exists():
         raise ConfigError(f"data: no such folder {r.data!r}", path=path, line=lines.get("data"))
     lp = r.step("load")

@@ -98,6 +98,31 @@ def batches_per_pass(batch_seconds: float) -> int:
     return int(min(THROUGHPUT_BATCHES, max(1, -(-THROUGHPUT_PASS_S // batch_seconds))))
 
 
+def load_inputs(path: str) -> dict:
+    """The token arrays of an ``inputs.npz``, read whole and checked: integer ``(sequences, tokens)`` arrays (and
+    optional integer labels); an empty, truncated or foreign file is one DataError naming it."""
+    import zipfile
+
+    from edgegen.errors import DataError
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise DataError("no such inputs file", path=path) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise DataError(f"not a readable .npz of token arrays (empty or truncated? {type(e).__name__}: "
+                        f"{' '.join(str(e).split())[:120]})", path=path) from None
+    if not any(k != LABELS_KEY for k in data):
+        raise DataError("holds no token arrays", path=path)
+    for name, a in data.items():
+        want = 1 if name == LABELS_KEY else 2
+        if a.ndim != want or a.dtype.kind not in "iu" or (a.size and a.min() < 0):
+            raise DataError(f"array {name!r} is {a.dtype} {a.shape}; expected non-negative integer "
+                            f"{'(sequences,)' if want == 1 else '(sequences, tokens)'}", path=path)
+    return data
+
+
 def _percentiles(ts: list[float]) -> dict:
     a = np.asarray(ts) * 1000.0
     return {"p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)), "p99_ms": float(np.percentile(a, 99)),
@@ -120,13 +145,8 @@ def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int 
     runner = open_runner(model, threads=threads, **kw)
     load_s = time.perf_counter() - t0
     rss_after_load = _rss_mb()
-    data = np.load(inputs, allow_pickle=False)
-    sets = [n for n in data.files if n != LABELS_KEY]  # every array but the labels is a set of token rows
-    if not sets:
-        raise DataError("holds no token arrays", path=inputs)
-    for name in sets:
-        if data[name].ndim != 2:
-            raise DataError(f"array {name!r} has shape {data[name].shape}, expected (sequences, tokens)", path=inputs)
+    data = load_inputs(inputs)
+    sets = [n for n in data if n != LABELS_KEY]  # every array but the labels is a set of token rows
     out: dict = {"schema": SCHEMA, "model": str(model), "backend": runner.backend, "threads": threads,
                  "load_s": load_s, "rss_after_load_mb": rss_after_load, "input_spec": runner.input_spec}
     first = data[sets[0]]
@@ -152,7 +172,7 @@ def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int 
             out["logits"][name] = run_batched(runner, data[name], batch).tolist()
             t_inf += time.perf_counter() - t1
         out["logits_seconds"] = t_inf
-        if LABELS_KEY in data.files and len(data[LABELS_KEY]) == len(first):
+        if LABELS_KEY in data and len(data[LABELS_KEY]) == len(first):
             pred = np.asarray(out["logits"][sets[0]]).argmax(1)
             out["accuracy"] = {"set": sets[0], "value": float((pred == data[LABELS_KEY]).mean()), "n": len(pred)}
     if latency:

@@ -218,7 +218,23 @@ def train(
     )
     if dev is not None:
         check_above_chance(hist, len(dev), allow=cfg.allow_chance, path=dev.path)
+        compare_with_baseline(hist, tr, dev)
     return model, tok, hist
+
+
+def compare_with_baseline(hist: dict, train: SequenceSet, dev: SequenceSet) -> None:
+    """Record the k-mer logistic regression's dev score in ``hist["kmer_baseline"]`` (:mod:`edgegen.baseline`) and
+    warn when the transformer's best dev MCC does not beat it."""
+    from edgegen.baseline import kmer_baseline
+
+    scores = [e["dev_mcc"] for e in hist.get("epochs", []) if "dev_mcc" in e]
+    if not scores or train.labels is None or dev.labels is None:
+        return
+    base = hist["kmer_baseline"] = kmer_baseline(train, dev)
+    if max(scores) <= base["mcc"]:
+        log.warning("%s: the transformer's best dev MCC %.3f does not beat a %s on the same split (MCC %.3f): a linear "
+                    "model of k-mer counts does as well; try another --tokenizer/--k, a longer training, or keep the "
+                    "simpler model", dev.path, max(scores), base["model"], base["mcc"])
 
 
 def evaluate_logits(y: np.ndarray, logits: np.ndarray, n_boot: int = 1000) -> dict:

@@ -90,9 +90,9 @@ def test_corrupt_and_mismatched_files_fail_clearly(exported, tmp_path):
     with pytest.raises(ModelFileError, match="bad.onnx.*does not match its sidecar"):  # the sha256 check sees it first
         load_runner(bad_onnx)
     side = json.loads(Path(str(bad_onnx) + ".json").read_text())
-    del side["file_sha256"]  # a sidecar without a checksum: the runtime's own load fails, as clearly
+    del side["file_sha256"]  # a sidecar without a checksum is refused: the check is not optional
     Path(str(bad_onnx) + ".json").write_text(json.dumps(side))
-    with pytest.raises(ModelFileError, match="bad.onnx.*cannot load"):
+    with pytest.raises(ModelFileError, match="bad.onnx.json.*file_sha256 is missing"):
         load_runner(bad_onnx)
     lone = tmp_path / "lone.onnx"
     lone.write_bytes(data)
@@ -167,7 +167,7 @@ def test_keeping_every_unit_float_gives_the_float_model(fmt, quant, tiny_model_d
     ids, _ = _calib_ids(lm.tokenizer, syn_splits["dev"], 32)
     out = tmp_path / f"all-float.{fmt}"
     info = backend.export(lm.model, lm.tokenizer, out, cfg, ids, keep_float=_units(lm.model))
-    write_json(str(out) + ".json", trial_sidecar(lm, info))
+    write_json(str(out) + ".json", trial_sidecar(lm, info, out))
     if fmt == "onnx":
         ops = {n.op_type for n in onnx.load(str(out)).graph.node}
         assert not ops & {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}, ops
@@ -261,7 +261,7 @@ def test_tflite_int8_keeps_named_modules_float(tiny_model_dir, syn_splits, tmp_p
     for name, keep in (("int8", []), ("float-blocks", ["blocks.0", "blocks.1", "classifier"])):
         p = tmp_path / f"{name}.tflite"
         info = backend.export(lm.model, lm.tokenizer, p, cfg, cal, keep_float=keep)
-        write_json(str(p) + ".json", trial_sidecar(lm, info))
+        write_json(str(p) + ".json", trial_sidecar(lm, info, p))
         out[name] = (p.stat().st_size, np.abs(run_batched(load_runner(p), ids) - ref).max())
     assert out["float-blocks"][0] > 1.5 * out["int8"][0]
     assert out["float-blocks"][1] < out["int8"][1]

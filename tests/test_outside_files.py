@@ -23,7 +23,7 @@ def cli(*args, cwd=None) -> subprocess.CompletedProcess:
 
 def one_line_error(r: subprocess.CompletedProcess, code: int = 1) -> str:
     assert r.returncode == code, r.stderr
-    lines = [x for x in r.stderr.strip().splitlines() if x.strip() and not x.startswith("WARNING")]
+    lines = [x for x in r.stderr.strip().splitlines() if x.strip() and not x.startswith("edgegen: WARNING")]
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     return lines[0]
 

@@ -34,21 +34,32 @@ def _root(
     """edgegen: small, fast genomic transformers for field devices."""
 
 
+LOG_WIDTH = 240  # columns for tables printed to a pipe or file (rich would cut them to 80 and names to "dist…")
+
+
 def console():
+    """The console tables print to: the terminal's width, or, when stdout is a pipe or file (CI logs, ``| tee``)
+    and COLUMNS does not say otherwise, wide enough that no table is cut."""
+    import os
+    import sys
+
     from rich.console import Console
 
+    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+        return Console(width=LOG_WIDTH)
     return Console()
 
 
-def check_outputs(force: bool, *files: Optional[Path], folder: Optional[Path] = None) -> None:
-    """Before any work: refuse outputs that exist (without --force) or cannot be written."""
+def check_outputs(force: bool, *files: Optional[Path], folder: Optional[Path] = None, inputs: tuple = ()) -> None:
+    """Before any work: refuse outputs that exist (without --force), cannot be written, or are among ``inputs`` (or an
+    input model's sidecar)."""
     from edgegen.io import check_output
 
     for f in files:
         if f is not None:
-            check_output(f, force, kind="file")
+            check_output(f, force, kind="file", inputs=inputs)
     if folder is not None:
-        check_output(folder, force, kind="dir")
+        check_output(folder, force, kind="dir", inputs=inputs)
 
 
 def save_json(path: Optional[Path], obj, force: bool = False) -> None:

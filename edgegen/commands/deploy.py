@@ -71,7 +71,7 @@ def bench(
     from edgegen.io import staging_dir
     from edgegen.report import bench_table, write_report
 
-    check_outputs(force, json_out, folder=report)
+    check_outputs(force, json_out, folder=report, inputs=(*models, data))
     cfg = BenchConfig(baseline=baseline, threads=threads or None, runs=runs, warmup=warmup, batch=batch,
                       max_samples=max_samples, validity=validity)
     res = _bench(models, data, device, cfg, partial_out=json_out)

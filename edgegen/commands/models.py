@@ -52,6 +52,9 @@ def train(
         return
     if res["test"]:
         console().print(metrics_table(res["test"], title=f"test set ({out})"))
+    base, dev = res["history"].get("kmer_baseline"), [e["dev_mcc"] for e in res["history"].get("epochs", []) if "dev_mcc" in e]
+    if base and dev:
+        console().print(f"dev MCC: transformer {max(dev):.3f}, {base['model']} {base['mcc']:.3f} (same split)")
     console().print(f"saved model to {out}")
 
 
@@ -68,7 +71,7 @@ def evaluate(
     from edgegen.evaluate import evaluate as _evaluate
     from edgegen.report import metrics_table
 
-    check_outputs(force, json_out)
+    check_outputs(force, json_out, inputs=(model, data))
     rep = _evaluate(model, data, batch_size=batch_size, threads=threads)
     console().print(metrics_table(rep, title=f"{model} on {data}"))
     save_json(json_out, rep, force)
@@ -92,7 +95,7 @@ def prune(
     force: bool = typer.Option(False, "--force"),
 ):
     """Remove attention heads, FFN channels and layers physically (torch-pruning)."""
-    check_outputs(force, json_out)
+    check_outputs(force, json_out, inputs=(model, data))
     from edgegen.api import prune_model
     from edgegen.prune import PruneConfig
 
@@ -139,7 +142,7 @@ def distill(
     force: bool = typer.Option(False, "--force"),
 ):
     """Win back accuracy: distil the teacher into a pruned or smaller student."""
-    check_outputs(force, json_out)
+    check_outputs(force, json_out, inputs=(teacher, student, data, unlabeled, teacher_logits))
     from edgegen import distributed
     from edgegen.api import distill_model
     from edgegen.report import metrics_table

@@ -30,7 +30,7 @@ def check_lengths(ds: SequenceSet, name: str = "") -> str | None:
     if len(set(meds.values())) > 1 or len(set(ranges.values())) > 1:
         desc = "; ".join(f"class {c}: {v['min']}-{v['max']} bp (median {v['median']:g})" for c, v in stats.items())
         msg = (
-            f"WARNING: sequence lengths differ between classes in {name or ds.path}: {desc}. "
+            f"sequence lengths differ between classes in {name or ds.path}: {desc}. "
             "A model can learn the length instead of the biology; crop to a common window (max_len) "
             "no longer than the shortest class, or fix the data."
         )
@@ -62,7 +62,7 @@ def data_report(splits: dict[str, SequenceSet], near_k: int = 0) -> dict:
                 rep[f"exact_overlap_train_{other}"] = shared
                 if shared:
                     warnings.append(
-                        f"WARNING: {shared} {other} sequences also occur in train (leakage): test scores are optimistic"
+                        f"{shared} {other} sequences also occur in train (leakage): test scores are optimistic"
                     )
     for name, ds in splits.items():
         if ds.labels is not None:

@@ -115,13 +115,18 @@ def require_file(path: str | Path) -> Path:
     return p
 
 
+MAX_LABEL = 1 << 20  # class indices beyond this are a column of something else (ids, counts), not classes
+
+
 def read_labelled(
     path: str | Path,
     *,
     num_classes: int | None = None,
     min_len: int = 1,
+    labelled: bool = True,
 ) -> SequenceSet:
-    """Read a ``sequence,label`` table (CSV or TSV, optionally gzipped).
+    """Read a ``sequence,label`` table (CSV or TSV, optionally gzipped); with ``labelled=False`` (reads to classify or
+    distil on) only the ``sequence`` column is needed and labels are not read.
 
     Args:
         path: the file; the delimiter is sniffed from the header line.
@@ -148,12 +153,12 @@ def read_labelled(
                 raise DataError("file is empty (expected a header 'sequence,label')", path=p)
             delim = "\t" if header.count("\t") > header.count(",") else ","
             cols = [c.strip().lower() for c in next(csv.reader([header.strip()], delimiter=delim), [])]
-            for want in ("sequence", "label"):
+            for want in ("sequence", "label") if labelled else ("sequence",):
                 if want not in cols:
                     raise DataError(f"missing column {want!r} (header has {cols})", path=p, line=1)
                 if cols.count(want) > 1:
                     raise DataError(f"column {want!r} appears {cols.count(want)} times in the header", path=p, line=1)
-            si, li = cols.index("sequence"), cols.index("label")
+            si, li = cols.index("sequence"), cols.index("label") if labelled else cols.index("sequence")
             for lineno, row in enumerate(csv.reader(fh, delimiter=delim), start=2):
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue
@@ -165,15 +170,20 @@ def read_labelled(
                     raise DataError(str(e), path=p, line=lineno) from None
                 if len(s) < min_len:
                     raise DataError(f"sequence of length {len(s)} is shorter than the minimum {min_len}", path=p, line=lineno)
+                seqs.append(s)
+                if not labelled:
+                    continue
                 raw = row[li].strip()
                 try:
                     lab = int(raw)
                 except ValueError:
                     raise DataError(f"label {raw!r} is not an integer class index", path=p, line=lineno) from None
+                if lab >= MAX_LABEL:
+                    raise DataError(f"label {raw} is not a class index (expected 0..K-1, K at most {MAX_LABEL:,})", path=p,
+                                    line=lineno)
                 if lab < 0 or (num_classes is not None and lab >= num_classes):
                     bound = f"0..{num_classes - 1}" if num_classes else ">= 0"
                     raise DataError(f"unknown label {lab} (expected {bound})", path=p, line=lineno)
-                seqs.append(s)
                 labels.append(lab)
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as e:
         if isinstance(e, FileNotFoundError):
@@ -181,7 +191,7 @@ def read_labelled(
         raise DataError(f"cannot read ({type(e).__name__}: {e})", path=p) from None
     if not seqs:
         raise DataError("no records (file has a header but no rows)", path=p)
-    ds = SequenceSet(seqs, np.asarray(labels, dtype=np.int64), None, str(p))
+    ds = SequenceSet(seqs, np.asarray(labels, dtype=np.int64) if labelled else None, None, str(p))
     return ds
 
 

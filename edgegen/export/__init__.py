@@ -156,16 +156,17 @@ def export_model(
     from edgegen.checkpoint import load_model
     from edgegen.data.readers import as_dataset
     from edgegen.io import check_output, commit, remove_quietly, sha256_file, temp_dir, write_json
-    from edgegen.runtime.sidecar import data_file
+    from edgegen.runtime.sidecar import data_file, seal
 
     out = Path(out)
     want = ".onnx" if cfg.format == "onnx" else ".tflite"
     if out.suffix != want:
         raise UsageError(f"output for format {cfg.format} must end in {want}", path=out)
-    check_output(out, force, kind="file")
-    check_output(str(out) + ".json", force, kind="file")
+    protect = (model_dir, calib if isinstance(calib, (str, Path)) else None, verify if isinstance(verify, (str, Path)) else None)
+    check_output(out, force, kind="file", inputs=protect)
+    check_output(str(out) + ".json", force, kind="file", inputs=protect)
     if cfg.format == "onnx":
-        check_output(data_file(out), force, kind="file")
+        check_output(data_file(out), force, kind="file", inputs=protect)
     lm = load_model(model_dir)
     calib_set = as_dataset(calib, split="dev") if calib is not None and not hasattr(calib, "sequences") else calib
     verify_set = as_dataset(verify) if verify is not None and not hasattr(verify, "sequences") else (verify or calib_set)
@@ -203,7 +204,7 @@ def export_model(
                 info = backend.export(lm.model, lm.tokenizer, tmp, c, cal_ids)
             sidecar = _sidecar(lm, model_dir, c, info, cal_ids, calib_set, time.perf_counter() - t0)
             # Verify the file through the same runner users get (sidecar written next to the temp file).
-            write_json(str(tmp) + ".json", sidecar)
+            write_json(str(tmp) + ".json", seal(dict(sidecar), tmp))
             got = run_batched(load_runner(tmp, threads=cfg.threads), ver_ids)
             ver = verification(ref, got, ver_y)
             ver.update(info.get("search", {}))

@@ -50,7 +50,7 @@ def accuracy_aware(backend, lm, tmp: Path, cfg, cal_ids, ver_ids, ver_y, ref) ->
         from edgegen.io import write_json
 
         info = backend.export(lm.model, lm.tokenizer, trial, cfg, cal_ids, keep_float=keep)
-        write_json(str(trial) + ".json", trial_sidecar(lm, info))
+        write_json(str(trial) + ".json", trial_sidecar(lm, info, trial))
         got = run_batched(load_runner(trial, threads=cfg.threads), ver_ids)
         return point_metrics(ver_y, got)["accuracy"], info
 
@@ -82,6 +82,7 @@ def accuracy_aware(backend, lm, tmp: Path, cfg, cal_ids, ver_ids, ver_y, ref) ->
     return final
 
 
-def trial_sidecar(lm, info: dict) -> dict:
-    """The sidecar a trial file needs to run (input, classes, tokenizer)."""
-    return sidecar.minimal(info["input_name"], info["input_shape"], lm.model.config.num_classes, lm.tokenizer.to_dict())
+def trial_sidecar(lm, info: dict, path: Path) -> dict:
+    """The sidecar a trial file ``path`` needs to run (input, classes, tokenizer, and its sha256)."""
+    d = sidecar.minimal(info["input_name"], info["input_shape"], lm.model.config.num_classes, lm.tokenizer.to_dict())
+    return sidecar.seal(d, path)

@@ -78,8 +78,7 @@ def run_recipe(recipe, *, show_progress: bool = True, on_stage=None) -> dict | N
 
     ``on_stage(name, status)`` is called with ``cached``, ``running`` and ``done``.
     """
-    from edgegen.io import check_output, staging_dir, write_json
-    from edgegen.pipeline.summary import summarize
+    from edgegen.io import check_output, held_or_refused
 
     run_dir = Path(recipe.out)
     if run_dir.exists() and not run_dir.is_dir():
@@ -90,7 +89,18 @@ def run_recipe(recipe, *, show_progress: bool = True, on_stage=None) -> dict | N
         if (run_dir / st.name).resolve().parent != run_dir.resolve():
             raise ConfigError(f"stage name {st.name!r} would write outside {run_dir}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in run_dir.glob(".*.tmp"):  # half-built stages of a crashed run: never used, safe to drop
+    with held_or_refused(run_dir / RUN_LOCK, "run folder"):
+        return _run_stages(recipe, run_dir, p, show_progress, on_stage)
+
+
+RUN_LOCK = ".edgegen-run.lock"  # held while a run works in its folder: a second run there is refused at once
+
+
+def _run_stages(recipe, run_dir: Path, p, show_progress: bool, on_stage) -> dict | None:
+    from edgegen.io import staging_dir, write_json
+    from edgegen.pipeline.summary import summarize
+
+    for stale in run_dir.glob(".*.tmp"):  # half-built stages of a crashed run (the lock says none is running)
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
     ctx = RunContext(recipe, run_dir, p, show_progress=show_progress)

@@ -36,12 +36,15 @@ class OnnxRunner:
     def _open(self) -> None:
         so = self._ort.SessionOptions()
         so.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3  # errors only: node-placement advice is not for end users
+        so.log_severity_level = 4  # fatal only: node-placement advice is not for end users, and errors come back as ours
         if self._threads:
             so.intra_op_num_threads = self._threads
             so.inter_op_num_threads = 1
         try:
-            self.session = self._ort.InferenceSession(str(self.path), so, providers=self.providers)
+            # no external weights recorded in the sidecar: open the file's bytes, from which ONNX Runtime reads no
+            # external data at all (an unrecorded .onnx.data beside it is never used unchecked)
+            src = str(self.path) if self.sidecar.get("external_data") else self.path.read_bytes()
+            self.session = self._ort.InferenceSession(src, so, providers=self.providers)
         except Exception as e:  # onnxruntime raises its own exception types
             msg = str(e).splitlines()[0][:300]
             raise ModelFileError(f"ONNX Runtime cannot load the model ({type(e).__name__}: {msg})", path=self.path) from None
@@ -63,4 +66,7 @@ class OnnxRunner:
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(ids, dtype=np.int32)})[0]
+        if out.ndim != 2 or out.shape[1] != self.num_classes:
+            raise ModelFileError(f"model outputs shape {list(out.shape)}, but its sidecar says {self.num_classes} classes",
+                                 path=self.path)
         return out.astype(np.float32, copy=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgegen.errors import ModelFileError
+from edgegen.integrity import SHA256
 from edgegen.io import read_json, sha256_file
 
 FORMAT = "edgegen-export/1"
@@ -28,6 +29,16 @@ def build(*, model_format: str, quant: str, impl: str | None, input_name: str, i
         "params": params, "macs": macs, "graph": graph, "source_model": source_model, "calibration": calibration,
         "config": config, "export_seconds": seconds, "kept_float": kept_float,
     }
+
+
+def seal(d: dict, path: str | Path) -> dict:
+    """Record the sha256 of the model file (and of its external weights, when there are any) in sidecar ``d``: what
+    :func:`read_sidecar` requires before a runner opens the file."""
+    d["file_sha256"] = sha256_file(path)
+    if data_file(path).exists():
+        data = data_file(path)
+        d["external_data"] = {"file": data.name, "sha256": sha256_file(data), "bytes": data.stat().st_size}
+    return d
 
 
 def data_file(path: str | Path) -> Path:
@@ -53,8 +64,9 @@ def model_bytes(path: str | Path, sidecar: dict | None = None) -> int:
 def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
     """Read and check ``PATH.json``, the sidecar ``edgegen export`` writes beside a model file.
 
-    Checks its fields and, when it records one (every finished export does), the model file's sha256:
-    a model replaced or corrupted after export is refused instead of run under another model's sidecar.
+    Checks its fields and (``check_file``) the model file's sha256, which it must record, and its external weights'
+    when it names any: a model replaced or corrupted after export is refused instead of run under another model's
+    sidecar. (An ONNX file whose sidecar names no external weights is opened from its bytes, so it cannot read any.)
 
     Raises:
         ModelFileError: a missing, unreadable, incomplete or mismatched sidecar.
@@ -71,13 +83,14 @@ def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
     if not isinstance(d.get("tokenizer"), dict):
         raise ModelFileError("sidecar field tokenizer is missing or not an object", path=side)
     want = d.get("file_sha256")
-    if want is not None and not (isinstance(want, str) and len(want) == 64):
-        raise ModelFileError("sidecar field file_sha256 is not a sha256 hex digest", path=side)
+    if (want is not None or check_file) and not (isinstance(want, str) and SHA256.fullmatch(want)):
+        raise ModelFileError("sidecar field file_sha256 is missing or not a sha256 hex digest (every export records the "
+                             "model file's sha256; export it again)", path=side)
     ext = d.get("external_data")
     if ext is not None and not (isinstance(ext, dict) and isinstance(ext.get("file"), str) and "/" not in ext["file"]
                                 and ext["file"] not in ("", ".", "..") and isinstance(ext.get("sha256"), str)):
         raise ModelFileError("sidecar field external_data is not {file, sha256} naming a file beside the model", path=side)
-    if check_file and want:
+    if check_file:
         got = sha256_file(Path(path))
         if got != want:
             raise ModelFileError(f"does not match its sidecar (sha256 {got[:12]}..., sidecar says {want[:12]}...): "

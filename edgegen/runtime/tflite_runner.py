@@ -89,6 +89,9 @@ class TFLiteRunner:
         self.interp.set_tensor(self._in["index"], np.ascontiguousarray(ids, dtype=self._in["dtype"]))
         self.interp.invoke()
         out = self.interp.get_tensor(self._out["index"])
+        if out.ndim != 2 or out.shape[1] != self.num_classes:
+            raise ModelFileError(f"model outputs shape {list(out.shape)}, but its sidecar says {self.num_classes} classes",
+                                 path=self.path)
         if self._scale:
             return ((out.astype(np.float32) - self._zp) * self._scale).astype(np.float32)
         return out.astype(np.float32, copy=True)

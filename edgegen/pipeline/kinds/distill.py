@@ -36,6 +36,10 @@ class Distill(StageKind):
     needs_data = "data is required for distillation"
 
     def expand(self, step, plan) -> None:
+        if not plan.branches:
+            from edgegen.errors import ConfigError
+
+            raise ConfigError("the distill step has nothing to distil: add a prune or student step before it, or remove it")
         finals = []
         reads = _reads_key(step)
         for b in plan.branches:

@@ -24,9 +24,15 @@ class PruneStep(StepModel):
 
     @model_validator(mode="after")
     def _check(self) -> "PruneStep":
+        seen: dict[int, float] = {}
         for t in self.targets:
             if not 0 < t < 1:
                 raise ValueError(f"targets must be in (0, 1), got {t}")
+            pct = int(round(t * 100))
+            if pct in seen:  # one stage folder per whole percent: two targets there would overwrite each other
+                raise ValueError(f"targets {seen[pct]} and {t} are both {pct}% (stage prune-{self.metric}{pct}); give "
+                                 "targets that differ by at least one percent")
+            seen[pct] = t
         return self
 
     def config(self, target: float) -> PruneConfig:
