@@ -138,6 +138,10 @@ def check_tokenizer_fits(tok: Tokenizer, vocab_size: int, path: str | Path) -> N
     ``0..vocab_size-1``, and encoding must not raise."""
     import numpy as np
 
+    if tok.vocab_size > vocab_size:
+        top = max(tok.vocab, key=tok.vocab.get)
+        raise ModelFileError(f"tokenizer has ids up to {tok.vocab_size - 1} ({top!r}), but the model's embedding has only "
+                             f"{vocab_size} rows (vocab_size in config.json and the tokenizer disagree)", path=path)
     specials = {t: tok.vocab.get(t) for t in (tok.pad_token, tok.unk_token, tok.cls_token, tok.sep_token, tok.mask_token)}
     for t, i in specials.items():
         if i is not None and not 0 <= i < vocab_size:

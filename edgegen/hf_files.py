@@ -197,12 +197,16 @@ def read_vocab(d: Path) -> dict[str, int]:
         raise ModelFileError("vocab.txt is not text (one token per line expected)", path=f)
     toks = [line.rstrip("\n").strip() for line in text.splitlines()]
     vocab: dict[str, int] = {}
+    dups = []
     for i, t in enumerate(toks):
-        if t and t in vocab:  # the published tokenizers keep the later line's id: so does edgegen, but says so
-            logging.getLogger("edgegen").warning("%s: token %r appears twice (lines %d and %d); id %d is used, as the "
-                                                 "published tokenizer does", f, t, vocab[t] + 1, i + 1, i)
+        if t and t in vocab:
+            dups.append((t, vocab[t] + 1, i + 1))
         if t:
             vocab[t] = i
+    if dups:  # the published tokenizers keep the later line's id: so does edgegen, but says so
+        t, a, b = dups[0]
+        logging.getLogger("edgegen").warning("%s: %d token(s) appear more than once (first %r, lines %d and %d); the later "
+                                             "line's id is used, as the published tokenizer does", f, len(dups), t, a, b)
     return vocab
 
 

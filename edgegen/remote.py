@@ -60,7 +60,16 @@ def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = No
         raise ModelFileError(f"missing sidecar {side.name}", path=model)
     from edgegen.runtime.sidecar import model_files, read_sidecar
 
-    parts = model_files(model, read_sidecar(model))  # checked: a bundle never carries a corrupted model
+    side_d = read_sidecar(model)
+    parts = model_files(model, side_d)  # checked: a bundle never carries a corrupted model
+    if model.suffix == ".onnx":  # nor one whose weights point to a file other than the one its sidecar checks
+        from edgegen.export.onnx import external_data_files
+
+        named = (side_d.get("external_data") or {}).get("file")
+        stray = sorted(f for f in external_data_files(model) if f != named)
+        if stray:
+            raise ModelFileError(f"its weights point to external data {', '.join(stray)} that its sidecar does not record "
+                                 "(and so cannot check); export the model again", path=model)
     src = Path(edgegen.__file__).resolve().parent
     with staging_dir(out, force=force) as tmp:
         for p in parts:

@@ -260,7 +260,7 @@ def bundle(tiny_model_dir, syn_dir, tmp_path_factory) -> Path:
 
     d = tmp_path_factory.mktemp("bundle")
     m = export(tiny_model_dir, d / "tiny.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_dir)
-    return bundle_model(m.path if hasattr(m, "path") else m, d / "b", data=syn_dir / "test.csv")
+    return bundle_model(m, d / "b", data=syn_dir / "test.csv")
 
 
 def _measure(b: Path) -> subprocess.CompletedProcess:
@@ -329,7 +329,7 @@ def float_onnx_bundle_with_wheels(tiny_model_dir, syn_dir, tmp_path_factory) -> 
 
     d = tmp_path_factory.mktemp("wh")
     m = export(tiny_model_dir, d / "tiny.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_dir)
-    return bundle_model(m.path if hasattr(m, "path") else m, d / "b", data=syn_dir / "test.csv", wheelhouse=True,
+    return bundle_model(m, d / "b", data=syn_dir / "test.csv", wheelhouse=True,
                         platform=f"linux_{platform.machine()}", python="%d.%d" % sys.version_info[:2])
 
 

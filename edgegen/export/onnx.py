@@ -20,6 +20,19 @@ log = logging.getLogger("edgegen")
 EXTERNAL_DATA_BYTES = 1_800_000_000
 
 
+def external_data_files(path: str | Path) -> set[str]:
+    """The external-data file names an ONNX file's initializers point to (read without loading any weights)."""
+    import onnx
+
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf's DecodeError and onnx's own
+        from edgegen.errors import ModelFileError
+
+        raise ModelFileError(f"not a readable ONNX file ({type(e).__name__})", path=path) from None
+    return {e.value for t in m.graph.initializer for e in t.external_data if e.key == "location"}
+
+
 def weight_bytes(m) -> int:
     """Bytes of an in-memory ONNX model's initializers."""
     return sum(t.ByteSize() for t in m.graph.initializer)

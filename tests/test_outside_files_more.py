@@ -1,0 +1,335 @@
+"""Issue 29's medium and low defects (M2 … M8, L1 … L10) and what a new user found, one regression test each (the
+high ones are in test_outside_files.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SHARED_FIXTURES, shared_path
+from tests.test_outside_files import cli, one_line_error
+
+
+@pytest.fixture(scope="module")
+def onnx_pair(tiny_model_dir, syn_dir, tmp_path_factory) -> dict:
+    """A plain ONNX export and one with external weights, of the tiny model."""
+    from edgegen.export import ExportConfig, export
+
+    d = tmp_path_factory.mktemp("onnx")
+    plain = export(tiny_model_dir, d / "m.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_dir)
+    ext = export(tiny_model_dir, d / "e.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32, external_data=True),
+                 calib=syn_dir)
+    return {"plain": plain, "external": ext}
+
+
+def _copy_model(src: Path, dst_dir: Path) -> Path:
+    dst_dir.mkdir(exist_ok=True)
+    for f in src.parent.glob(src.name + "*"):
+        shutil.copy(f, dst_dir / f.name)
+    return dst_dir / src.name
+
+
+# --------------------------------------------------------------------------------------------------------- medium
+@pytest.mark.parametrize("content,needle", [(b"", "empty or truncated"), (None, "empty or truncated"),
+                                            (b"PK\x03\x04 not really a zip", "not a readable .npz")])
+def test_m2_the_runner_reports_a_bad_inputs_file_in_one_line(onnx_pair, syn_dir, tmp_path, content, needle):
+    from edgegen.api import bundle_model
+
+    b = bundle_model(onnx_pair["plain"], tmp_path / "b", data=syn_dir / "test.csv")
+    good = (b / "inputs.npz").read_bytes()
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(good[: len(good) // 2] if content is None else content)
+    r = subprocess.run([sys.executable, "runner.py", "measure", "--model", "m.onnx", "--inputs", str(bad), "--out",
+                        str(tmp_path / "r.json"), "--no-latency"], cwd=b, capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "bad.npz" in r.stderr and needle in r.stderr, r.stderr
+
+
+def test_m2_token_arrays_must_be_non_negative_integers(tmp_path):
+    from edgegen.errors import DataError
+    from edgegen.standalone import load_inputs
+
+    np.savez(tmp_path / "f.npz", test=np.zeros((2, 5), np.float32))
+    with pytest.raises(DataError, match="expected non-negative integer"):
+        load_inputs(str(tmp_path / "f.npz"))
+    np.savez(tmp_path / "n.npz", test=-np.ones((2, 5), np.int32))
+    with pytest.raises(DataError, match="non-negative"):
+        load_inputs(str(tmp_path / "n.npz"))
+    np.savez(tmp_path / "ok.npz", test=np.ones((2, 5), np.int32), labels=np.array([0, 1]))
+    assert set(load_inputs(str(tmp_path / "ok.npz"))) == {"test", "labels"}
+
+
+def test_m3_a_tokenizer_the_model_cannot_embed_is_refused_at_import_and_load(tiny_model_dir, tmp_path):
+    from edgegen.checkpoint import load_model
+    from edgegen.errors import ModelFileError
+    from edgegen.io import sha256_file
+
+    hf = tmp_path / "hf"
+    shutil.copytree(shared_path(SHARED_FIXTURES, "hf/nt_v2_tiny_cls", "HF fixture"), hf)
+    for f in hf.iterdir():
+        f.chmod(0o644)
+    words = (hf / "vocab.txt").read_text().splitlines()
+    kmer = next(w for w in words if len(w) == 6 and set(w) <= set("ACGT"))
+    moved = [w for w in words if w != kmer] + [f"<extra{i}>" for i in range(50)] + [kmer]  # a 6-mer past vocab_size
+    (hf / "vocab.txt").write_text("\n".join(moved) + "\n")
+    line = one_line_error(cli("import", hf, "--out", tmp_path / "m"))
+    assert "but the model's embedding has only" in line and "vocab_size in config.json and the tokenizer disagree" in line
+    assert not (tmp_path / "m").exists() and not list(tmp_path.glob(".m.*"))  # nothing half-written
+    m = tmp_path / "native"
+    shutil.copytree(tiny_model_dir, m)
+    tok = json.loads((m / "tokenizer.json").read_text())
+    kmer = next(t for t in tok["vocab"] if len(t) == 3 and set(t) <= set("ACGT"))
+    tok["vocab"][kmer] = 10_000
+    (m / "tokenizer.json").write_text(json.dumps(tok))
+    man = json.loads((m / "manifest.json").read_text())
+    man["files"]["tokenizer.json"] = sha256_file(m / "tokenizer.json")
+    (m / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelFileError, match=r"tokenizer has ids up to 10000 \('\w+'\), but the model's embedding has only"):
+        load_model(m)
+
+
+def test_m4_force_replaces_only_regular_files_that_are_not_inputs(tiny_model_dir, onnx_pair, syn_dir, tmp_path):
+    reads = tmp_path / "x.fa"
+    reads.write_text(">r1\n" + "ACGT" * 40 + "\n")
+    before = reads.read_text()
+    assert "an input of this command" in one_line_error(cli("predict", tiny_model_dir, "-i", reads, "-o", reads, "--force"), 2)
+    assert reads.read_text() == before
+    if Path("/dev/full").exists():
+        line = one_line_error(cli("predict", tiny_model_dir, "-i", reads, "-o", "/dev/full", "--force"), 2)
+        assert "not a regular file" in line and Path("/dev/full").is_char_device()
+    m = _copy_model(onnx_pair["plain"], tmp_path / "m")
+    side = Path(f"{m}.json").read_bytes()
+    line = one_line_error(cli("evaluate", m, "--data", syn_dir / "test.csv", "--json", f"{m}.json", "--force"), 2)
+    assert "part of the input model m.onnx" in line and Path(f"{m}.json").read_bytes() == side
+    other = tmp_path / "report.json"
+    other.write_text("old")
+    assert cli("evaluate", m, "--data", syn_dir / "test.csv", "--json", other, "--force").returncode == 0
+    assert json.loads(other.read_text())["accuracy"]["value"] > 0.5  # a plain earlier output is replaced
+
+
+def test_m5_a_bundle_never_carries_weights_its_sidecar_does_not_check(onnx_pair, tmp_path):
+    import onnx
+
+    from edgegen.api import bundle_model
+    from edgegen.errors import ModelFileError
+    from edgegen.runtime.sidecar import seal
+
+    src = onnx_pair["plain"]
+    d = tmp_path / "m"
+    d.mkdir()
+    m = onnx.load(str(src))
+    onnx.save_model(m, str(tmp_path / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="outside.data", size_threshold=0)  # the data beside the model's folder, not in it
+    m = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False)
+    for t in m.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = "../outside.data"
+    (d / "m.onnx").write_bytes(m.SerializeToString())
+    side = json.loads(Path(f"{src}.json").read_text())
+    side.pop("external_data", None)
+    (d / "m.onnx.json").write_text(json.dumps(seal(side, d / "m.onnx")))
+    with pytest.raises(ModelFileError, match=r"external data \.\./outside\.data that its sidecar does not record"):
+        bundle_model(d / "m.onnx", tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_m6_sidecar_checks_are_not_optional(onnx_pair, syn_dir, tmp_path):
+    from edgegen.errors import ModelFileError
+    from edgegen.runtime import load_runner
+
+    e = _copy_model(onnx_pair["external"], tmp_path / "e")
+    assert load_runner(e) is not None
+    side = json.loads(Path(f"{e}.json").read_text())
+    ext = side.pop("external_data")
+    Path(f"{e}.json").write_text(json.dumps(side))  # an edited sidecar no longer checks the .data beside the model
+    with pytest.raises(ModelFileError, match="cannot load"):
+        load_runner(e)  # opened from its bytes: the unchecked weights are never read
+    side["external_data"] = ext
+    side["num_classes"] = 3
+    Path(f"{e}.json").write_text(json.dumps(side))
+    out = tmp_path / "p.tsv"
+    reads = tmp_path / "r.fa"
+    reads.write_text(">r\n" + "ACGT" * 50 + "\n")
+    line = one_line_error(cli("predict", e, "-i", reads, "-o", out))
+    assert re.search(r"outputs shape \[\d+, 2\], but its sidecar says 3 classes", line) and not out.exists()
+
+
+def test_m7_a_peer_gone_error_is_not_reported_by_a_second_rank(monkeypatch, capsys):
+    from edgegen.boundary import run_guarded
+
+    def failing():
+        raise RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:1234")
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert run_guarded(failing) == 1
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    assert run_guarded(failing) == 1
+    assert "unexpected RuntimeError" in capsys.readouterr().err  # alone, the same error is reported
+
+
+def test_m8_prune_targets_naming_one_stage_are_refused(syn_dir):
+    from edgegen.errors import ConfigError
+    from edgegen.recipe import load_recipe
+
+    raw = {"name": "m8", "data": str(syn_dir), "steps": [{"type": "train", "epochs": 1}, {"type": "prune", "targets": [0.8, 0.80, 0.8000001]}]}
+    with pytest.raises(ConfigError, match="targets 0.8 and 0.8 are both 80%"):
+        load_recipe(raw=raw)
+    raw["steps"][1]["targets"] = [0.8, 0.5]
+    assert [s.name for s in __import__("edgegen.recipe", fromlist=["plan"]).plan(load_recipe(raw=raw))][1:3] == ["prune-params80", "prune-params50"]
+
+
+# ------------------------------------------------------------------------------------------------------------ low
+def test_l1_errors_name_their_file(tmp_path, syn_dir):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "train.csv").write_text("sequence,label\nACGTACGTAC,100000000000000000000\n")
+    line = one_line_error(cli("train", "--data", d, "--out", tmp_path / "m"))
+    assert "train.csv:2: label 100000000000000000000 is not a class index" in line
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    assert "deep.yaml: YAML nested too deeply" in one_line_error(cli("run", deep), 2)
+
+
+def test_l2_set_errors_blame_the_set_not_a_recipe_line(tmp_path, syn_dir):
+    r = tmp_path / "r.yaml"
+    r.write_text(f"name: x\ndata: {syn_dir}\nsteps:\n  - type: train\n    epochs: 1\n")
+    line = one_line_error(cli("run", r, "--set", "steps.0.epochs=abc", "--dry-run"), 2)
+    assert "r.yaml: steps.0.epochs" in line and "(from --set steps.0.epochs=abc)" in line and "r.yaml:4" not in line
+
+
+def test_l2_a_pickle_refusal_says_why(tmp_path):
+    import pickle
+
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    for f in ("config.json", "vocab.txt"):
+        shutil.copy(shared_path(SHARED_FIXTURES, f"hf/nt_v2_tiny_cls/{f}", "HF fixture"), hf / f)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
+
+    (hf / "pytorch_model.bin").write_bytes(pickle.dumps({"w": Evil()}))
+    line = one_line_error(cli("import", hf, "--out", tmp_path / "m"))
+    assert "is never unpickled" in line and "Unsupported" in line and "UserWarning" not in line
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_l2_a_full_disk_names_the_output(tmp_path, monkeypatch):
+    import errno
+
+    import edgegen.io as io
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "fsync", full)
+    with pytest.raises(OSError) as e:
+        io.atomic_write_text(tmp_path / "out.json", "{}")
+    assert e.value.filename == str(tmp_path / "out.json") and not list(tmp_path.iterdir())
+    from edgegen.boundary import os_error_message
+
+    assert str(tmp_path / "out.json") in os_error_message(e.value)
+
+
+def test_l3_a_second_run_in_the_same_folder_is_refused_at_once(tmp_path):
+    from edgegen.errors import UsageError
+    from edgegen.io import held_or_refused
+
+    with held_or_refused(tmp_path / ".lock", "run folder"):
+        code = ("from edgegen.io import held_or_refused\nwith held_or_refused(%r, 'run folder'):\n    pass" % str(tmp_path / ".lock"))
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "another edgegen process is using this run folder" in r.stderr
+    with held_or_refused(tmp_path / ".lock", "run folder"):  # released: taken again at once
+        pass
+    assert issubclass(UsageError, Exception)
+
+
+def test_l6_weights_get_the_usual_permissions(tiny_model_dir, tmp_path):
+    from edgegen.checkpoint import load_model, save_model
+
+    lm = load_model(tiny_model_dir)
+    old = os.umask(0o022)
+    try:
+        save_model(lm.model, lm.tokenizer, tmp_path / "m")
+    finally:
+        os.umask(old)
+    modes = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / "m").iterdir()}
+    assert set(modes.values()) == {0o644}, modes
+
+
+def test_l7_an_unlabeled_table_needs_only_a_sequence_column(tmp_path):
+    from edgegen.teacher_logits import read_windows
+
+    t = tmp_path / "reads.csv"
+    t.write_text("sequence\n" + "ACGT" * 30 + "\n" + "GGCC" * 10 + "\n")
+    assert [len(w) for w in read_windows(t, 100)] == [100, 100, 40]
+
+
+def test_l8_a_distill_step_with_nothing_to_distil_is_an_error(syn_dir):
+    from edgegen.errors import ConfigError
+    from edgegen.recipe import load_recipe, plan
+
+    raw = {"name": "l8", "data": str(syn_dir), "steps": [{"type": "train", "epochs": 1}, {"type": "distill", "epochs": 1}]}
+    with pytest.raises(ConfigError, match="nothing to distil"):
+        plan(load_recipe(raw=raw))
+
+
+def test_l10_a_duplicate_vocabulary_entry_is_warned_about(tmp_path, caplog):
+    from edgegen.hf_files import read_vocab
+
+    (tmp_path / "vocab.txt").write_text("<pad>\nAAA\nCCC\nAAA\n")
+    with caplog.at_level("WARNING", logger="edgegen"):
+        v = read_vocab(tmp_path)
+    assert v["AAA"] == 3 and "1 token(s) appear more than once (first 'AAA', lines 2 and 4)" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------ as a new user
+def test_tables_printed_to_a_pipe_are_not_cut():
+    code = ("from rich.table import Table\nfrom edgegen.commands import console\nt = Table('model', 'accuracy', 'p50 ms')\n"
+            "t.add_row('distill-params50-student-small.int8-full.per-channel.tflite' * 2, '0.893 [0.857, 0.927]', '0.18')\n"
+            "console().print(t)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={k: v for k, v in os.environ.items() if k != "COLUMNS"})
+    assert r.returncode == 0, r.stderr
+    assert "distill-params50-student-small.int8-full.per-channel.tflite" * 2 in r.stdout and "…" not in r.stdout
+
+
+def test_the_kmer_baseline_scores_real_data_and_train_reports_it(tmp_path):
+    from edgegen.baseline import kmer_baseline
+    from edgegen.data import load_split_dir
+    from tests.conftest import real_data
+
+    s = load_split_dir(real_data("promoter_nontata_human"))
+    base = kmer_baseline(s["train"], s["test"])
+    assert 0.5 < base["mcc"] < 0.7 and base["n"] == len(s["test"])  # the README's 4-mer LR: 0.593
+    shuffled = type(s["train"])(s["train"].sequences, np.random.default_rng(0).permutation(s["train"].labels), None, "x")
+    assert abs(kmer_baseline(shuffled, s["test"])["mcc"]) < 0.1  # labels it cannot learn: chance
+
+
+def test_train_warns_when_the_transformer_does_not_beat_the_baseline(syn_dir, tmp_path, caplog):
+    from edgegen.data import load_split_dir
+    from edgegen.train import compare_with_baseline
+
+    s = load_split_dir(syn_dir)
+    hist = {"epochs": [{"dev_mcc": 0.05}]}
+    with caplog.at_level("WARNING", logger="edgegen"):
+        compare_with_baseline(hist, s["train"], s["dev"])
+    assert hist["kmer_baseline"]["mcc"] > 0.05 and "does not beat a 4-mer logistic regression" in caplog.text
+    caplog.clear()
+    hist = {"epochs": [{"dev_mcc": 0.999}]}
+    with caplog.at_level("WARNING", logger="edgegen"):
+        compare_with_baseline(hist, s["train"], s["dev"])
+    assert "does not beat" not in caplog.text
