@@ -27,7 +27,8 @@ MANIFEST = "MANIFEST.json"
 FORMAT = "edgegen-bundle/1"
 SKIPPED = ("venv",)  # made on the device by install.sh from verified wheels
 CHECKED_DIRS = ("lib", "wheels")  # every file below these must be listed
-CHECKED_SUFFIXES = (".py", ".pyc", ".so", ".pth", ".onnx", ".data", ".tflite", ".npz", ".whl", ".sh", ".txt")
+CHECKED_SUFFIXES = (".py", ".pyc", ".so", ".pth", ".onnx", ".data", ".tflite", ".npz", ".whl", ".sh", ".txt", ".json")
+OUTPUTS = ("result",)  # result*.json: what runner.py measure writes beside the model (the manifest's own command)
 
 
 class BundleError(Exception):
@@ -49,7 +50,7 @@ def _sha256(path: str) -> str:
 
 
 def _inside(root: str, name: object, man: str) -> str:
-    if not isinstance(name, str) or not name or "\x00" in name or os.path.isabs(name) or name.startswith("~"):
+    if not isinstance(name, str) or not name or any(ord(c) < 32 for c in name) or os.path.isabs(name) or name.startswith("~"):
         raise BundleError(man, f"lists {name!r}, which is not a relative file name inside the bundle")
     full = os.path.realpath(os.path.join(root, name))
     if not full.startswith(root + os.sep):
@@ -97,7 +98,8 @@ def verify_bundle(folder: str) -> dict:
             full = os.path.join(dirpath, f)
             if full in listed or f == MANIFEST and rel_dir == ".":
                 continue
-            if top in CHECKED_DIRS or (rel_dir == "." and f.endswith(CHECKED_SUFFIXES)):
+            output = rel_dir == "." and f.startswith(OUTPUTS) and f.endswith(".json")
+            if top in CHECKED_DIRS or (rel_dir == "." and f.endswith(CHECKED_SUFFIXES) and not output):
                 raise BundleError(full, "is not listed in the bundle manifest: refusing a bundle with files added "
                                         "after bundling")
     return manifest

@@ -27,7 +27,7 @@ def confined(folder: str | Path, name: object, *, what: str = "file", source: st
     resolved); a ModelFileError naming ``source`` (default the folder) otherwise: an absolute path, a ``..`` that
     leaves the folder, a link pointing out of it, or a name that is not a string."""
     where = source if source is not None else folder
-    if not isinstance(name, str) or not name or "\x00" in name:
+    if not isinstance(name, str) or not name or any(ord(c) < 32 for c in name):  # control characters too
         raise ModelFileError(f"{what} name {name!r} is not a file name", path=where)
     if os.path.isabs(name) or name.startswith("~"):
         raise ModelFileError(f"{what} {name!r} is an absolute path; only names inside {Path(folder).name or folder}/ "
