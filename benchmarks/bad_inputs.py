@@ -116,8 +116,9 @@ BERT = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size
 VOCAB = "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "AA", "AC", "AG", "AT"]) + "\n"
 
 
-def write_bert_weights(folder: Path, hidden: int = 8) -> None:
-    """A one-layer BERT checkpoint (vocab 9, 16 positions, FFN 16) of zeros and ones, as HF names its tensors."""
+def write_bert_weights(folder: Path, hidden: int = 8, layers: int = 1, nan: bool = False) -> None:
+    """A BERT checkpoint (vocab 9, 16 positions, FFN 16; one layer unless ``layers``) of zeros and ones, as HF names
+    its tensors (``nan``: one NaN in the first query weight)."""
     import torch
     from safetensors.torch import save_file
 
@@ -125,24 +126,27 @@ def write_bert_weights(folder: Path, hidden: int = 8) -> None:
     t = {"bert.embeddings.word_embeddings.weight": torch.zeros(9, H), "bert.embeddings.position_embeddings.weight": torch.zeros(16, H),
          "bert.embeddings.token_type_embeddings.weight": torch.zeros(2, H), "bert.embeddings.LayerNorm.weight": torch.ones(H),
          "bert.embeddings.LayerNorm.bias": torch.zeros(H)}
-    for name, shape in [("attention.self.query", (H, H)), ("attention.self.key", (H, H)), ("attention.self.value", (H, H)),
-                        ("attention.output.dense", (H, H)), ("intermediate.dense", (16, H)), ("output.dense", (H, 16))]:
-        t[f"bert.encoder.layer.0.{name}.weight"] = torch.zeros(shape)
-        t[f"bert.encoder.layer.0.{name}.bias"] = torch.zeros(shape[0])
-    for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
-        t[f"bert.encoder.layer.0.{ln}.weight"] = torch.ones(H)
-        t[f"bert.encoder.layer.0.{ln}.bias"] = torch.zeros(H)
+    for i in range(layers):
+        for name, shape in [("attention.self.query", (H, H)), ("attention.self.key", (H, H)), ("attention.self.value", (H, H)),
+                            ("attention.output.dense", (H, H)), ("intermediate.dense", (16, H)), ("output.dense", (H, 16))]:
+            t[f"bert.encoder.layer.{i}.{name}.weight"] = torch.zeros(shape)
+            t[f"bert.encoder.layer.{i}.{name}.bias"] = torch.zeros(shape[0])
+        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+            t[f"bert.encoder.layer.{i}.{ln}.weight"] = torch.ones(H)
+            t[f"bert.encoder.layer.{i}.{ln}.bias"] = torch.zeros(H)
+    if nan:
+        t["bert.encoder.layer.0.attention.self.query.weight"][0, 0] = float("nan")
     save_file(t, str(folder / "model.safetensors"))
 
 
-def hf_dir(rel: str, cfg, vocab: str | bytes = VOCAB, weights: bool = True, hidden: int = 8) -> Callable[[Path], None]:
+def hf_dir(rel: str, cfg, vocab: str | bytes = VOCAB, weights: bool = True, hidden: int = 8, **kw) -> Callable[[Path], None]:
     def make(d: Path) -> None:
         src = d / rel
         src.mkdir(parents=True)
         (src / "config.json").write_text(json.dumps(cfg))
         (src / "vocab.txt").write_bytes(vocab if isinstance(vocab, bytes) else vocab.encode())
         if weights:
-            write_bert_weights(src, hidden)
+            write_bert_weights(src, hidden, **kw)
     return make
 
 
@@ -340,6 +344,134 @@ def cases() -> list[Case]:
         Case("cli", "--train-device gpu", tr + ["synthetic:promoter:100:100", "--train-device", "gpu"], code=2),
         Case("cli", "synthetic spec malformed", tr + ["synthetic:promoter:x"], code=2),
     ]
+    c += outside_cases(tr)
+    return c
+
+
+# ------------------------------------------------------------------ files from outside (issue 29's second campaign)
+def edit_store(rel: str, edit: Callable[[Path, dict], None]) -> Callable[[Path], None]:
+    """A copy of the fixture teacher-logit store, edited (``edit(folder, meta)``, meta written back after)."""
+    def make(d: Path) -> None:
+        s = d / rel
+        shutil.copytree(FIXTURES["store"], s)
+        meta = json.loads((s / "meta.json").read_text())
+        edit(s, meta)
+        (s / "meta.json").write_text(json.dumps(meta))
+    return make
+
+
+def _nan_shard(s: Path, meta: dict) -> None:
+    from edgegen.io import sha256_file
+
+    f = s / meta["shards"][0]["file"]
+    a = np.load(f)
+    a[3] = np.nan
+    np.save(f, a)
+    meta["shards"][0]["sha256"] = sha256_file(f)  # a writer who also fixes the hash
+
+
+def _nan_model(p: Path) -> None:
+    import safetensors.torch
+
+    from edgegen.io import sha256_file
+
+    st = safetensors.torch.load_file(str(p / "model.safetensors"))
+    next(v for k, v in sorted(st.items()) if v.ndim == 2)[0, 0] = float("nan")
+    safetensors.torch.save_file(st, str(p / "model.safetensors"))
+    man = json.loads((p / "manifest.json").read_text())
+    man["files"]["model.safetensors"] = sha256_file(p / "model.safetensors")
+    (p / "manifest.json").write_text(json.dumps(man))
+
+
+def bundle_edited(rel: str, edit: Callable[[Path], None]) -> Callable[[Path], None]:
+    def make(d: Path) -> None:
+        shutil.copytree(FIXTURES["bundle"], d / rel)
+        edit(d / rel)
+    return make
+
+
+def outside_cases(tr: list[str]) -> list[Case]:
+    dl = ["distill", "--teacher", "{m}", "--student", "{w}/s.yaml", "--data", "{data}", "--out", "{w}/o", "--epochs", "1",
+          "--teacher-logits", "{w}/s"]
+    student = w("s.yaml", "d_model: 16\nn_layers: 1\nn_heads: 2\nffn_dim: 32\n")
+    bn = ["bench", "{w}/b/model.onnx", "--data", "{data}", "--no-validity", "--runs", "5"]
+    prof = ["bench", "{onnx}", "--data", "{data}", "--no-validity", "--runs", "5", "--device", "{w}/d.yaml"]
+    pr = ["predict", "{w}/x.onnx", "-o", "{w}/p.tsv", "-i", "{w}/r.fa"]
+    ntv2 = ROOT.parent / "shared" / "fixtures" / "hf" / "nt_v2_tiny_cls"
+    c = [
+        # teacher-logit stores (H1, H2, M1, L1)
+        Case("store", "shard path ../outside.npy", dl, both(student, edit_store("s", lambda s, m: m["shards"][0].update(file="../outside.npy")),
+                                                           lambda d: shutil.copy(next(Path(FIXTURES["store"]).glob("*.npy")), d / "outside.npy"))),
+        Case("store", "shard path /etc/hostname", dl, both(student, edit_store("s", lambda s, m: m["shards"][0].update(file="/etc/hostname")))),
+        Case("store", "a bit flipped in a shard", dl, both(student, edit_store("s", lambda s, m: (s / m["shards"][0]["file"]).write_bytes(
+            (s / m["shards"][0]["file"]).read_bytes()[:-1] + b"\x01")))),
+        Case("store", "NaN logits, hash rewritten", dl, both(student, edit_store("s", _nan_shard))),
+        Case("store", "0-byte shard", dl, both(student, edit_store("s", lambda s, m: (s / m["shards"][0]["file"]).write_bytes(b""))),
+             code=1),
+        Case("store", "num_classes 'two'", dl, both(student, edit_store("s", lambda s, m: m.update(num_classes="two")))),
+        Case("store", "no shard hashes (an old store)", dl, both(student, edit_store("s", lambda s, m: [x.pop("sha256") for x in m["shards"]]))),
+        # NaN and infinity (H3)
+        Case("nan", "a NaN weight, manifest consistent", ["evaluate", "{w}/m", "--data", "{data}"], copy_model("m", _nan_model)),
+        Case("nan", "predict with a NaN weight", ["predict", "{w}/m", "-i", "{w}/r.fa", "-o", "{w}/p.tsv"],
+             both(copy_model("m", _nan_model), w("r.fa", FA))),
+        Case("nan", "import a NaN weight", ["import", "{w}/hf", "--out", "{w}/o"], hf_dir("hf", BERT, nan=True)),
+        # device profiles (H5)
+        Case("profile", "host -oProxyCommand=…", prof, w("d.yaml", "name: x\nssh:\n  host: '-oProxyCommand=touch MARKER'\n"), code=2,
+             check=None),
+        Case("profile", "ssh option ProxyCommand", prof, w("d.yaml", "name: x\nssh:\n  host: pi\n  options: ['ProxyCommand=touch MARKER']\n"),
+             code=2),
+        Case("profile", "user -oProxyCommand", prof, w("d.yaml", "name: x\nssh:\n  host: pi\n  user: '-oProxyCommand=x'\n"), code=2),
+        Case("profile", "python with a shell ';'", prof, w("d.yaml", "name: x\npython: 'python3; touch MARKER'\nssh:\n  host: pi\n"), code=2),
+        Case("profile", "remote_dir /", prof, w("d.yaml", "name: x\nssh:\n  host: pi\n  remote_dir: /\n"), code=2),
+        # bundles (H6, M5)
+        Case("bundle", "edited lib/edgegen/predict.py", bn, bundle_edited("b", lambda b: (b / "lib/edgegen/predict.py").write_text(
+            (b / "lib/edgegen/predict.py").read_text() + "\nraise SystemExit(0)\n"))),
+        Case("bundle", "edited runner.py", bn, bundle_edited("b", lambda b: (b / "runner.py").write_text("import sys\nsys.exit(0)\n"))),
+        Case("bundle", "edited inputs.npz", bn, bundle_edited("b", lambda b: (b / "inputs.npz").write_bytes((b / "inputs.npz").read_bytes()[:-4]))),
+        Case("bundle", "unlisted lib/edgegen/sitecustomize.py", bn, bundle_edited("b", lambda b: (b / "lib/edgegen/sitecustomize.py").write_text("x = 1\n"))),
+        Case("bundle", "manifest names ../outside", bn, bundle_edited("b", lambda b: (b / "MANIFEST.json").write_text(json.dumps(
+            {**json.loads((b / "MANIFEST.json").read_text()), "files": {"../outside": "0" * 64}})))),
+        # Hugging Face folders (H7, M3, L2)
+        Case("hf", "config with fewer layers than the weights", ["import", "{w}/hf", "--out", "{w}/o"], hf_dir("hf", BERT, layers=2)),
+        Case("hf", "a stray model_old.safetensors", ["import", "{w}/hf", "--out", "{w}/o"],
+             both(hf_dir("hf", BERT), lambda d: shutil.copy(d / "hf" / "model.safetensors", d / "hf" / "model_old.safetensors"))),
+        Case("hf", "vocabulary larger than the embedding", ["import", "{w}/hf", "--out", "{w}/o"],
+             hf_dir("hf", BERT, vocab=VOCAB + "".join(f"{a}{b}\n" for a in "CGT" for b in "ACGT"))),
+        Case("hf", "a pickle with code in pytorch_model.bin", ["import", "{w}/hf", "--out", "{w}/o"],
+             both(hf_dir("hf", BERT, weights=False), w("hf/pytorch_model.bin", b"\x80\x04cposix\nsystem\n(S'touch PWNED'\ntR.")),
+             protect=[]),
+        # training window (H8), labels and YAML (L1), --set (L2)
+        Case("table", "one 16,000-nt row among 200-nt rows", tr + ["{w}/d", "--allow-chance"],
+             split_dir("d", table(GOOD_ROWS * 3 + [("ACGT" * 4000, 1)])), expect="ok",
+             check=lambda d, out: json.loads((d / "model" / "tokenizer.json").read_text())["max_len"] < 1000),
+        Case("table", "label 10^20", tr + ["{w}/d"], w("d/train.csv", "sequence,label\nACGTACGTAC,100000000000000000000\n")),
+        Case("recipe", "YAML nested 50,000 deep", ["run", "{w}/r.yaml"], w("r.yaml", "a: " + "[" * 50_000 + "]" * 50_000 + "\n"), code=2),
+        Case("recipe", "two prune targets of one percent", ["run", "{w}/r.yaml", "--dry-run"],
+             recipe("out: {w}/run\nsteps:\n  - type: load\n    path: {m}\n  - type: prune\n    targets: [0.8, 0.80, 0.8000001]\n"), code=2),
+        Case("recipe", "a distill step with nothing to distil", ["run", "{w}/r.yaml", "--dry-run"],
+             recipe("out: {w}/run\nsteps:\n  - type: load\n    path: {m}\n  - type: distill\n    epochs: 1\n"), code=2),
+        # --force and sidecars (M4, M6)
+        Case("force", "predict -o its own input --force", ["predict", "{onnx}", "-i", "{w}/r.fa", "-o", "{w}/r.fa", "--force"], w("r.fa", FA),
+             code=2, protect=["r.fa"]),
+        Case("force", "evaluate --json onto the model's sidecar --force", ["evaluate", "{w}/x.onnx", "--data", "{data}", "--json",
+                                                                            "{w}/x.onnx.json", "--force"], copy_onnx("x.onnx"), code=2,
+             protect=["x.onnx.json"]),
+        Case("force", "predict -o /dev/full --force", ["predict", "{onnx}", "-i", "{w}/r.fa", "-o", "/dev/full", "--force"], w("r.fa", FA),
+             code=2),
+        Case("sidecar", "num_classes 3 on a 2-class model", pr, both(copy_onnx("x.onnx", edit_side=lambda s: s.update(num_classes=3)),
+                                                                      w("r.fa", FA))),
+        Case("sidecar", "no file_sha256", pr, both(copy_onnx("x.onnx", edit_side=lambda s: s.pop("file_sha256")), w("r.fa", FA))),
+        Case("reads", "a table with only a sequence column", ["predict", "{onnx}", "-i", "{w}/t.csv", "-o", "{w}/p.tsv"],
+             w("t.csv", "sequence\n" + "".join(f"{s}\n" for s, _ in GOOD_ROWS[:4])), expect="ok", check=rows_ok(4)),
+    ]
+    if ntv2.is_dir():  # the published NT-v2 layout (../shared/fixtures), when it is beside the checkout
+        def fewer_layers(d: Path) -> None:
+            shutil.copytree(ntv2, d / "nt")
+            for f in (d / "nt").iterdir():
+                f.chmod(0o644)
+            cfg = json.loads((d / "nt" / "config.json").read_text())
+            (d / "nt" / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": cfg["num_hidden_layers"] - 1}))
+        c.append(Case("hf", "NT-v2 config one layer short", ["import", "{w}/nt", "--out", "{w}/o"], fewer_layers))
     return c
 
 
@@ -414,7 +546,8 @@ def judge(case: Case, d: Path, code: int, out: str, err: str, before: dict) -> t
 
 
 def make_fixtures(work: Path) -> None:
-    """A tiny model trained in seconds on a synthetic task, its fp32 ONNX export, and the task's folder."""
+    """A tiny model trained in seconds on a synthetic task, its fp32 ONNX export, the task's folder, a teacher-logit
+    store of the model on it and a bundle of the export."""
     from edgegen.api import train_teacher
     from edgegen.data.synthetic import write_task_dir
     from edgegen.export import ExportConfig, export
@@ -428,7 +561,17 @@ def make_fixtures(work: Path) -> None:
     onnx = work / "model.onnx"
     if not onnx.exists():
         export(m, onnx, ExportConfig(format="onnx", quant="none", verify_samples=64), calib=data)
-    FIXTURES.update(m=str(m), onnx=str(onnx), data=str(data))
+    store = work / "store"
+    if not (store / "meta.json").exists():
+        from edgegen.api import compute_teacher_logits
+
+        compute_teacher_logits(m, data, store, show_progress=False, force=True)
+    bundle = work / "bundle"
+    if not (bundle / "MANIFEST.json").exists():
+        from edgegen.api import bundle_model
+
+        bundle_model(onnx, bundle, data=data / "test.csv", force=True)
+    FIXTURES.update(m=str(m), onnx=str(onnx), data=str(data), store=str(store), bundle=str(bundle))
 
 
 def main(argv: list[str] | None = None) -> int:

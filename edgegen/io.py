@@ -187,18 +187,28 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
 @contextlib.contextmanager
 def held_or_refused(lock_file: str | Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_file`` for the block, or refuse at once (a UsageError naming ``what``) when
-    another process holds it: two runs never share one folder."""
+    another process holds it: two runs never share one folder. The file exists only while it is held."""
     import fcntl
 
     lock_file = Path(lock_file)
+    busy = UsageError(f"another edgegen process is using this {what}; wait for it to finish (or use another folder)",
+                      path=lock_file.parent)
     fd = os.open(str(lock_file), os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UsageError(f"another edgegen process is using this {what}; wait for it to finish (or use another "
-                             "folder)", path=lock_file.parent) from None
-        yield
+            raise busy from None
+        try:  # the holder removes the file as it finishes: a lock on a file no longer there is no lock
+            if os.stat(lock_file).st_ino != os.fstat(fd).st_ino:
+                raise busy
+        except FileNotFoundError:
+            raise busy from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_file)  # nothing is left behind; removed while still held
     finally:
         os.close(fd)
 

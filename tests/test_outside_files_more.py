@@ -252,9 +252,11 @@ def test_l3_a_second_run_in_the_same_folder_is_refused_at_once(tmp_path):
         code = ("from edgegen.io import held_or_refused\nwith held_or_refused(%r, 'run folder'):\n    pass" % str(tmp_path / ".lock"))
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert r.returncode != 0 and "another edgegen process is using this run folder" in r.stderr
+    assert not (tmp_path / ".lock").exists()  # nothing left behind
     with held_or_refused(tmp_path / ".lock", "run folder"):  # released: taken again at once
-        pass
-    assert issubclass(UsageError, Exception)
+        with pytest.raises(UsageError, match="another edgegen process"):  # and refused in this process too
+            with held_or_refused(tmp_path / ".lock", "run folder"):
+                pass
 
 
 def test_l6_weights_get_the_usual_permissions(tiny_model_dir, tmp_path):
