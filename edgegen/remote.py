@@ -30,8 +30,52 @@ LITE_MODULES = [
     "runtime/onnx_runner.py",
     "runtime/tflite_runner.py",
     "standalone.py",
-    "bundle_runner.py",
+    "bundle_check.py",
 ]
+
+RUNNER_HEAD = '''#!/usr/bin/env python3
+"""edgegen on-device runner: checks the whole bundle against MANIFEST.json, then runs edgegen's runner (numpy and one
+runtime: ai-edge-litert / tflite-runtime / onnxruntime; never torch).
+
+    python3 runner.py verify                 # only the check (install.sh runs it before pip)
+    python3 runner.py measure|predict ...    # the check, then edgegen.standalone
+"""
+import sys
+
+del sys.path[0]  # the bundle folder: nothing in it is imported before it is verified
+sys.dont_write_bytecode = True  # no unlisted __pycache__ appears in lib/
+'''
+
+RUNNER_MAIN = '''
+
+def main() -> int:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        manifest = verify_bundle(here)
+    except BundleError as e:
+        print(f"edgegen-runner: error: {e}", file=sys.stderr)
+        return 1
+    if sys.argv[1:2] == ["verify"]:
+        print(f"bundle verified: {len(manifest['files'])} files match {MANIFEST}")
+        return 0
+    sys.path.insert(0, os.path.join(here, "lib"))
+    from edgegen.standalone import main as run
+
+    return run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def runner_script() -> str:
+    """A bundle's ``runner.py``: a header that takes the bundle folder off ``sys.path``, the source of
+    :mod:`edgegen.bundle_check` (standard library only), and a main that runs :mod:`edgegen.standalone` once the
+    whole bundle matches its manifest."""
+    from edgegen import bundle_check
+
+    return RUNNER_HEAD + Path(bundle_check.__file__).read_text() + RUNNER_MAIN
 
 
 
@@ -79,7 +123,7 @@ def write_bundle(model: str | Path, out: str | Path, *, inputs: dict | None = No
             dst = tmp / "lib" / "edgegen" / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, dst)
-        shutil.copy2(src / "bundle_runner.py", tmp / "runner.py")  # verifies the bundle before it imports anything
+        (tmp / "runner.py").write_text(runner_script())  # verifies the bundle before it imports anything
         if inputs:
             np.savez(tmp / "inputs.npz", **inputs)
         house = None

@@ -27,9 +27,9 @@ MANIFEST = "MANIFEST.json"
 
 
 def check_bundle(folder: str) -> dict:
-    """:func:`edgegen.bundle_runner.verify_bundle` (what a bundle's runner.py checks on the device before anything is
+    """:func:`edgegen.bundle_check.verify_bundle` (what a bundle's runner.py checks on the device before anything is
     imported), as a ModelFileError naming the file; returns the manifest."""
-    from edgegen.bundle_runner import BundleError, verify_bundle
+    from edgegen.bundle_check import BundleError, verify_bundle
     from edgegen.errors import ModelFileError
 
     try:

@@ -121,7 +121,7 @@ def bundle(tiny_model_dir, syn_dir, tmp_path_factory):
        sha=st.one_of(st.text(max_size=70), st.just("0" * 64), st.integers()), where=st.sampled_from(["", "lib/", "lib/edgegen/",
                                                                                                          "wheels/", "venv/"]))
 def test_a_bundle_verifies_whole_or_names_the_file(bundle, op, name, sha, where):
-    from edgegen.bundle_runner import BundleError, verify_bundle
+    from edgegen.bundle_check import BundleError, verify_bundle
 
     d = _tmpdir()
     try:
@@ -163,7 +163,7 @@ def test_a_bundle_verifies_whole_or_names_the_file(bundle, op, name, sha, where)
 
 
 def test_the_untouched_bundle_verifies(bundle):
-    from edgegen.bundle_runner import verify_bundle
+    from edgegen.bundle_check import verify_bundle
 
     assert "runner.py" in verify_bundle(str(bundle))["files"]
 

@@ -1,27 +1,16 @@
-#!/usr/bin/env python3
-"""A bundle's ``runner.py`` (this file, copied): check the whole bundle, then run edgegen's on-device runner.
+"""Check a bundle folder against its ``MANIFEST.json``, with the standard library alone.
 
-Before anything of the bundle is imported or loaded, every file ``MANIFEST.json`` lists is checked against its
-sha256 (this file included), each listed name must stay inside the bundle, and a file the manifest does not list
-is refused where code or models live (``lib/``, ``wheels/``, and ``.py``/``.so``/model/input files at the top).
-Until then only the standard library runs, with the bundle's own folder taken off ``sys.path`` so that no file
-dropped there can stand in for a standard module. Needs Python 3.8+, nothing else.
-
-    python3 runner.py verify                 # only the check (install.sh runs it before pip)
-    python3 runner.py measure|predict ...    # the check, then edgegen.standalone (numpy + one runtime)
-
-On the host, :func:`verify_bundle` is the same check (``bench --device`` runs it before copying a bundle).
+Every file the manifest lists is checked against its sha256, each listed name must stay inside the bundle, and a
+file the manifest does not list is refused where code or models live (``lib/``, ``wheels/``, and ``.py``/``.so``/
+model/input/JSON files at the top). A bundle's ``runner.py`` is this file's source between a header that takes the
+bundle folder off ``sys.path`` and a ``main`` that runs edgegen's runner once the check passed (``remote.runner_script``),
+so nothing of the bundle is imported before it is verified. On the host, ``bench --device`` runs the same check before
+it copies a bundle. Needs Python 3.8+, nothing else.
 """
 
+import hashlib
+import json
 import os
-import sys
-
-if __name__ == "__main__":
-    del sys.path[0]  # the bundle folder: nothing in it is imported before it is verified
-    sys.dont_write_bytecode = True  # no unlisted __pycache__ appears in lib/
-
-import hashlib  # noqa: E402  (after the sys.path fix above)
-import json  # noqa: E402
 
 MANIFEST = "MANIFEST.json"
 FORMAT = "edgegen-bundle/1"
@@ -103,23 +92,3 @@ def verify_bundle(folder: str) -> dict:
                 raise BundleError(full, "is not listed in the bundle manifest: refusing a bundle with files added "
                                         "after bundling")
     return manifest
-
-
-def main() -> int:
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        manifest = verify_bundle(here)
-    except BundleError as e:
-        print(f"edgegen-runner: error: {e}", file=sys.stderr)
-        return 1
-    if sys.argv[1:2] == ["verify"]:
-        print(f"bundle verified: {len(manifest['files'])} files match {MANIFEST}")
-        return 0
-    sys.path.insert(0, os.path.join(here, "lib"))
-    from edgegen.standalone import main as run
-
-    return run()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
