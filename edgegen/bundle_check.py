@@ -24,8 +24,9 @@ class BundleError(Exception):
     """The bundle differs from its manifest: ``str(e)`` is one line naming the file."""
 
     def __init__(self, path: str, message: str):
-        super().__init__(f"{path}: {message}")
-        self.path = path
+        shown = "".join(c if ord(c) >= 32 else repr(c)[1:-1] for c in path)  # a newline in a file name stays one line
+        super().__init__(f"{shown}: {message}")
+        self.path, self.reason = path, message
 
 
 def _sha256(path: str) -> str:

@@ -20,8 +20,8 @@ class EdgegenError(Exception):
         self.path = None if path is None else str(path)
         self.line = line
         where = ""
-        if self.path is not None:
-            where = f"{self.path}"
+        if self.path is not None:  # control characters in a file name are shown escaped: the message stays one line
+            where = "".join(c if ord(c) >= 32 else repr(c)[1:-1] for c in self.path)
             if line is not None:
                 where += f":{line}"
             where += ": "

@@ -35,7 +35,7 @@ def check_bundle(folder: str) -> dict:
     try:
         return verify_bundle(str(folder))
     except BundleError as e:
-        raise ModelFileError(str(e).split(": ", 1)[1], path=e.path) from None
+        raise ModelFileError(e.reason, path=e.path) from None
 
 
 def verify_bundle(model: str) -> None:
