@@ -17,7 +17,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     from edgegen.boundary import run_guarded
 
     args = list(sys.argv[1:] if argv is None else argv)
-    return run_guarded(lambda: app(args=args, prog_name="edgegen", standalone_mode=False), debug="--debug" in args)
+
+    def command():
+        from edgegen import distributed
+
+        nproc, rest = distributed.nproc_request(args)
+        if nproc > 1:  # train/distill/teacher-logits --nproc N: N processes, as torchrun runs them
+            return distributed.launch(nproc, rest)
+        return app(args=rest, prog_name="edgegen", standalone_mode=False)
+
+    return run_guarded(command, debug="--debug" in args)
 
 
 if __name__ == "__main__":  # pragma: no cover

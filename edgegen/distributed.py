@@ -43,6 +43,54 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+LAUNCHABLE = ("train", "distill", "teacher-logits")  # the commands ``--nproc N`` runs in N processes
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """Run ``edgegen ARGV`` in ``nproc`` processes on this machine, as ``torchrun --standalone --nproc-per-node N``
+    would, and return the exit code of the first rank that failed (0 when all succeeded).
+
+    torchrun itself ends every failure with a traceback of its own and exit 1; here the ranks have already said what
+    went wrong (rank 0, in one line), so that traceback is not printed and a usage error keeps its exit code 2.
+    """
+    import logging
+
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default, without its banner about it
+    args = torchrun.parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "edgegen.cli", *argv])
+    quiet = logging.getLogger("torch.distributed.elastic")
+    level, quiet.level = quiet.level, logging.CRITICAL
+    try:
+        torchrun.run(args)
+    except ChildFailedError as e:
+        codes = [f.exitcode for _, f in sorted(e.failures.items())]
+        return next((c for c in codes if c > 0), 1)
+    finally:
+        quiet.setLevel(level)
+    return 0
+
+
+def nproc_request(args: list[str]) -> tuple[int, list[str]]:
+    """``(N, args without --nproc N)`` for a launchable command, ``(1, args)`` otherwise (or inside torchrun)."""
+    if not args or args[0] not in LAUNCHABLE or launched():
+        return 1, args
+    for i, a in enumerate(args):
+        value, skip = None, 0
+        if a == "--nproc" and i + 1 < len(args):
+            value, skip = args[i + 1], 2
+        elif a.startswith("--nproc="):
+            value, skip = a.split("=", 1)[1], 1
+        if value is not None:
+            if not value.isdigit() or int(value) < 1:
+                from edgegen.errors import UsageError
+
+                raise UsageError(f"--nproc must be a positive integer, not {value!r}")
+            return int(value), args[:i] + args[i + skip:]
+    return 1, args
+
+
 def init_from_env(device: str = "auto") -> None:
     """Join torchrun's process group once (nothing outside torchrun): NCCL when training on CUDA, gloo on CPU."""
     if not launched() or _dist():

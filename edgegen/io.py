@@ -160,12 +160,34 @@ def temp_path(final: str | Path, suffix: str = "") -> Path:
     return Path(tmp)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_temp_dirs(final: str | Path) -> None:
+    """Remove the temp folders of ``final`` that a killed process left (``.NAME.pPID.XXXX.tmp`` whose PID is gone on
+    this machine): a SIGKILL runs no cleanup, and the next writer of the same output tidies up."""
+    final = Path(final)
+    for d in final.parent.glob(f".{final.name}.p*.tmp"):
+        pid = d.name[len(final.name) + 3 :].split(".", 1)[0]
+        if d.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def temp_dir(final: str | Path) -> Path:
-    """A fresh, private temp folder beside ``final`` (``.NAME.XXXX.tmp``), for outputs made of several files or
-    files that must be written under their final names."""
+    """A fresh, private temp folder beside ``final`` (``.NAME.pPID.XXXX.tmp``), for outputs made of several files or
+    files that must be written under their final names. Folders of the same output that a killed process left are
+    removed first (:func:`remove_stale_temp_dirs`)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    remove_stale_temp_dirs(final)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.p{os.getpid()}.", suffix=".tmp"))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
     return tmp
 

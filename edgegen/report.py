@@ -92,58 +92,17 @@ def bench_table(result: dict) -> Table:
     return t
 
 
-def pareto(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of points not dominated (lower latency and higher accuracy are better)."""
-    keep = []
-    for i, (lat, acc) in enumerate(points):
-        if not any((l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc) for j, (l2, a2) in enumerate(points) if j != i):
-            keep.append(i)
-    return keep
-
-
 def write_report(result: dict, out_dir: str | Path) -> Path:
-    """Markdown summary + accuracy-vs-latency (Pareto front marked) and size plots."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Markdown summary + accuracy-vs-latency (Pareto front marked) and size plots (:mod:`edgegen.plots`)."""
     from edgegen.io import atomic_write_text, write_json
+    from edgegen.plots import accuracy_vs_latency, size_bars
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rs = [r for r in rows(result) if not r["error"]]
     t1 = str(result["methodology"]["threads"][0])
-    pts = [(r.get(f"p50_t{t1}"), r["acc"]) for r in rs]
-    if any(x is None for x, _ in pts):  # an emulated device: no latencies to plot
-        pts = []
-    front = pareto(pts)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (r, (x, yv)) in enumerate(zip(rs if pts else [], pts)):
-        ax.scatter(x, yv, s=60, marker="*" if i in front else "o", color="C3" if i in front else "C0", zorder=3)
-        ax.annotate(r["name"], (x, yv), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    if front:
-        fp = sorted(pts[i] for i in front)
-        ax.plot([p[0] for p in fp], [p[1] for p in fp], "--", color="C3", label="Pareto front")
-        ax.legend()
-    ax.set_xscale("log")
-    ax.set_xlabel(f"batch-1 p50 latency, {t1} thread (ms, log scale)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("accuracy vs latency")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_latency.png", dpi=120)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(rs)))
-    ax.barh([r["name"] for r in rs], [r["size"] / 1024 for r in rs], color="C2")
-    for i, r in enumerate(rs):
-        ax.text(r["size"] / 1024, i, f" {_fmt_bytes(r['size'])}", va="center", fontsize=8)
-    ax.set_xlabel("file size (KB)")
-    ax.invert_yaxis()
-    ax.set_title("model size on disk")
-    fig.tight_layout()
-    fig.savefig(out / "size.png", dpi=120)
-    plt.close(fig)
+    front = accuracy_vs_latency(rs, t1, out / "accuracy_vs_latency.png")
+    size_bars(rs, out / "size.png", _fmt_bytes)
     atomic_write_text(out / "report.md", markdown(result, front_names=[rs[i]["name"] for i in front]))
     write_json(out / "bench.json", result)
     return out

@@ -11,7 +11,8 @@ from edgegen.machine import machine_info
 from edgegen.devices import DeviceProfile, load_device
 from edgegen.errors import ConfigError, UsageError
 from edgegen.export import ExportConfig, export
-from edgegen.report import pareto, write_report
+from edgegen.plots import pareto
+from edgegen.report import write_report
 
 
 def test_peak_rss_is_the_childs_own_not_the_parents():

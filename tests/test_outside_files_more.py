@@ -335,3 +335,79 @@ def test_train_warns_when_the_transformer_does_not_beat_the_baseline(syn_dir, tm
     with caplog.at_level("WARNING", logger="edgegen"):
         compare_with_baseline(hist, s["train"], s["dev"])
     assert "does not beat" not in caplog.text
+
+
+@pytest.mark.slow
+def test_m7_nproc_runs_ranks_and_keeps_one_error_line_and_its_exit_code(tiny_model_dir, syn_dir, tmp_path):
+    """`--nproc N` launches the ranks as torchrun would, without torchrun's own traceback; a usage error keeps exit 2."""
+    bad = tmp_path / "s.yaml"
+    bad.write_text("n_layers: 1\nwings: 2\n")
+    r = cli("distill", "--nproc", "2", "--teacher", tiny_model_dir, "--student", bad, "--data", syn_dir, "--out", tmp_path / "o")
+    assert "wings: unknown field" in one_line_error(r, 2)
+    r = cli("distill", "--nproc", "2", "--teacher", tiny_model_dir, "--student", bad, "--data", tmp_path / "missing",
+            "--out", tmp_path / "o")
+    assert r.returncode in (1, 2) and r.stderr.count("edgegen: error") == 1 and "Traceback" not in r.stderr, r.stderr
+    r = cli("teacher-logits", "--nproc", "2", "--teacher", tiny_model_dir, "--data", syn_dir, "--out", tmp_path / "store")
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads((tmp_path / "store" / "meta.json").read_text())
+    assert len(meta["shards"]) >= 1 and all(len(s["sha256"]) == 64 for s in meta["shards"])
+    assert "nproc must be a positive integer" in one_line_error(cli("distill", "--nproc", "x"), 2)
+
+
+def test_l5_temp_folders_of_a_killed_writer_are_removed_by_the_next(tmp_path):
+    import signal
+
+    from edgegen.io import temp_dir
+
+    code = "import os, sys\nfrom edgegen.io import temp_dir\nprint(temp_dir(sys.argv[1]), flush=True)\nos.kill(os.getpid(), 9)"
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "store")], capture_output=True, text=True)
+    assert r.returncode == -signal.SIGKILL
+    left = Path(r.stdout.strip())
+    assert left.is_dir() and left.name.startswith(".store.p")
+    mine = temp_dir(tmp_path / "store")  # the next writer of the same output
+    assert not left.exists() and mine.is_dir()
+    assert temp_dir(tmp_path / "store").is_dir() and mine.is_dir()  # a live writer's folder is never touched
+
+
+def test_l4_an_unwritable_output_folder_is_found_before_the_work(tiny_model_dir, tmp_path, monkeypatch):
+    """As root every folder is writable, so the system's answer is simulated: edgegen asks before any work and names
+    the folder, not a temp path after minutes of work."""
+    import edgegen.io as io
+    from edgegen.errors import UsageError
+    from edgegen.export import ExportConfig, export
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(io.os, "access", lambda p, mode: False if Path(p) == ro else real(p, mode))
+    calls = []
+    monkeypatch.setattr("edgegen.checkpoint.load_model", lambda *a, **k: calls.append(a))
+    with pytest.raises(UsageError, match=f"no permission to write in {ro}"):
+        export(tiny_model_dir, ro / "m.onnx", ExportConfig(format="onnx", quant="none"))
+    assert calls == []  # refused before the model was even loaded
+
+
+def test_labels_of_nearby_points_do_not_overlap(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgegen.plots import place_labels
+
+    # an at-chance model widens the accuracy axis: the three int8 students lie within a few pixels of each other
+    pts = [(0.18, 0.887), (0.18, 0.890), (0.19, 0.889), (1.32, 0.893), (0.70, 0.890), (0.03, 0.50)]
+    names = ["distill-params50.int8.tflite", "distill-params50.int8.onnx", "distill-small.int8.tflite", "teacher",
+             "distill-params50", "1-layer"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(*zip(*pts))
+    ax.set_xscale("log")
+    fig.tight_layout()
+    offsets = place_labels(ax, pts, names)
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.texts]
+    plt.close(fig)
+    assert len(boxes) == 6 and len(set(offsets[:3])) == 3  # the three nearby points got three different places
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (names[i], names[j])

@@ -33,6 +33,8 @@ def train(
     train_device: Optional[str] = typer.Option(None, "--train-device", help="auto (a CUDA GPU when torch sees one) | cpu | cuda[:N]"),
     init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune this model directory instead of a fresh model."),
     allow_chance: bool = typer.Option(False, "--allow-chance", help="Save the model even if its dev MCC is not above chance."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Run in N processes on this machine (as torchrun --standalone "
+                              "--nproc-per-node N; errors keep their one line and exit code)."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
 ):
     """Train a model from labels, evaluate it on the test split, save a model directory."""
@@ -139,6 +141,8 @@ def distill(
     teacher_logits: Optional[Path] = typer.Option(None, "--teacher-logits", help="Teacher-logit store: reused when it exists "
                                                   "(checked against teacher and data), else computed there first."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Run in N processes on this machine (as torchrun --standalone "
+                              "--nproc-per-node N; errors keep their one line and exit code)."),
     force: bool = typer.Option(False, "--force"),
 ):
     """Win back accuracy: distil the teacher into a pruned or smaller student."""
@@ -179,6 +183,8 @@ def teacher_logits(
     mutation_rate: Optional[float] = typer.Option(None),
     threads: Optional[int] = typer.Option(None),
     train_device: Optional[str] = typer.Option(None, "--train-device", help="Where the teacher runs: auto | cpu | cuda[:N]"),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Run in N processes on this machine (as torchrun --standalone "
+                              "--nproc-per-node N; errors keep their one line and exit code)."),
     force: bool = typer.Option(False, "--force"),
 ):
     """Run the teacher once over every training window and store its logits for later distillations."""
