@@ -7,8 +7,8 @@ edgegen's library functions on it, each stage in its own process so its peak RSS
 
   write     the checkpoint (model.safetensors + config.json + tokenizer files)
   import    edgegen.hf.import_hf with a 1 kb window
-  prune     edgegen.api.prune_model to 10% of the parameters (--target), 5 whole layers dropped first (heads and gated feed-forward pairs)
-  distill   edgegen.api.distill_model, one epoch on 1,000 training sequences of a real dataset, on the teacher's
+  prune     edgegen.prune.prune_model to 10% of the parameters (--target), 5 whole layers dropped first (heads and gated feed-forward pairs)
+  distill   edgegen.distill.distill_model, one epoch on 1,000 training sequences of a real dataset, on the teacher's
             logits alone (cached; a random teacher knows nothing of the labels)
   export    edgegen.export.export: TFLite float, TFLite int8, ONNX float, ONNX int8, each verified against torch
   bench     edgegen.bench.bench on the test subset, the float teacher as the reference (agreement, latency)
@@ -94,9 +94,16 @@ def write_checkpoint(size: str, fixtures: Path, out: Path, classes: int, seed: i
     cfg = json.loads((src / "config.json").read_text())
     n_layers_fixture = int(cfg["num_hidden_layers"])
     n_pos = int(cfg.get("max_position_embeddings", 512))
-    cfg.update(hidden_size=h, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=inter, vocab_size=vocab,
-               num_labels=classes, id2label={str(i): f"LABEL_{i}" for i in range(classes)},
-               label2id={f"LABEL_{i}": i for i in range(classes)})
+    cfg.update(
+        hidden_size=h,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=inter,
+        vocab_size=vocab,
+        num_labels=classes,
+        id2label={str(i): f"LABEL_{i}" for i in range(classes)},
+        label2id={f"LABEL_{i}": i for i in range(classes)},
+    )
     with safe_open(str(src / "model.safetensors"), "np") as f:
         names = list(f.keys())
     per_layer = sorted({re.sub(r"\.layer\.0\.", ".layer.{i}.", n) for n in names if ".layer.0." in n})
@@ -126,9 +133,9 @@ def write_checkpoint(size: str, fixtures: Path, out: Path, classes: int, seed: i
 
 def subset_data(data: Path, out: Path, n_train: int, n_dev: int, n_test: int, seed: int = 0) -> int:
     """``n_*`` sequences per split of a real dataset (shuffled with ``seed``); returns the number of classes."""
-    from edgegen.data import load_split_dir
-
     import numpy as np
+
+    from edgegen.data import load_split_dir
 
     splits = load_split_dir(data)
     out.mkdir(parents=True, exist_ok=True)
@@ -145,6 +152,7 @@ def subset_data(data: Path, out: Path, n_train: int, n_dev: int, n_test: int, se
 
 # ---- stages (each runs in a fresh process; see _in_child) -------------------------------------------------------
 
+
 def stage_import(work: Path) -> dict:
     from edgegen.hf import import_hf
 
@@ -156,31 +164,50 @@ def stage_import(work: Path) -> dict:
 
 
 def stage_prune(work: Path, target: float, drop_layers: int) -> dict:
-    from edgegen.api import prune_model
-    from edgegen.prune import PruneConfig
+    from edgegen.prune import PruneConfig, prune_model
 
-    rep = prune_model(work / "teacher", work / "pruned", PruneConfig(target_params=target, drop_layers=drop_layers), data=work / "data")
-    return {"params_before": rep["before"]["params"], "params_after": rep["after"]["params"], "params_ratio": rep["params_ratio"],
-            "macs_ratio": rep["macs_ratio"], "config_after": _shape_of(work / "pruned")}
+    rep = prune_model(
+        work / "teacher",
+        work / "pruned",
+        PruneConfig(target_params=target, drop_layers=drop_layers),
+        data=work / "data",
+    )
+    return {
+        "params_before": rep["before"]["params"],
+        "params_after": rep["after"]["params"],
+        "params_ratio": rep["params_ratio"],
+        "macs_ratio": rep["macs_ratio"],
+        "config_after": _shape_of(work / "pruned"),
+    }
 
 
 def stage_distill(work: Path) -> dict:
-    from edgegen.api import distill_model
-    from edgegen.distill import DistillConfig
+    from edgegen.distill import DistillConfig, distill_model
 
-    res = distill_model(work / "teacher", work / "pruned", work / "data", work / "student",
-                        DistillConfig(epochs=1, alpha=0.0, beta=1.0, cache_teacher=True), show_progress=False)
+    res = distill_model(
+        work / "teacher",
+        work / "pruned",
+        work / "data",
+        work / "student",
+        DistillConfig(epochs=1, alpha=0.0, beta=1.0, cache_teacher=True),
+        show_progress=False,
+    )
     t = res.get("teacher_test") or {}
     # a random teacher may predict one class for everything: then agreement with it is trivial
-    return {"student_test": res.get("test"), "teacher_test": t, "history": res.get("history"),
-            "teacher_classes_predicted": sum(r > 0 for r in t.get("per_class_recall", []))}
+    return {
+        "student_test": res.get("test"),
+        "teacher_test": t,
+        "history": res.get("history"),
+        "teacher_classes_predicted": sum(r > 0 for r in t.get("per_class_recall", [])),
+    }
 
 
 EXPORTS = [("tflite", "none"), ("tflite", "int8"), ("onnx", "none"), ("onnx", "int8")]
 
 
 def stage_export(work: Path) -> dict:
-    from edgegen.export import ExportConfig, export
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
 
     out = {}
     for fmt, quant in EXPORTS:
@@ -197,16 +224,22 @@ def stage_bench(work: Path, threads: int) -> dict:
     cfg = BenchConfig(threads=[threads], warmup=2, runs=10, max_samples=200, n_boot=200, validity=False)
 
     models = [work / "teacher", work / "student"] + [work / f"student.{q}.{f}" for f, q in EXPORTS]
-    res = bench(models, work / "data" / "test.csv", cfg=cfg,
-                show_progress=False)
+    res = bench(models, work / "data" / "test.csv", cfg=cfg, show_progress=False)
     rows = []
     for m in res["models"]:
         t = m.get("timing", {}).get(str(threads)) or m.get("timing", {}).get(threads) or {}
         vs = m.get("vs_baseline", {})
-        rows.append({"model": m.get("name"), "bytes": m.get("size_bytes"), "error": m.get("error"),
-                     "latency_b1_ms": (t.get("latency_b1") or {}).get("p50_ms"),
-                     "throughput_seq_s": (t.get("throughput") or {}).get("seq_per_s"),
-                     "peak_rss_mb": m.get("peak_rss_mb"), "agreement_with_teacher": vs.get("argmax_agreement")})
+        rows.append(
+            {
+                "model": m.get("name"),
+                "bytes": m.get("size_bytes"),
+                "error": m.get("error"),
+                "latency_b1_ms": (t.get("latency_b1") or {}).get("p50_ms"),
+                "throughput_seq_s": (t.get("throughput") or {}).get("seq_per_s"),
+                "peak_rss_mb": m.get("peak_rss_mb"),
+                "agreement_with_teacher": vs.get("argmax_agreement"),
+            }
+        )
     return {"models": rows, "config": cfg.model_dump()}
 
 
@@ -223,9 +256,18 @@ def _in_child(q, fn, args):
     t0 = time.monotonic()
     try:
         res = fn(*args)
-        q.put({"ok": True, "result": res, "seconds": time.monotonic() - t0,
-               "peak_rss_mb": max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024,
-               "threads": q_threads})
+        q.put(
+            {
+                "ok": True,
+                "result": res,
+                "seconds": time.monotonic() - t0,
+                "peak_rss_mb": max(
+                    resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                )
+                / 1024,
+                "threads": q_threads,
+            }
+        )
     except BaseException as e:  # reported, then the parent stops
         q.put({"ok": False, "error": f"{type(e).__name__}: {e}", "seconds": time.monotonic() - t0})
 
@@ -237,8 +279,11 @@ def run_stage(name: str, fn, *args) -> dict:
     p.start()
     res = q.get()
     p.join()
-    print(f"{name:8s} {res['seconds']:7.1f} s  peak RSS {res.get('peak_rss_mb', 0):7.0f} MB  "
-          f"{'ok' if res['ok'] else res['error']}", flush=True)
+    print(
+        f"{name:8s} {res['seconds']:7.1f} s  peak RSS {res.get('peak_rss_mb', 0):7.0f} MB  "
+        f"{'ok' if res['ok'] else res['error']}",
+        flush=True,
+    )
     if not res["ok"]:
         raise SystemExit(f"foundation_scale: stage {name} failed: {res['error']}")
     return res
@@ -248,8 +293,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", choices=sorted(SIZES), required=True)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "splice_site_human")
-    ap.add_argument("--fixtures", type=Path, default=Path(os.environ.get("EDGEGEN_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures")) / "hf")
-    ap.add_argument("--work", type=Path, default=None, help="working folder (default benchmarks/.work/foundation-SIZE; replaced)")
+    ap.add_argument(
+        "--fixtures",
+        type=Path,
+        default=Path(os.environ.get("EDGEGEN_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures")) / "hf",
+    )
+    ap.add_argument(
+        "--work", type=Path, default=None, help="working folder (default benchmarks/.work/foundation-SIZE; replaced)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-train", type=int, default=1000)
     ap.add_argument("--n-eval", type=int, default=500, help="test sequences (dev: 200, or this if fewer)")
@@ -279,23 +330,38 @@ def main(argv=None) -> int:
     without_distill = total - stages["distill"]["seconds"]
     ex = stages["export"]["result"]
     result = {
-        "benchmark": "foundation_scale", "size": args.size, "shape": dict(zip(("family", "hidden", "layers", "heads", "intermediate", "vocab"), SIZES[args.size])),
-        "data": str(args.data), "window_nt": WINDOW_NT, "n_train": args.n_train, "target_params": args.target, "drop_layers": args.drop_layers, "threads": args.threads,
+        "benchmark": "foundation_scale",
+        "size": args.size,
+        "shape": dict(zip(("family", "hidden", "layers", "heads", "intermediate", "vocab"), SIZES[args.size])),
+        "data": str(args.data),
+        "window_nt": WINDOW_NT,
+        "n_train": args.n_train,
+        "target_params": args.target,
+        "drop_layers": args.drop_layers,
+        "threads": args.threads,
         "machine": machine_info(),
-        "date": time.strftime("%Y-%m-%d"), "stages": stages, "total_seconds": total, "seconds_without_distill": without_distill,
+        "date": time.strftime("%Y-%m-%d"),
+        "stages": stages,
+        "total_seconds": total,
+        "seconds_without_distill": without_distill,
         "int8_tflite_vs_float": ex["tflite-int8"]["bytes"] / ex["tflite-none"]["bytes"],
         "int8_onnx_vs_float": ex["onnx-int8"]["bytes"] / ex["onnx-none"]["bytes"],
         "max_peak_rss_mb": max(s.get("peak_rss_mb", 0) for s in stages.values()),
     }
-    out = args.out or ROOT / "benchmarks" / "results" / f"{result['date']}-{platform.node() or 'host'}-foundation-{args.size}.json"
+    out = (
+        args.out
+        or ROOT / "benchmarks" / "results" / f"{result['date']}-{platform.node() or 'host'}-foundation-{args.size}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2, default=str))
     os.replace(tmp, out)
     st = {k: v["seconds"] / 60 for k, v in stages.items()}
-    print(f"| {args.size} | {stages['write']['result']['params'] / 1e6:.0f} M → {stages['prune']['result']['params_after'] / 1e6:.1f} M | "
-          + " | ".join(f"{st[k]:.1f}" for k in ("import", "prune", "distill", "export", "bench"))
-          + f" | {without_distill / 60:.1f} | {result['max_peak_rss_mb'] / 1024:.1f} GB | {100 * result['int8_tflite_vs_float']:.0f}% |")
+    print(
+        f"| {args.size} | {stages['write']['result']['params'] / 1e6:.0f} M → {stages['prune']['result']['params_after'] / 1e6:.1f} M | "
+        + " | ".join(f"{st[k]:.1f}" for k in ("import", "prune", "distill", "export", "bench"))
+        + f" | {without_distill / 60:.1f} | {result['max_peak_rss_mb'] / 1024:.1f} GB | {100 * result['int8_tflite_vs_float']:.0f}% |"
+    )
     print(f"wrote {out}")
     return 0
 

@@ -37,19 +37,29 @@ def smoke_model(dirpath: Path) -> Path:
     import torch
 
     from edgegen.checkpoint import save_model
+    from edgegen.dna_tokenizer import Tokenizer
     from edgegen.model import GenomicTransformer, ModelConfig
-    from edgegen.tokenizers import Tokenizer
 
     tok = Tokenizer(kind="kmer_nonoverlap", k=3, max_len=120)
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=tok.vocab_size, max_positions=tok.seq_len, num_classes=2, d_model=32, n_layers=2, n_heads=4, ffn_dim=64)
+    cfg = ModelConfig(
+        vocab_size=tok.vocab_size,
+        max_positions=tok.seq_len,
+        num_classes=2,
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        ffn_dim=64,
+    )
     return save_model(GenomicTransformer(cfg).eval(), tok, dirpath / "smoke")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="an edgegen model directory")
-    ap.add_argument("--smoke", action="store_true", help="a random tiny model and few runs: checks the script runs (CI)")
+    ap.add_argument(
+        "--smoke", action="store_true", help="a random tiny model and few runs: checks the script runs (CI)"
+    )
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--b1-runs", type=int, default=200)
     ap.add_argument("--b64-runs", type=int, default=15)
@@ -60,7 +70,8 @@ def main(argv=None) -> int:
     if args.smoke:
         args.rounds, args.b1_runs, args.b64_runs = 2, 5, 2
 
-    from edgegen.export import ExportConfig, export
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
     from edgegen.io import write_json
     from edgegen.runtime.onnx_runner import OnnxRunner
 
@@ -73,10 +84,18 @@ def main(argv=None) -> int:
         for quant in ("none", "int8"):
             for fused in (False, True):
                 name = f"{'int8' if quant == 'int8' else 'fp32'} {'fused' if fused else 'plain'}"
-                files[name] = export(model, tmp / f"{quant}.{int(fused)}.onnx", ExportConfig(format="onnx", quant=quant, fused_attention=fused,
-                                                # an untrained smoke model's logits are near ties: int8 argmax
-                                                # agreement is noise there, and differs between CPUs
-                                                min_agreement=0.0 if args.smoke else 0.9))
+                files[name] = export(
+                    model,
+                    tmp / f"{quant}.{int(fused)}.onnx",
+                    ExportConfig(
+                        format="onnx",
+                        quant=quant,
+                        fused_attention=fused,
+                        # an untrained smoke model's logits are near ties: int8 argmax
+                        # agreement is noise there, and differs between CPUs
+                        min_agreement=0.0 if args.smoke else 0.9,
+                    ),
+                )
         b1 = {k: OnnxRunner(p, threads=1) for k, p in files.items()}
         b64 = {k: OnnxRunner(p, threads=2) for k, p in files.items()}
         seq_len = next(iter(b1.values())).tokenizer.seq_len
@@ -89,22 +108,38 @@ def main(argv=None) -> int:
                 rows[k]["b1_p50_ms"].append(1e3 * timed(lambda: b1[k](ids[:1]), args.b1_runs))
                 rows[k]["b64_ms"].append(1e3 * timed(lambda: b64[k](ids), args.b64_runs))
             print(f"round {r + 1}: " + ", ".join(f"{k} b64 {rows[k]['b64_ms'][-1]:.1f} ms" for k in files), flush=True)
-    lines = [f"{model} ({seq_len} tokens), {args.rounds} alternating rounds; per-round medians of {args.b1_runs} batch-1 runs "
-             f"(1 thread) and {args.b64_runs} batch-64 runs (2 threads). Ratio: plain time / fused time per round (>1: fused faster).",
-             "", "| file | batch-1 p50 ms | batch-64 ms | batch-1 speed-up vs plain | batch-64 speed-up vs plain |", "|---|---|---|---|---|"]
+    lines = [
+        f"{model} ({seq_len} tokens), {args.rounds} alternating rounds; per-round medians of {args.b1_runs} batch-1 runs "
+        f"(1 thread) and {args.b64_runs} batch-64 runs (2 threads). Ratio: plain time / fused time per round (>1: fused faster).",
+        "",
+        "| file | batch-1 p50 ms | batch-64 ms | batch-1 speed-up vs plain | batch-64 speed-up vs plain |",
+        "|---|---|---|---|---|",
+    ]
     for k, row in rows.items():
         plain = rows[k.replace("fused", "plain")]
         for key, col in (("b1", "b1_p50_ms"), ("b64", "b64_ms")):
             ratios = [b / m for b, m in zip(plain[col], row[col])]
             row[f"{key}_speedup"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
         cell = lambda s: f"{s['median']:.2f}x ({s['min']:.2f}-{s['max']:.2f})"
-        lines.append(f"| {k} | {statistics.median(row['b1_p50_ms']):.3f} | {statistics.median(row['b64_ms']):.1f} | "
-                     f"{cell(row['b1_speedup'])} | {cell(row['b64_speedup'])} |")
+        lines.append(
+            f"| {k} | {statistics.median(row['b1_p50_ms']):.3f} | {statistics.median(row['b64_ms']):.1f} | "
+            f"{cell(row['b1_speedup'])} | {cell(row['b64_speedup'])} |"
+        )
     print("\n".join(lines))
     tag = "smoke" if args.smoke else Path(model).parent.name
     out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{platform.node() or 'machine'}-fused-attention-{tag}.json"
-    write_json(out, {"schema": "edgegen-fused-attention/1", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": str(model),
-                     "seq_len": seq_len, "args": vars(args), "rows": rows, "markdown": lines})
+    write_json(
+        out,
+        {
+            "schema": "edgegen-fused-attention/1",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "model": str(model),
+            "seq_len": seq_len,
+            "args": vars(args),
+            "rows": rows,
+            "markdown": lines,
+        },
+    )
     print(f"wrote {out}")
     return 0
 

@@ -95,7 +95,13 @@ def tflite_int8(model, x: np.ndarray, path: Path, threads: int):
 def onnx_int8(model, x: np.ndarray, path: Path, threads: int, mode: str):
     import onnxruntime as ort
     import torch
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     fp = path.with_suffix(".fp32.onnx")
     with warnings.catch_warnings():
@@ -104,6 +110,7 @@ def onnx_int8(model, x: np.ndarray, path: Path, threads: int, mode: str):
     if mode == "dynamic":
         quantize_dynamic(str(fp), str(path), weight_type=QuantType.QInt8)
     else:
+
         class One(CalibrationDataReader):
             def __init__(self):
                 self.done = False
@@ -114,8 +121,15 @@ def onnx_int8(model, x: np.ndarray, path: Path, threads: int, mode: str):
                 self.done = True
                 return {"x": x}
 
-        quantize_static(str(fp), str(path), One(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(fp),
+            str(path),
+            One(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -171,20 +185,43 @@ def main(argv=None) -> int:
                     row[name] = {"median_ms": s * 1e3, "gmacs": gmacs, "peak_fraction": gmacs / p}
                 except Exception as e:  # a backend that cannot build this shape is reported, not fatal
                     row[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
-                print(f"  d={d:4d} {name:18s} " + (f"{row[name]['gmacs']:7.1f} GMAC/s  {100 * row[name]['peak_fraction']:3.0f}% of peak"
-                                                    if "gmacs" in row[name] else row[name]["error"]), flush=True)
+                print(
+                    f"  d={d:4d} {name:18s} "
+                    + (
+                        f"{row[name]['gmacs']:7.1f} GMAC/s  {100 * row[name]['peak_fraction']:3.0f}% of peak"
+                        if "gmacs" in row[name]
+                        else row[name]["error"]
+                    ),
+                    flush=True,
+                )
             rows.append(row)
     names = ["tflite-int8", "onnx-static-int8", "onnx-dynamic-int8", "torch-fp32"]
-    lines = [f"Chain of {LAYERS} d x d linear layers + ReLU, {args.rows} rows, {args.threads} threads, median of {args.runs}; "
-             f"int8 peak {peak['int8_peak_gmacs']:.0f} GMAC/s, fp32 peak {peak['fp32_peak_gmacs']:.0f} GMAC/s ({peak['derivation']}).",
-             "", "| d | " + " | ".join(f"{n} GMAC/s (% of peak)" for n in names) + " |", "|---|" + "---|" * len(names)]
+    lines = [
+        f"Chain of {LAYERS} d x d linear layers + ReLU, {args.rows} rows, {args.threads} threads, median of {args.runs}; "
+        f"int8 peak {peak['int8_peak_gmacs']:.0f} GMAC/s, fp32 peak {peak['fp32_peak_gmacs']:.0f} GMAC/s ({peak['derivation']}).",
+        "",
+        "| d | " + " | ".join(f"{n} GMAC/s (% of peak)" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     for r in rows:
-        cells = [f"{r[n]['gmacs']:.0f} ({100 * r[n]['peak_fraction']:.0f}%)" if "gmacs" in r[n] else "error" for n in names]
+        cells = [
+            f"{r[n]['gmacs']:.0f} ({100 * r[n]['peak_fraction']:.0f}%)" if "gmacs" in r[n] else "error" for n in names
+        ]
         lines.append(f"| {r['d']} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
     out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{platform.node() or 'machine'}-gemm-ceiling.json"
-    write_json(out, {"schema": "edgegen-gemm-ceiling/1", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "args": vars(args),
-                     "cpu_peak": peak, "layers": LAYERS, "rows": rows, "markdown": lines})
+    write_json(
+        out,
+        {
+            "schema": "edgegen-gemm-ceiling/1",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "args": vars(args),
+            "cpu_peak": peak,
+            "layers": LAYERS,
+            "rows": rows,
+            "markdown": lines,
+        },
+    )
     print(f"wrote {out}")
     return 0
 

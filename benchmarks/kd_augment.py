@@ -44,15 +44,22 @@ def load_setup(args) -> SimpleNamespace:
     """The splits, the teacher, its tokenizer and the encoded train/dev/test ids (2 torch threads)."""
     import torch
 
-    from edgegen.api import load_data
     from edgegen.checkpoint import load_model
+    from edgegen.data.load import load_data
 
     torch.set_num_threads(2)
     splits = load_data(args.data)
     t = load_model(args.teacher)
     tok = t.tokenizer
-    return SimpleNamespace(splits=splits, teacher=t.model, tok=tok, train=splits["train"], dev=splits["dev"], test=splits["test"],
-                           **{f"{k}_ids": tok.encode(splits[k].sequences) for k in ("train", "dev", "test")})
+    return SimpleNamespace(
+        splits=splits,
+        teacher=t.model,
+        tok=tok,
+        train=splits["train"],
+        dev=splits["dev"],
+        test=splits["test"],
+        **{f"{k}_ids": tok.encode(splits[k].sequences) for k in ("train", "dev", "test")},
+    )
 
 
 def main(argv=None) -> int:
@@ -64,10 +71,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
 
-    from edgegen.distill import DistillConfig, distill, student_from_teacher, substitution_copies
+    from edgegen.distill import DistillConfig, distill
+    from edgegen.distill_data import substitution_copies
+    from edgegen.fit import OptimConfig, fit
+    from edgegen.inference import predict_logits
     from edgegen.io import write_json
     from edgegen.metrics import paired_delta, point_metrics
-    from edgegen.train import OptimConfig, fit, predict_logits
+    from edgegen.student import student_from_teacher
 
     su = load_setup(args)
     splits, tok, tr, dev, te = su.splits, su.tok, su.train, su.dev, su.test
@@ -84,27 +94,55 @@ def main(argv=None) -> int:
         if name.startswith("labels"):
             ids, y = tr_ids, tr.labels
             if name == "labels+mutants":
-                ids = np.concatenate([ids, tok.encode(substitution_copies(tr.sequences, args.augment, args.mutation_rate, seed=0))])
+                ids = np.concatenate(
+                    [ids, tok.encode(substitution_copies(tr.sequences, args.augment, args.mutation_rate, seed=0))]
+                )
                 y = np.concatenate([y] * (args.augment + 1))
             h = fit(s, ids, y, dev_ids, dev.labels, OptimConfig(**opt), show_progress=False)
         else:
-            cfg = DistillConfig(**opt, augment=args.augment if name == "kd+mutants" else 0, mutation_rate=args.mutation_rate)
+            cfg = DistillConfig(
+                **opt, augment=args.augment if name == "kd+mutants" else 0, mutation_rate=args.mutation_rate
+            )
             h = distill(s, su.teacher, cfg, splits, tok, show_progress=False)
         arms[name] = predict_logits(s, te_ids)
-        info[name] = {"steps": h["steps"], "best_epoch": h["best_epoch"], "seconds": time.time() - t0,
-                      **{k: v for k, v in point_metrics(te.labels, arms[name]).items() if k in ("accuracy", "mcc")}}
-        print(f"  {name:15s} MCC {info[name]['mcc']:.3f}  acc {info[name]['accuracy']:.3f}  steps {h['steps']}  "
-              f"{info[name]['seconds']:.0f} s", flush=True)
+        info[name] = {
+            "steps": h["steps"],
+            "best_epoch": h["best_epoch"],
+            "seconds": time.time() - t0,
+            **{k: v for k, v in point_metrics(te.labels, arms[name]).items() if k in ("accuracy", "mcc")},
+        }
+        print(
+            f"  {name:15s} MCC {info[name]['mcc']:.3f}  acc {info[name]['accuracy']:.3f}  steps {h['steps']}  "
+            f"{info[name]['seconds']:.0f} s",
+            flush=True,
+        )
     teacher_logits = predict_logits(su.teacher, te_ids)
-    deltas = {f"{a} - {b}": paired_delta(te.labels, arms[b], arms[a], "mcc", n_boot=args.n_boot)
-              for a, b in (("kd", "labels"), ("kd+mutants", "labels"), ("labels+mutants", "labels"), ("kd+mutants", "labels+mutants"))}
+    deltas = {
+        f"{a} - {b}": paired_delta(te.labels, arms[b], arms[a], "mcc", n_boot=args.n_boot)
+        for a, b in (
+            ("kd", "labels"),
+            ("kd+mutants", "labels"),
+            ("labels+mutants", "labels"),
+            ("kd+mutants", "labels+mutants"),
+        )
+    }
     deltas["teacher - labels"] = paired_delta(te.labels, arms["labels"], teacher_logits, "mcc", n_boot=args.n_boot)
     for k, d in deltas.items():
         print(f"  {k:28s} ΔMCC {d['delta']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]")
     name = Path(args.data).name
     out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{platform.node() or 'machine'}-kd-augment-{name}.json"
-    write_json(out, {"schema": "edgegen-kd-augment/1", "data": args.data, "teacher": args.teacher, "args": vars(args),
-                     "teacher_mcc": point_metrics(te.labels, teacher_logits)["mcc"], "arms": info, "deltas": deltas})
+    write_json(
+        out,
+        {
+            "schema": "edgegen-kd-augment/1",
+            "data": args.data,
+            "teacher": args.teacher,
+            "args": vars(args),
+            "teacher_mcc": point_metrics(te.labels, teacher_logits)["mcc"],
+            "arms": info,
+            "deltas": deltas,
+        },
+    )
     print(f"wrote {out}")
     return 0
 

@@ -45,21 +45,37 @@ def train_teacher_first(args) -> dict:
     """Train the ``--teacher-shape`` teacher (compare.py's tokens and lr) and save it to ``--teacher``."""
     from compare import TEACHER_STEP
 
-    from edgegen.api import train_teacher
-    from edgegen.train import TrainConfig
+    from edgegen.train import TrainConfig, train_teacher
 
     d, layers, heads, ffn = args.teacher_shape
     ep = args.teacher_epochs
-    cfg = TrainConfig(tokenizer=TEACHER_STEP["tokenizer"], k=TEACHER_STEP["k"], d_model=d, n_layers=layers, n_heads=heads, ffn_dim=ffn,
-                      epochs=ep, lr=args.lr, patience=max(3, ep // 5),
-                      allow_chance=True)  # measured and reported (teacher_mcc), not refused: this is a benchmark
+    cfg = TrainConfig(
+        tokenizer=TEACHER_STEP["tokenizer"],
+        k=TEACHER_STEP["k"],
+        d_model=d,
+        n_layers=layers,
+        n_heads=heads,
+        ffn_dim=ffn,
+        epochs=ep,
+        lr=args.lr,
+        patience=max(3, ep // 5),
+        allow_chance=True,
+    )  # measured and reported (teacher_mcc), not refused: this is a benchmark
     t0 = time.time()
     res = train_teacher(args.data, args.teacher, cfg, show_progress=False)
     h = res["history"]
-    print(f"teacher {d}x{layers} trained: best epoch {h['best_epoch']} of {len(h['epochs'])}, {time.time() - t0:.0f} s on {h['device']}",
-          flush=True)
-    return {"config": cfg.model_dump(), "best_epoch": h["best_epoch"], "epochs_run": len(h["epochs"]), "device": h["device"],
-            "seconds": time.time() - t0, "dev_mcc": [e.get("dev_mcc") for e in h["epochs"]]}
+    print(
+        f"teacher {d}x{layers} trained: best epoch {h['best_epoch']} of {len(h['epochs'])}, {time.time() - t0:.0f} s on {h['device']}",
+        flush=True,
+    )
+    return {
+        "config": cfg.model_dump(),
+        "best_epoch": h["best_epoch"],
+        "epochs_run": len(h["epochs"]),
+        "device": h["device"],
+        "seconds": time.time() - t0,
+        "dev_mcc": [e.get("dev_mcc") for e in h["epochs"]],
+    }
 
 
 def seed_spread(runs: list[dict]) -> dict:
@@ -75,7 +91,13 @@ def seed_spread(runs: list[dict]) -> dict:
         out[ep] = {}
         for k, v in vals.items():
             a = np.asarray(v, dtype=float)
-            out[ep][k] = {"mean": float(a.mean()), "sd": float(a.std(ddof=1)), "min": float(a.min()), "max": float(a.max()), "n": len(a)}
+            out[ep][k] = {
+                "mean": float(a.mean()),
+                "sd": float(a.std(ddof=1)),
+                "min": float(a.min()),
+                "max": float(a.max()),
+                "n": len(a),
+            }
             if k in rs[0]["deltas"]:
                 out[ep][k]["ci_above_zero"] = sum(r["deltas"][k]["ci"][0] > 0 for r in rs)
     return out
@@ -88,19 +110,32 @@ def main(argv=None) -> int:
     ap.add_argument("--arms", nargs="+", default=["labels", "kd", "kd-pure"], choices=["labels", "kd", "kd-pure"])
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    ap.add_argument("--teacher-shape", type=int, nargs=4, metavar=("D_MODEL", "LAYERS", "HEADS", "FFN"),
-                    help="train this teacher first and save it to --teacher (which must not exist)")
+    ap.add_argument(
+        "--teacher-shape",
+        type=int,
+        nargs=4,
+        metavar=("D_MODEL", "LAYERS", "HEADS", "FFN"),
+        help="train this teacher first and save it to --teacher (which must not exist)",
+    )
     ap.add_argument("--teacher-epochs", type=int, default=30)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="students' initialisation and batch-order seeds: "
-                    "each seed trains every arm again, and the spread across seeds is reported (the bootstrap CIs "
-                    "cover the test set's sampling only, not training noise)")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="students' initialisation and batch-order seeds: "
+        "each seed trains every arm again, and the spread across seeds is reported (the bootstrap CIs "
+        "cover the test set's sampling only, not training noise)",
+    )
     args = ap.parse_args(argv)
     teacher_run = train_teacher_first(args) if args.teacher_shape else None
 
-    from edgegen.distill import DistillConfig, distill, student_from_teacher
+    from edgegen.distill import DistillConfig, distill
+    from edgegen.fit import OptimConfig, fit, resolve_device
+    from edgegen.inference import predict_logits
     from edgegen.io import write_json
     from edgegen.metrics import paired_delta, point_metrics
-    from edgegen.train import OptimConfig, fit, predict_logits, resolve_device
+    from edgegen.student import student_from_teacher
 
     su = load_setup(args)
     splits, tok, tr, dev, te, teacher = su.splits, su.tok, su.train, su.dev, su.test, su.teacher
@@ -119,31 +154,61 @@ def main(argv=None) -> int:
             if arm == "labels":
                 h = fit(s, tr_ids, tr.labels, dev_ids, dev.labels, OptimConfig(**opt), show_progress=False)
             else:
-                h = distill(s, teacher, DistillConfig(**opt, **(dict(alpha=0.0, beta=1.0) if arm == "kd-pure" else {})),
-                            splits, tok, show_progress=False)
+                h = distill(
+                    s,
+                    teacher,
+                    DistillConfig(**opt, **(dict(alpha=0.0, beta=1.0) if arm == "kd-pure" else {})),
+                    splits,
+                    tok,
+                    show_progress=False,
+                )
             logits[arm] = predict_logits(s, te_ids)
             m = point_metrics(te.labels, logits[arm])
-            run["arms"][arm] = {"accuracy": m["accuracy"], "mcc": m["mcc"], "best_epoch": h["best_epoch"], "steps": h["steps"],
-                                "seconds": time.time() - t0}
-            print(f"  seed {seed}  {ep:3d} epochs  {arm:8s} MCC {m['mcc']:.3f}  acc {m['accuracy']:.3f}  best epoch {h['best_epoch']}  "
-                  f"{time.time() - t0:.0f} s", flush=True)
+            run["arms"][arm] = {
+                "accuracy": m["accuracy"],
+                "mcc": m["mcc"],
+                "best_epoch": h["best_epoch"],
+                "steps": h["steps"],
+                "seconds": time.time() - t0,
+            }
+            print(
+                f"  seed {seed}  {ep:3d} epochs  {arm:8s} MCC {m['mcc']:.3f}  acc {m['accuracy']:.3f}  best epoch {h['best_epoch']}  "
+                f"{time.time() - t0:.0f} s",
+                flush=True,
+            )
         if "labels" in logits:
             pairs = [("teacher", teacher_logits)] + [(a, logits[a]) for a in args.arms if a != "labels"]
             for name, lg in pairs:
                 d = paired_delta(te.labels, logits["labels"], lg, "mcc", n_boot=args.n_boot)
                 run["deltas"][f"{name} - labels"] = d
-                print(f"  seed {seed}  {ep:3d} epochs  {name + ' - labels':18s} ΔMCC {d['delta']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]", flush=True)
+                print(
+                    f"  seed {seed}  {ep:3d} epochs  {name + ' - labels':18s} ΔMCC {d['delta']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]",
+                    flush=True,
+                )
         runs.append(run)
     spread = seed_spread(runs) if len(args.seeds) > 1 else None
     for ep, sp in (spread or {}).items():
         for k, v in sp.items():
-            print(f"  {len(args.seeds)} seeds  {ep:3d} epochs  {k:18s} mean {v['mean']:+.3f}  sd {v['sd']:.3f}  "
-                  f"[{v['min']:+.3f}, {v['max']:+.3f}]" + (f"  CI above 0 in {v['ci_above_zero']} of {v['n']}" if "ci_above_zero" in v else ""))
+            print(
+                f"  {len(args.seeds)} seeds  {ep:3d} epochs  {k:18s} mean {v['mean']:+.3f}  sd {v['sd']:.3f}  "
+                f"[{v['min']:+.3f}, {v['max']:+.3f}]"
+                + (f"  CI above 0 in {v['ci_above_zero']} of {v['n']}" if "ci_above_zero" in v else "")
+            )
     name = Path(args.data).name
     out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{platform.node() or 'machine'}-kd-budget-{name}.json"
-    write_json(out, {"schema": "edgegen-kd-budget/1", "data": args.data, "teacher": args.teacher, "args": vars(args),
-                     "teacher_mcc": teacher_mcc, "teacher_training": teacher_run, "runs": runs,
-                     "across_seeds": spread})
+    write_json(
+        out,
+        {
+            "schema": "edgegen-kd-budget/1",
+            "data": args.data,
+            "teacher": args.teacher,
+            "args": vars(args),
+            "teacher_mcc": teacher_mcc,
+            "teacher_training": teacher_run,
+            "runs": runs,
+            "across_seeds": spread,
+        },
+    )
     print(f"wrote {out}")
     return 0
 

@@ -39,14 +39,20 @@ def stage_import(work: Path, window: int) -> dict:
 
 
 def stage_export(work: Path, quant: str, verify_samples: int) -> dict:
-    from edgegen.export import ExportConfig, export
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
 
     path = work / f"model.{quant}.onnx"
-    export(work / "model", path, ExportConfig(format="onnx", quant=quant, verify_samples=verify_samples, calib_samples=8))
+    export(
+        work / "model", path, ExportConfig(format="onnx", quant=quant, verify_samples=verify_samples, calib_samples=8)
+    )
     side = json.loads(Path(str(path) + ".json").read_text())
     ext = side.get("external_data")
-    return {"onnx_bytes": path.stat().st_size, "external_data_bytes": ext["bytes"] if ext else None,
-            "verification": side["verification"]}
+    return {
+        "onnx_bytes": path.stat().st_size,
+        "external_data_bytes": ext["bytes"] if ext else None,
+        "verification": side["verification"],
+    }
 
 
 def stage_run(work: Path, quant: str) -> dict:
@@ -65,8 +71,14 @@ def stage_run(work: Path, quant: str) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="nt_v2_500m")
-    ap.add_argument("--fixtures", type=Path, default=Path(os.environ.get("EDGEGEN_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures")) / "hf")
-    ap.add_argument("--window", type=int, default=120, help="nucleotides per input (the file size does not depend on it)")
+    ap.add_argument(
+        "--fixtures",
+        type=Path,
+        default=Path(os.environ.get("EDGEGEN_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures")) / "hf",
+    )
+    ap.add_argument(
+        "--window", type=int, default=120, help="nucleotides per input (the file size does not depend on it)"
+    )
     ap.add_argument("--verify-samples", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", type=Path, default=None)
@@ -82,20 +94,30 @@ def main(argv=None) -> int:
     for quant in ("none", "int8"):
         stages[f"export-{quant}"] = run_stage(f"ex-{quant}", stage_export, work, quant, args.verify_samples)
         stages[f"run-{quant}"] = run_stage(f"run-{quant}", stage_run, work, quant)
-    result = {"benchmark": "onnx_over_2gb", "size": args.size, "window_nt": args.window, "threads": args.threads,
-              "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
-              "date": time.strftime("%Y-%m-%d"), "stages": stages,
-              "max_peak_rss_mb": max(s.get("peak_rss_mb", 0) for s in stages.values())}
-    out = args.out or ROOT / "benchmarks" / "results" / f"{result['date']}-{platform.node() or 'host'}-onnx-over-2gb.json"
+    result = {
+        "benchmark": "onnx_over_2gb",
+        "size": args.size,
+        "window_nt": args.window,
+        "threads": args.threads,
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "date": time.strftime("%Y-%m-%d"),
+        "stages": stages,
+        "max_peak_rss_mb": max(s.get("peak_rss_mb", 0) for s in stages.values()),
+    }
+    out = (
+        args.out or ROOT / "benchmarks" / "results" / f"{result['date']}-{platform.node() or 'host'}-onnx-over-2gb.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2, default=str))
     os.replace(tmp, out)
     for q in ("none", "int8"):
         e = stages[f"export-{q}"]["result"]
-        print(f"onnx {q:5s}: {e['onnx_bytes'] / 1e6:8.1f} MB graph + {(e['external_data_bytes'] or 0) / 1e9:.2f} GB external, "
-              f"max |diff| {e['verification']['max_abs_diff']:.2g}, agreement {e['verification']['argmax_agreement']:.3f}, "
-              f"export {stages[f'export-{q}']['seconds'] / 60:.1f} min, peak {stages[f'export-{q}']['peak_rss_mb'] / 1024:.1f} GB")
+        print(
+            f"onnx {q:5s}: {e['onnx_bytes'] / 1e6:8.1f} MB graph + {(e['external_data_bytes'] or 0) / 1e9:.2f} GB external, "
+            f"max |diff| {e['verification']['max_abs_diff']:.2g}, agreement {e['verification']['argmax_agreement']:.3f}, "
+            f"export {stages[f'export-{q}']['seconds'] / 60:.1f} min, peak {stages[f'export-{q}']['peak_rss_mb'] / 1024:.1f} GB"
+        )
     print(f"wrote {out}")
     shutil.rmtree(work, ignore_errors=True)
     return 0

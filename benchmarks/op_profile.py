@@ -25,10 +25,37 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 GROUPS = {
-    "int8 matmul": {"MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearMatMul", "QGemm", "ConvInteger"},
+    "int8 matmul": {
+        "MatMulInteger",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeMatMul",
+        "QLinearMatMul",
+        "QGemm",
+        "ConvInteger",
+    },
     "float matmul": {"MatMul", "FusedMatMul", "Gemm", "FusedGemm"},
-    "data movement": {"Transpose", "Reshape", "Concat", "Gather", "Slice", "Squeeze", "Unsqueeze", "Expand", "Split", "Cast"},
-    "norm/softmax/act": {"LayerNormalization", "SkipLayerNormalization", "Softmax", "Gelu", "FastGelu", "BiasGelu", "Erf", "Tanh"},
+    "data movement": {
+        "Transpose",
+        "Reshape",
+        "Concat",
+        "Gather",
+        "Slice",
+        "Squeeze",
+        "Unsqueeze",
+        "Expand",
+        "Split",
+        "Cast",
+    },
+    "norm/softmax/act": {
+        "LayerNormalization",
+        "SkipLayerNormalization",
+        "Softmax",
+        "Gelu",
+        "FastGelu",
+        "BiasGelu",
+        "Erf",
+        "Tanh",
+    },
     "quantize": {"DynamicQuantizeLinear", "QuantizeLinear", "DequantizeLinear"},
 }
 
@@ -51,7 +78,9 @@ def profile(model: Path, batch: int, threads: int, runs: int) -> dict:
         sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
         inp = sess.get_inputs()[0]
         dtype = np.int64 if "int64" in inp.type else np.int32
-        x = np.random.default_rng(0).integers(5, 5 + 64, (batch, seq_len)).astype(dtype)  # ordinary k-mer ids, no padding
+        x = (
+            np.random.default_rng(0).integers(5, 5 + 64, (batch, seq_len)).astype(dtype)
+        )  # ordinary k-mer ids, no padding
         for _ in range(runs):
             sess.run(None, {inp.name: x})
         events = json.loads(Path(sess.end_profiling()).read_text())
@@ -63,10 +92,16 @@ def profile(model: Path, batch: int, threads: int, runs: int) -> dict:
     by_group: collections.Counter = collections.Counter()
     for op, us in by_op.items():
         by_group[group_of(op)] += us
-    return {"model": str(model), "batch": batch, "threads": threads, "runs": runs, "seq_len": seq_len,
-            "ms_per_batch": total / runs / 1e3,
-            "op_share": {op: us / total for op, us in by_op.most_common()},
-            "group_share": {g: us / total for g, us in by_group.most_common()}}
+    return {
+        "model": str(model),
+        "batch": batch,
+        "threads": threads,
+        "runs": runs,
+        "seq_len": seq_len,
+        "ms_per_batch": total / runs / 1e3,
+        "op_share": {op: us / total for op, us in by_op.most_common()},
+        "group_share": {g: us / total for g, us in by_group.most_common()},
+    }
 
 
 def main(argv=None) -> int:
@@ -78,7 +113,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write the result here")
     args = ap.parse_args(argv)
     r = profile(args.model, args.batch, args.threads, args.runs)
-    print(f"{r['model']}: batch {r['batch']}, {r['threads']} threads, {r['ms_per_batch']:.2f} ms of kernel time per batch")
+    print(
+        f"{r['model']}: batch {r['batch']}, {r['threads']} threads, {r['ms_per_batch']:.2f} ms of kernel time per batch"
+    )
     for g, share in r["group_share"].items():
         print(f"  {g:18s} {100 * share:5.1f}%")
     print("  by operator: " + ", ".join(f"{op} {100 * s:.1f}%" for op, s in list(r["op_share"].items())[:10]))

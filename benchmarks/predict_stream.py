@@ -52,7 +52,20 @@ def vmhwm_mb(pid: int) -> float | None:
 
 
 def run(model: str, fq: Path, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "edgegen.cli", "predict", model, "-i", str(fq), "-o", str(out), "--on-bad-record", "skip", "--force"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgegen.cli",
+        "predict",
+        model,
+        "-i",
+        str(fq),
+        "-o",
+        str(out),
+        "--on-bad-record",
+        "skip",
+        "--force",
+    ]
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak, samples = 0.0, []
@@ -66,8 +79,13 @@ def run(model: str, fq: Path, out: Path) -> dict:
     if p.returncode != 0:
         raise SystemExit(f"predict failed: {err[-500:]}")
     dt = time.perf_counter() - t0
-    return {"seconds": dt, "peak_rss_mb": peak, "rss_at_10pct_mb": samples[len(samples) // 10] if samples else None,
-            "summary": err.strip().splitlines()[-1], "rows": sum(1 for _ in open(out)) - 1}
+    return {
+        "seconds": dt,
+        "peak_rss_mb": peak,
+        "rss_at_10pct_mb": samples[len(samples) // 10] if samples else None,
+        "summary": err.strip().splitlines()[-1],
+        "rows": sum(1 for _ in open(out)) - 1,
+    }
 
 
 def main(argv=None) -> int:
@@ -90,8 +108,11 @@ def main(argv=None) -> int:
         r = run(args.model, fq, work / f"preds_{n}.tsv")
         r.update(reads=n, fastq_mb=fq.stat().st_size / 1e6)
         results.append(r)
-        print(f"{n:>9,} reads: {r['seconds']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB (at 10% of the run: {r['rss_at_10pct_mb'] or 0:.0f} MB), "
-              f"{r['rows']:,} rows; {r['summary']}", flush=True)
+        print(
+            f"{n:>9,} reads: {r['seconds']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB (at 10% of the run: {r['rss_at_10pct_mb'] or 0:.0f} MB), "
+            f"{r['rows']:,} rows; {r['summary']}",
+            flush=True,
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"model": args.model, "results": results}, indent=1))
     return 0

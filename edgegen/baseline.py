@@ -28,8 +28,9 @@ def kmer_profile(seqs: list[str], k: int = K) -> np.ndarray:
     return X / np.maximum(X.sum(1, keepdims=True), 1)
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, n_classes: int, *, epochs: int = 300,
-                 l2: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def fit_logistic(
+    X: np.ndarray, y: np.ndarray, n_classes: int, *, epochs: int = 300, l2: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Multinomial logistic regression by full-batch gradient descent on standardised features:
     ``(W, b, mean, std)``. The step is 1/L for the loss's smoothness bound L (the softmax Hessian is at most
     ½·ZᵀZ/n + l2), so descent never oscillates, whatever the data."""
@@ -58,5 +59,9 @@ def kmer_baseline(train, evaluate_on, *, k: int = K) -> dict:
     W, b, mu, sd = fit_logistic(kmer_profile(train.sequences, k), np.asarray(train.labels), n_classes)
     logits = ((kmer_profile(evaluate_on.sequences, k) - mu) / sd) @ W + b
     m = point_metrics(np.asarray(evaluate_on.labels), logits)
-    return {"model": f"{k}-mer logistic regression", "accuracy": float(m["accuracy"]), "mcc": float(m["mcc"]),
-            "n": len(evaluate_on)}
+    return {
+        "model": f"{k}-mer logistic regression",
+        "accuracy": float(m["accuracy"]),
+        "mcc": float(m["mcc"]),
+        "n": len(evaluate_on),
+    }

@@ -8,11 +8,7 @@ the reference for deltas and ratios.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgegen.errors import BackendError, EdgegenError, ModelFileError, RemoteError, UsageError
+from edgegen.bench_measure import display_name, local_measure, model_info, tokenize_sets
+from edgegen.errors import EdgegenError, RemoteError, UsageError
 from edgegen.machine import machine_info
 from edgegen.standalone import THROUGHPUT_BATCHES, THROUGHPUT_PASS_S, THROUGHPUT_PASSES
 
@@ -46,84 +43,15 @@ class BenchConfig(BaseModel):
     timeout_s: int = Field(1800, ge=10)
 
 
-def _model_info(path: Path) -> dict:
-    """Backend, tokenizer, params/MACs and size without loading a runtime."""
-    from edgegen.tokenizers import Tokenizer
-
-    if "::" in str(path):  # torch model with post-hoc torch.ao dynamic int8
-        base, quant = str(path).split("::", 1)
-        info = _model_info(Path(base))
-        info["quant"] = f"torch.ao {quant}"
-        import io
-
-        import torch
-
-        from edgegen.checkpoint import load_model
-        from edgegen.inference import torch_dynamic_int8
-
-        m = torch_dynamic_int8(load_model(base).model)
-        buf = io.BytesIO()
-        torch.save(m.state_dict(), buf)  # size of what such a user would ship (a pickled state dict)
-        info["size_bytes"] = buf.tell()
-        return info
-    if path.is_dir():
-        from edgegen.checkpoint import verify_model_dir
-
-        man = verify_model_dir(path)
-        tok = Tokenizer.load(path / "tokenizer.json")
-        size = (path / "model.safetensors").stat().st_size
-        return {"backend": "torch", "tokenizer": tok, "params": man.get("params"), "macs": man.get("macs"), "size_bytes": size,
-                "num_classes": json.loads((path / "config.json").read_text())["num_classes"], "quant": "none (fp32)"}
-    from edgegen.runtime.sidecar import model_bytes, read_sidecar
-
-    if path.suffix not in (".onnx", ".tflite"):
-        raise ModelFileError("unrecognised model (expected a model directory, .onnx or .tflite)", path=path)
-    if not path.exists():
-        raise ModelFileError("no such model file", path=path)
-    side = read_sidecar(path)
-    return {"backend": "onnxruntime" if path.suffix == ".onnx" else "tflite", "tokenizer": Tokenizer.from_dict(side["tokenizer"]),
-            "params": side.get("params"), "macs": side.get("macs"), "size_bytes": model_bytes(path, side),
-            "num_classes": side["num_classes"], "quant": side.get("quant")}
-
-
-def _tokenize_sets(tok, sets: dict[str, list[str]]) -> tuple[dict[str, np.ndarray], float]:
-    t0 = time.perf_counter()
-    out = {k: tok.encode(v) for k, v in sets.items()}
-    dt = time.perf_counter() - t0
-    return out, dt / max(1, len(sets["test"]))
-
-
-def _local_measure(model: Path, inputs: Path, out: Path, threads: int, cfg_eff: dict, logits: bool, providers, timeout: int) -> dict:
-    cmd = [sys.executable, "-m", "edgegen.inference", "measure", "--model", str(model), "--inputs", str(inputs),
-           "--out", str(out), "--threads", str(threads), "--warmup", str(cfg_eff["warmup"]), "--runs", str(cfg_eff["runs"]),
-           "--batch", str(cfg_eff["batch"])]
-    if not logits:
-        cmd.append("--no-logits")
-    if providers and model.suffix == ".onnx":
-        cmd += ["--providers", ",".join(providers)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise BackendError(f"measuring timed out after {timeout} s", path=model) from None
-    if r.returncode != 0:
-        lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
-        raise BackendError(f"measurement failed: {lines[-1] if lines else 'no output'}", path=model)
-    return json.loads(out.read_text())
-
-
-def _display_name(p: Path) -> str:
-    """A model dir is named by its folder; a recipe's ``<stage>/model`` by its stage."""
-    if "::" in str(p):
-        base, q = str(p).split("::", 1)
-        return _display_name(Path(base)) + f" [{q}]"
-    if p.is_file():
-        return p.name
-    return (p.parent.name if p.name == "model" and p.parent.name else p.name) + "/"
-
-
-def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchConfig(), *, show_progress: bool = True,
-          partial_out: str | Path | None = None) -> dict:
+def bench(
+    models: list[str | Path],
+    data,
+    device=None,
+    cfg: BenchConfig = BenchConfig(),
+    *,
+    show_progress: bool = True,
+    partial_out: str | Path | None = None,
+) -> dict:
     """Benchmark ``models`` on the labelled ``data`` for ``device``.
 
     Args:
@@ -138,7 +66,8 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
     Example:
         >>> res = bench(["runs/teacher", "student.int8.tflite"], "data/promoter/test.csv")  # doctest: +SKIP
     """
-    from edgegen.data.readers import SequenceSet, as_dataset
+    from edgegen.data.readers import SequenceSet
+    from edgegen.data.reads import as_dataset
     from edgegen.devices import DeviceProfile, load_device
     from edgegen.metrics import classification_report
     from edgegen.progress import progress
@@ -150,7 +79,7 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
         raise UsageError("give at least one model")
     if cfg.baseline >= len(paths):
         raise UsageError(f"baseline index {cfg.baseline} but only {len(paths)} models")
-    infos = [_model_info(p) for p in paths]
+    infos = [model_info(p) for p in paths]
     for p, inf in zip(paths, infos):
         prof.require_runtime(inf["backend"], p)
     data_path = data
@@ -164,9 +93,11 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
     sets = {"test": ds.sequences}
     if cfg.validity:
         sets.update(validity_sets(ds.sequences, tuple(cfg.error_rates), seed=cfg.seed))
-    eff = {"warmup": cfg.warmup if cfg.warmup is not None else prof.bench.warmup,
-           "runs": cfg.runs if cfg.runs is not None else prof.bench.runs,
-           "batch": cfg.batch if cfg.batch is not None else prof.bench.batch}
+    eff = {
+        "warmup": cfg.warmup if cfg.warmup is not None else prof.bench.warmup,
+        "runs": cfg.runs if cfg.runs is not None else prof.bench.runs,
+        "batch": cfg.batch if cfg.batch is not None else prof.bench.batch,
+    }
     threads = cfg.threads or prof.thread_counts()
     if prof.emulated:
         threads = threads[:1]  # outputs only: one run per model
@@ -175,24 +106,36 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "device": prof.model_dump(),
         "host_machine": machine_info(),
-        "data": {"path": str(getattr(ds, "path", data_path)), "n": len(ds), "class_counts": np.bincount(y).tolist(),
-                 "seq_len_nt": int(np.median([len(s) for s in ds.sequences]))},
+        "data": {
+            "path": str(getattr(ds, "path", data_path)),
+            "n": len(ds),
+            "class_counts": np.bincount(y).tolist(),
+            "seq_len_nt": int(np.median([len(s) for s in ds.sequences])),
+        },
         "methodology": {
-            "process": "fresh process per model and thread count" + (" on the device over ssh" if prof.is_remote else " on this machine"),
-            "warmup_runs": eff["warmup"], "timed_runs": eff["runs"], "latency_batch": 1, "throughput_batch": eff["batch"],
+            "process": "fresh process per model and thread count"
+            + (" on the device over ssh" if prof.is_remote else " on this machine"),
+            "warmup_runs": eff["warmup"],
+            "timed_runs": eff["runs"],
+            "latency_batch": 1,
+            "throughput_batch": eff["batch"],
             "throughput": f"median of {THROUGHPUT_PASSES} passes over {THROUGHPUT_BATCHES * eff['batch']} sequences "
-                          f"(fewer batches per pass, at least one, when a pass would take over {THROUGHPUT_PASS_S:g} s)",
-            "threads": threads, "bootstrap_resamples": cfg.n_boot,
-            "note": "Timings come from a shared machine: compare ratios within this run, not absolute values across runs.",
+            f"(fewer batches per pass, at least one, when a pass would take over {THROUGHPUT_PASS_S:g} s)",
+            "threads": threads,
+            "bootstrap_resamples": cfg.n_boot,
+            "note": "Timings come from a shared machine: compare ratios within this run, "
+            "not absolute values across runs.",
         },
         "baseline": str(paths[cfg.baseline]),
-        "baseline_name": _display_name(paths[cfg.baseline]),
+        "baseline_name": display_name(paths[cfg.baseline]),
         "models": [],
         "errors": [],
     }
     if prof.emulated:
         result["emulated"] = True
-        result["methodology"]["note"] = "Emulated device (qemu-user): accuracy and agreement from its outputs; no timings."
+        result["methodology"]["note"] = (
+            "Emulated device (qemu-user): accuracy and agreement from its outputs; no timings."
+        )
     if isinstance(data_path, (str, Path)) and Path(data_path).is_dir():
         from edgegen.data.checks import data_report
         from edgegen.data.readers import load_split_dir
@@ -213,15 +156,19 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
         with progress(show_progress) as prog:
             task = prog.add_task("bench", total=len(paths) * len(threads), info="")
             for i, (p, inf) in enumerate(zip(paths, infos)):
-                entry = {"model": str(p), "name": _display_name(p), **{k: inf[k] for k in ("backend", "params", "macs", "size_bytes", "quant")}}
+                entry = {
+                    "model": str(p),
+                    "name": display_name(p),
+                    **{k: inf[k] for k in ("backend", "params", "macs", "size_bytes", "quant")},
+                }
                 try:
-                    arrays, tok_s = _tokenize_sets(inf["tokenizer"], sets)
+                    arrays, tok_s = tokenize_sets(inf["tokenizer"], sets)
                     entry["tokenize_ms_per_seq"] = 1000 * tok_s
                     inp = work / f"inputs_{i}.npz"
                     np.savez(inp, **arrays)
                     runs = {}
                     if remote is not None:
-                        from edgegen.remote import write_bundle
+                        from edgegen.bundle import write_bundle
 
                         b = write_bundle(p, work / f"bundle_{i}", inputs=arrays)
                         rdir = remote.push(b, f"m{i}_{p.stem}")
@@ -229,7 +176,16 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
                         prog.update(task, info=f"{p.name} threads={t}")
                         out = work / f"r_{i}_{t}.json"
                         if remote is not None:
-                            args = ["--threads", str(t), "--warmup", str(eff["warmup"]), "--runs", str(eff["runs"]), "--batch", str(eff["batch"])]
+                            args = [
+                                "--threads",
+                                str(t),
+                                "--warmup",
+                                str(eff["warmup"]),
+                                "--runs",
+                                str(eff["runs"]),
+                                "--batch",
+                                str(eff["batch"]),
+                            ]
                             if j:
                                 args.append("--no-logits")
                             if prof.emulated:
@@ -238,7 +194,7 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
                                 args += ["--providers", ",".join(prof.onnx_providers)]
                             runs[t] = remote.measure(rdir, p.name, args, out)
                         else:
-                            runs[t] = _local_measure(p, inp, out, t, eff, j == 0, prof.onnx_providers, cfg.timeout_s)
+                            runs[t] = local_measure(p, inp, out, t, eff, j == 0, prof.onnx_providers, cfg.timeout_s)
                         prog.advance(task)
                     first = runs[threads[0]]
                     lg = {k: np.asarray(v, dtype=np.float32) for k, v in first["logits"].items()}
@@ -250,12 +206,19 @@ def bench(models: list[str | Path], data, device=None, cfg: BenchConfig = BenchC
                     entry["peak_rss_mb"] = first["peak_rss_mb"]
                     entry["peak_rss_b1_mb"] = first.get("peak_rss_b1_mb")
                     entry["versions"] = first.get("versions", {})
-                    entry["timing"] = {str(t): {"latency_b1": r["latency_b1"], "throughput": r["throughput"]} for t, r in runs.items()
-                                       if "latency_b1" in r}
+                    entry["timing"] = {
+                        str(t): {"latency_b1": r["latency_b1"], "throughput": r["throughput"]}
+                        for t, r in runs.items()
+                        if "latency_b1" in r
+                    }
                     if prof.is_remote:  # where the model ran: the device's own report
                         v = entry["versions"]
-                        result["host_machine"] = {"machine": v.get("machine"), "system": v.get("system"), "python": v.get("python"),
-                                                  "emulated": prof.emulated}
+                        result["host_machine"] = {
+                            "machine": v.get("machine"),
+                            "system": v.get("system"),
+                            "python": v.get("python"),
+                            "emulated": prof.emulated,
+                        }
                         result.setdefault("harness_machine", machine_info())
                     if prof.emulated:  # memory under qemu is the emulator's: no claims either
                         entry.update(emulated=True, peak_rss_mb=None, peak_rss_b1_mb=None, load_s=None)
@@ -296,7 +259,11 @@ def _add_comparisons(result: dict, y, logits_all: list, cfg: BenchConfig, thread
         }
         for t in m.get("timing", {}):
             if t in base.get("timing", {}):
-                m["vs_baseline"][f"speedup_b1_t{t}"] = base["timing"][t]["latency_b1"]["p50_ms"] / m["timing"][t]["latency_b1"]["p50_ms"]
-                m["vs_baseline"][f"throughput_ratio_t{t}"] = m["timing"][t]["throughput"]["seq_per_s"] / base["timing"][t]["throughput"]["seq_per_s"]
+                m["vs_baseline"][f"speedup_b1_t{t}"] = (
+                    base["timing"][t]["latency_b1"]["p50_ms"] / m["timing"][t]["latency_b1"]["p50_ms"]
+                )
+                m["vs_baseline"][f"throughput_ratio_t{t}"] = (
+                    m["timing"][t]["throughput"]["seq_per_s"] / base["timing"][t]["throughput"]["seq_per_s"]
+                )
         if m.get("peak_rss_mb") and base.get("peak_rss_mb"):
             m["vs_baseline"]["rss_ratio"] = base["peak_rss_mb"] / m["peak_rss_mb"]

@@ -67,7 +67,10 @@ def _raise_interrupted(signum, frame):  # pragma: no cover - exercised through a
 @contextlib.contextmanager
 def _sigterm_raises():
     try:
-        old = {s: signal.signal(s, h) for s, h in ((signal.SIGTERM, _raise_terminated), (signal.SIGINT, _raise_interrupted))}
+        old = {
+            s: signal.signal(s, h)
+            for s, h in ((signal.SIGTERM, _raise_terminated), (signal.SIGINT, _raise_interrupted))
+        }
     except ValueError:  # not the main thread: leave signals alone
         yield
         return

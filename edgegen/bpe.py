@@ -1,4 +1,5 @@
-"""Byte-pair encoding (DNABERT-2) for :class:`edgegen.tokenizers.Tokenizer`, through the ``tokenizers`` library on the
+"""Byte-pair encoding (DNABERT-2) for :class:`edgegen.dna_tokenizer.Tokenizer`, through the ``tokenizers`` library on
+the
 cropped window (numpy and tokenizers only: it travels to devices)."""
 
 from __future__ import annotations
@@ -7,8 +8,8 @@ import json
 
 import numpy as np
 
+from edgegen.alphabet import PAD_CODE
 from edgegen.errors import ConfigError
-from edgegen.tokenizers import PAD_CODE
 
 
 def init_bpe(tok) -> None:
@@ -37,7 +38,9 @@ def _backend(tok):
         except ImportError:
             from edgegen.errors import BackendError
 
-            raise BackendError("this model's BPE tokenizer needs the 'tokenizers' package (pip install tokenizers)") from None
+            raise BackendError(
+                "this model's BPE tokenizer needs the 'tokenizers' package (pip install tokenizers)"
+            ) from None
         tk = HFTokenizer.from_str(json.dumps(tok.bpe))
         tk.no_padding()
         tk.enable_truncation(tok.max_tokens)

@@ -3,7 +3,8 @@
 Every file the manifest lists is checked against its sha256, each listed name must stay inside the bundle, and a
 file the manifest does not list is refused where code or models live (``lib/``, ``wheels/``, and ``.py``/``.so``/
 model/input/JSON files at the top). A bundle's ``runner.py`` is this file's source between a header that takes the
-bundle folder off ``sys.path`` and a ``main`` that runs edgegen's runner once the check passed (``remote.runner_script``),
+bundle folder off ``sys.path`` and a ``main`` that runs edgegen's runner once the check passed
+(``remote.runner_script``),
 so nothing of the bundle is imported before it is verified. On the host, ``bench --device`` runs the same check before
 it copies a bundle. Needs Python 3.8+, nothing else.
 """
@@ -40,7 +41,13 @@ def _sha256(path: str) -> str:
 
 
 def _inside(root: str, name: object, man: str) -> str:
-    if not isinstance(name, str) or not name or any(ord(c) < 32 for c in name) or os.path.isabs(name) or name.startswith("~"):
+    if (
+        not isinstance(name, str)
+        or not name
+        or any(ord(c) < 32 for c in name)
+        or os.path.isabs(name)
+        or name.startswith("~")
+    ):
         raise BundleError(man, f"lists {name!r}, which is not a relative file name inside the bundle")
     full = os.path.realpath(os.path.join(root, name))
     if not full.startswith(root + os.sep):
@@ -77,8 +84,11 @@ def verify_bundle(folder: str) -> dict:
             raise BundleError(full, "missing from the bundle (the manifest lists it)")
         got = _sha256(full)
         if got != want:
-            raise BundleError(full, f"differs from the bundle manifest (sha256 {got[:12]}… is not {want[:12]}…): "
-                                    "replaced or corrupted after bundling; make the bundle again")
+            raise BundleError(
+                full,
+                f"differs from the bundle manifest (sha256 {got[:12]}… is not {want[:12]}…): "
+                "replaced or corrupted after bundling; make the bundle again",
+            )
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
         if rel_dir == ".":
@@ -90,6 +100,7 @@ def verify_bundle(folder: str) -> dict:
                 continue
             output = rel_dir == "." and f.startswith(OUTPUTS) and f.endswith(".json")
             if top in CHECKED_DIRS or (rel_dir == "." and f.endswith(CHECKED_SUFFIXES) and not output):
-                raise BundleError(full, "is not listed in the bundle manifest: refusing a bundle with files added "
-                                        "after bundling")
+                raise BundleError(
+                    full, "is not listed in the bundle manifest: refusing a bundle with files added after bundling"
+                )
     return manifest

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.dna_tokenizer import Tokenizer
 from edgegen.errors import ModelFileError
 from edgegen.io import atomic_write_text, sha256_file, staging_dir, usual_permissions, write_json
-from edgegen.tokenizers import Tokenizer
 
 FILES = ("config.json", "model.safetensors", "tokenizer.json")
 FORMAT = "edgegen-model/1"
@@ -107,7 +107,9 @@ def verify_model_dir(path: str | Path) -> dict:
         raise ModelFileError("expected a model directory (config.json, model.safetensors, tokenizer.json)", path=d)
     manifest = _read_json(d / "manifest.json")
     if manifest.get("format") != FORMAT:
-        raise ModelFileError(f"unknown model format {manifest.get('format')!r} (expected {FORMAT})", path=d / "manifest.json")
+        raise ModelFileError(
+            f"unknown model format {manifest.get('format')!r} (expected {FORMAT})", path=d / "manifest.json"
+        )
     for name in FILES:
         f = d / name
         if not f.exists():
@@ -128,34 +130,54 @@ def require_finite_weights(state: dict, path: str | Path) -> None:
 
     for name, t in state.items():
         if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise ModelFileError(f"weight {name} holds NaN or infinite values: refusing a model that cannot compute "
-                                 "finite outputs", path=path)
+            raise ModelFileError(
+                f"weight {name} holds NaN or infinite values: refusing a model that cannot compute finite outputs",
+                path=path,
+            )
 
 
 def check_tokenizer_fits(tok: Tokenizer, vocab_size: int, path: str | Path) -> None:
-    """Refuse a tokenizer that would fail or index outside the model's embedding at prediction time: its special
-    tokens' ids, and the ids it gives for probe DNA (random ACGT at full window, all N, a short read), must lie in
-    ``0..vocab_size-1``, and encoding must not raise."""
+    """Refuse a tokenizer that would fail or index outside the model's embedding at prediction time: every id of its
+    vocabulary must lie in ``0..vocab_size-1``, and a BPE tokenizer must encode probe DNA (random ACGT at full window,
+    all N, a short read) into such ids without raising."""
     import numpy as np
 
     if tok.vocab_size > vocab_size:
         top = max(tok.vocab, key=tok.vocab.get)
-        raise ModelFileError(f"tokenizer has ids up to {tok.vocab_size - 1} ({top!r}), but the model's embedding has only "
-                             f"{vocab_size} rows (vocab_size in config.json and the tokenizer disagree)", path=path)
-    specials = {t: tok.vocab.get(t) for t in (tok.pad_token, tok.unk_token, tok.cls_token, tok.sep_token, tok.mask_token)}
+        raise ModelFileError(
+            f"tokenizer has ids up to {tok.vocab_size - 1} ({top!r}), but the model's embedding has only "
+            f"{vocab_size} rows (vocab_size in config.json and the tokenizer disagree)",
+            path=path,
+        )
+    specials = {
+        t: tok.vocab.get(t) for t in (tok.pad_token, tok.unk_token, tok.cls_token, tok.sep_token, tok.mask_token)
+    }
     for t, i in specials.items():
         if i is not None and not 0 <= i < vocab_size:
-            raise ModelFileError(f"tokenizer gives {t} the id {i}, outside the model's {vocab_size} embedding rows", path=path)
-    rng = np.random.default_rng(0)
-    probe = ["".join(rng.choice(list("ACGT"), tok.max_len)), "N" * tok.max_len, "ACGTNACGT"[: max(1, min(9, tok.max_len))]]
+            raise ModelFileError(
+                f"tokenizer gives {t} the id {i}, outside the model's {vocab_size} embedding rows", path=path
+            )
+    if tok.kind != "bpe":  # k-mer and single-base ids come from the vocabulary, checked above
+        return
+    rng = np.random.default_rng(0)  # a BPE model (a tokenizer.json from outside) can fail in its own library's ways
+    probe = [
+        "".join(rng.choice(list("ACGT"), tok.max_len)),
+        "N" * tok.max_len,
+        "ACGTNACGT"[: max(1, min(9, tok.max_len))],
+    ]
     try:
         ids = np.asarray(tok.encode(probe))
     except Exception as e:  # a foreign tokenizer (BPE JSON, vocab) can fail in its own library's ways
-        raise ModelFileError(f"tokenizer cannot encode DNA ({type(e).__name__}: {' '.join(str(e).split())[:160]})", path=path) from None
+        raise ModelFileError(
+            f"tokenizer cannot encode DNA ({type(e).__name__}: {' '.join(str(e).split())[:160]})", path=path
+        ) from None
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
-        raise ModelFileError(f"tokenizer gives token id {bad} for DNA, outside the model's {vocab_size} embedding rows "
-                             "(vocab_size in config.json and the tokenizer disagree)", path=path)
+        raise ModelFileError(
+            f"tokenizer gives token id {bad} for DNA, outside the model's {vocab_size} embedding rows "
+            "(vocab_size in config.json and the tokenizer disagree)",
+            path=path,
+        )
 
 
 def load_model(path: str | Path, *, verify: bool = True) -> LoadedModel:
@@ -190,6 +212,8 @@ def load_model(path: str | Path, *, verify: bool = True) -> LoadedModel:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         msg = str(e).splitlines()
-        raise ModelFileError(f"weights do not match config.json: {' '.join(m.strip() for m in msg[:3])}", path=d) from None
+        raise ModelFileError(
+            f"weights do not match config.json: {' '.join(m.strip() for m in msg[:3])}", path=d
+        ) from None
     model.eval()
     return LoadedModel(model, tok, manifest, d)

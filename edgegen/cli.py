@@ -6,10 +6,13 @@ from __future__ import annotations
 import sys
 from typing import List, Optional
 
-from edgegen.commands import app
-from edgegen.commands import models  # noqa: F401  (importing registers the commands, in help order)
-from edgegen.commands import deploy  # noqa: F401,I001
-from edgegen.commands import pipeline  # noqa: F401
+from edgegen.commands import (
+    app,
+    deploy,  # noqa: F401,I001
+    models,  # noqa: F401  (importing registers the commands, in help order)
+    pipeline,  # noqa: F401
+)
+
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: run the app; every outcome leaves through :func:`edgegen.boundary.run_guarded`

@@ -34,9 +34,13 @@ def read_yaml(path: str | Path) -> tuple[dict, dict]:
         data = yaml.safe_load(text.lstrip("\ufeff"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", path=p, line=None if mark is None else mark.line + 1) from None
+        raise ConfigError(
+            f"invalid YAML: {getattr(e, 'problem', e)}", path=p, line=None if mark is None else mark.line + 1
+        ) from None
     except RecursionError:
-        raise ConfigError("YAML nested too deeply to be a config (lists or mappings thousands of levels deep)", path=p) from None
+        raise ConfigError(
+            "YAML nested too deeply to be a config (lists or mappings thousands of levels deep)", path=p
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -54,7 +58,7 @@ def validation_message(e: ValidationError) -> tuple[str, str]:
     loc = ".".join(str(x) for x in first["loc"]) or "(root)"
     msg = first["msg"]
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     if first["type"] == "extra_forbidden":
         msg = "unknown field"
     return loc, msg

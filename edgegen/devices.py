@@ -21,18 +21,46 @@ Runtime = Literal["tflite", "onnxruntime", "torch"]
 HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:%-]*")
 USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 WORD = re.compile(r"[A-Za-z0-9_./~+=:@%,-]+")  # a path or an interpreter's word, quoted on the device anyway
-SAFE_SSH_OPTIONS = frozenset(o.lower() for o in (
-    "UserKnownHostsFile", "GlobalKnownHostsFile", "StrictHostKeyChecking", "IdentitiesOnly", "ServerAliveInterval",
-    "ServerAliveCountMax", "ConnectionAttempts", "Compression", "HostKeyAlias", "HostKeyAlgorithms", "LogLevel",
-    "PubkeyAuthentication", "PasswordAuthentication", "PreferredAuthentications", "CheckHostIP", "AddressFamily",
-    "Ciphers", "MACs", "KexAlgorithms", "PubkeyAcceptedAlgorithms", "PubkeyAcceptedKeyTypes", "UpdateHostKeys",
-    "HashKnownHosts", "TCPKeepAlive", "IPQoS", "RekeyLimit", "VerifyHostKeyDNS"))
+SAFE_SSH_OPTIONS = frozenset(
+    o.lower()
+    for o in (
+        "UserKnownHostsFile",
+        "GlobalKnownHostsFile",
+        "StrictHostKeyChecking",
+        "IdentitiesOnly",
+        "ServerAliveInterval",
+        "ServerAliveCountMax",
+        "ConnectionAttempts",
+        "Compression",
+        "HostKeyAlias",
+        "HostKeyAlgorithms",
+        "LogLevel",
+        "PubkeyAuthentication",
+        "PasswordAuthentication",
+        "PreferredAuthentications",
+        "CheckHostIP",
+        "AddressFamily",
+        "Ciphers",
+        "MACs",
+        "KexAlgorithms",
+        "PubkeyAcceptedAlgorithms",
+        "PubkeyAcceptedKeyTypes",
+        "UpdateHostKeys",
+        "HashKnownHosts",
+        "TCPKeepAlive",
+        "IPQoS",
+        "RekeyLimit",
+        "VerifyHostKeyDNS",
+    )
+)
 
 
 def _plain(value: str | None, pattern: re.Pattern, what: str) -> str | None:
     if value is not None and not pattern.fullmatch(value):
-        raise ValueError(f"{what} {value!r} is not allowed: it has a character outside {pattern.pattern} or starts with "
-                         "'-' (profile text never becomes an ssh option or shell code)")
+        raise ValueError(
+            f"{what} {value!r} is not allowed: it has a character outside {pattern.pattern} or starts with "
+            "'-' (profile text never becomes an ssh option or shell code)"
+        )
     return value
 
 
@@ -79,8 +107,9 @@ class SSHConfig(BaseModel):
         _path_word(v, "remote_dir")
         parts = [p for p in v.split("/") if p]
         if not parts or ".." in parts or v.rstrip("/") in ("~", "."):
-            raise ValueError(f"remote_dir {v!r} must name a folder below / or ~ (its bundles are replaced there), "
-                             "without '..'")
+            raise ValueError(
+                f"remote_dir {v!r} must name a folder below / or ~ (its bundles are replaced there), without '..'"
+            )
         return v
 
     @field_validator("options")
@@ -89,9 +118,11 @@ class SSHConfig(BaseModel):
         for o in v:
             key, eq, val = o.partition("=")
             if not eq or key.strip().lower() not in SAFE_SSH_OPTIONS or not WORD.fullmatch(val) or val.startswith("-"):
-                raise ValueError(f"ssh option {o!r} is not allowed: options are KEY=VALUE with KEY one of "
-                                 "UserKnownHostsFile, StrictHostKeyChecking, IdentitiesOnly, ServerAlive*, … (settings that "
-                                 "run no command; put anything else in an ssh config file given as config_file)")
+                raise ValueError(
+                    f"ssh option {o!r} is not allowed: options are KEY=VALUE with KEY one of "
+                    "UserKnownHostsFile, StrictHostKeyChecking, IdentitiesOnly, ServerAlive*, … (settings that "
+                    "run no command; put anything else in an ssh config file given as config_file)"
+                )
         return v
 
     def target(self) -> str:
@@ -127,12 +158,17 @@ class DeviceProfile(BaseModel):
     description: str = ""
     runtimes: list[Runtime] = Field(default_factory=lambda: ["onnxruntime", "tflite", "torch"])
     onnx_providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
-    tflite_quant: Literal["int8", "int8-full", "16x8", "dynamic", "none"] = Field("int8", description="TFLite mode to export for this device")
+    tflite_quant: Literal["int8", "int8-full", "16x8", "dynamic", "none"] = Field(
+        "int8", description="TFLite mode to export for this device"
+    )
     onnx_quant: Literal["int8", "int8-full", "dynamic", "fp16", "none"] = "int8"
     threads: list[int] | None = Field(None, description="thread counts to time; default [1, all cores]")
     python: str = "python3"
-    emulated: bool = Field(False, description="the device's Python runs under an emulator (qemu-user): its outputs give "
-                           "accuracy and agreement, and no timings are taken (under emulation they mean nothing)")
+    emulated: bool = Field(
+        False,
+        description="the device's Python runs under an emulator (qemu-user): its outputs give "
+        "accuracy and agreement, and no timings are taken (under emulation they mean nothing)",
+    )
     ssh: SSHConfig | None = None
     bench: BenchSettings = Field(default_factory=BenchSettings)
 
@@ -177,7 +213,12 @@ class DeviceProfile(BaseModel):
 
 def device_dirs() -> list[Path]:
     here = Path(__file__).resolve().parent
-    dirs = [Path.cwd() / "devices", here.parent / "devices", here / "devices", Path.home() / ".config" / "edgegen" / "devices"]
+    dirs = [
+        Path.cwd() / "devices",
+        here.parent / "devices",
+        here / "devices",
+        Path.home() / ".config" / "edgegen" / "devices",
+    ]
     out = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in [x.resolve() for x in out]:
@@ -206,5 +247,7 @@ def load_device(name_or_path: str | Path | None = None) -> DeviceProfile:
     if str(name_or_path) not in known:
         if str(name_or_path) == "local":
             return DeviceProfile(name="local", description="this machine (built-in default)")
-        raise ConfigError(f"unknown device {name_or_path!r}; known: {', '.join(sorted(known)) or 'none'} (or pass a YAML path)")
+        raise ConfigError(
+            f"unknown device {name_or_path!r}; known: {', '.join(sorted(known)) or 'none'} (or pass a YAML path)"
+        )
     return load_config(DeviceProfile, known[str(name_or_path)])

@@ -10,13 +10,16 @@ Teacher logits are computed once per dataset when only logits are distilled.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from edgegen.data.readers import SequenceSet
+from edgegen.distill_loop import run_distillation
 from edgegen.errors import UsageError
-from edgegen.train import OptimConfig, encode, fit, model_device, predict_logits, resolve_device
+from edgegen.fit import OptimConfig, resolve_device
+from edgegen.inference import model_device
 
 log = logging.getLogger("edgegen")
 
@@ -31,8 +34,13 @@ class DistillConfig(OptimConfig):
     attn_weight: float = Field(0.0, ge=0, description="weight of attention-distribution transfer")
     layer_map: list[int] | None = Field(None, description="teacher layer (1-based output index) for each student layer")
     cache_teacher: bool = True
-    augment: int = Field(0, ge=0, le=8, description="teacher-labelled copies of each training sequence with random "
-                         "substitutions, trained on the KD term only (more of the teacher's function for small training sets)")
+    augment: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="teacher-labelled copies of each training sequence with random "
+        "substitutions, trained on the KD term only (more of the teacher's function for small training sets)",
+    )
     mutation_rate: float = Field(0.05, gt=0, le=0.5, description="per-base substitution rate of the augmented copies")
     lr: float = Field(5e-4, gt=0)
 
@@ -41,81 +49,6 @@ class DistillConfig(OptimConfig):
         if self.alpha + self.beta + self.hidden_weight + self.attn_weight <= 0:
             raise ValueError("all loss weights are zero")
         return self
-
-
-class StudentConfig(OptimConfig):
-    """A fresh student's shape (fields not given are copied from the teacher)."""
-
-    d_model: int | None = None
-    n_layers: int | None = None
-    n_heads: int | None = None
-    ffn_dim: int | None = None
-    merge_tokens: int | None = Field(None, ge=1, le=16, description="merge this many adjacent tokens after embedding "
-                                     "(see ModelConfig.merge_tokens): a shorter sequence for the student's encoder")
-
-    def shape(self) -> dict:
-        return {k: getattr(self, k) for k in ("d_model", "n_layers", "n_heads", "ffn_dim", "merge_tokens")}
-
-
-def student_from_teacher(teacher, *, d_model=None, n_layers=None, n_heads=None, ffn_dim=None, merge_tokens=None, seed: int = 0):
-    """A fresh, smaller :class:`GenomicTransformer` with the teacher's tokenizer-facing shapes."""
-    import torch
-
-    from edgegen.model import GenomicTransformer
-
-    tc = teacher.config
-    d = d_model or tc.d_model
-    h = n_heads or max(1, tc.n_heads if d % tc.n_heads == 0 else 1)
-    upd = {
-        "d_model": d,
-        "n_layers": n_layers or tc.n_layers,
-        "n_heads": h,
-        "head_dim": d // h,
-        "ffn_dim": ffn_dim or max(8, tc.ffn(0) * d // tc.d_model),
-        "layer_heads": None,
-        "layer_ffn": None,
-        "merge_tokens": merge_tokens or tc.merge_tokens,
-    }
-    if d % h:
-        raise UsageError(f"student d_model {d} is not divisible by n_heads {h}")
-    torch.manual_seed(seed)
-    return GenomicTransformer(tc.model_copy(update=upd))
-
-
-def default_layer_map(n_student: int, n_teacher: int) -> list[int]:
-    """Uniform map: student layer i -> teacher output (i+1)*n_t/n_s (1-based hidden index, at least 1:
-    a student deeper than its teacher maps several layers to one)."""
-    return [max(1, round((i + 1) * n_teacher / n_student)) for i in range(n_student)]
-
-
-def training_windows(tokenizer, train: SequenceSet, cfg: DistillConfig, unlabeled_ids: np.ndarray | None = None):
-    """The rows distillation trains on, in order: the labelled training set, its augmented copies (no labels), then
-    the unlabeled reads' windows (no labels; the KD term only). Returns ``(ids, labels with -1 for none, parts)``."""
-    ids, y = encode(tokenizer, train), train.labels
-    parts = {"train": len(ids)}
-    if cfg.augment:
-        if cfg.beta <= 0:
-            raise UsageError("augment needs the KD term (beta > 0): augmented copies have no labels")
-        aug = tokenizer.encode(substitution_copies(train.sequences, cfg.augment, cfg.mutation_rate, cfg.seed))
-        ids, y = np.concatenate([ids, aug]), np.concatenate([y, np.full(len(aug), -1, dtype=y.dtype)])
-        parts["augmented"] = len(aug)
-    if unlabeled_ids is not None and len(unlabeled_ids):
-        if cfg.beta <= 0:
-            raise UsageError("unlabeled reads need the KD term (beta > 0): they have no labels")
-        if unlabeled_ids.shape[1] != ids.shape[1]:
-            raise UsageError(f"unlabeled windows have {unlabeled_ids.shape[1]} tokens, the training set {ids.shape[1]}")
-        ids = np.concatenate([ids, unlabeled_ids])
-        y = np.concatenate([y, np.full(len(unlabeled_ids), -1, dtype=y.dtype)])
-        parts["unlabeled"] = len(unlabeled_ids)
-    return ids, y, parts
-
-
-def teacher_logits_for(teacher, ids: np.ndarray, batch_size: int) -> np.ndarray:
-    """The teacher's logits for every row, computed in memory (under torchrun each rank runs its share)."""
-    from edgegen import distributed
-
-    mine = np.array_split(np.arange(len(ids)), distributed.world_size())[distributed.rank()]
-    return distributed.gather_rows(predict_logits(teacher, ids[mine], batch_size), len(ids))
 
 
 def distill(
@@ -147,7 +80,10 @@ def distill(
     Example:
         >>> hist = distill(pruned, teacher, DistillConfig(epochs=3), splits, tok)  # doctest: +SKIP
     """
-    if student.config.vocab_size != teacher.config.vocab_size or student.config.num_classes != teacher.config.num_classes:
+    if (
+        student.config.vocab_size != teacher.config.vocab_size
+        or student.config.num_classes != teacher.config.num_classes
+    ):
         raise UsageError("student and teacher disagree on vocabulary or number of classes")
     teacher.eval()
     frozen = [(p, p.requires_grad) for p in teacher.parameters()]
@@ -156,114 +92,148 @@ def distill(
     home = model_device(teacher)
     try:
         teacher.to(resolve_device(cfg.device))  # teacher logits (cached or per batch) come from the training device
-        return _distill(student, teacher, cfg, splits, tokenizer, show_progress, unlabeled_ids, teacher_logits)
+        return run_distillation(student, teacher, cfg, splits, tokenizer, show_progress, unlabeled_ids, teacher_logits)
     finally:
         teacher.to(home)
         for p, flag in frozen:
             p.requires_grad_(flag)
 
 
-def _distill(student, teacher, cfg, splits, tokenizer, show_progress, unlabeled_ids, teacher_logits):
-    import torch
-    import torch.nn.functional as F
+def distill_model(
+    teacher_dir: str | Path,
+    student: str | Path,
+    data: str | Path,
+    out: str | Path,
+    cfg=None,
+    *,
+    unlabeled: str | Path | None = None,
+    teacher_logits: str | Path | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+    splits: dict[str, SequenceSet] | None = None,
+) -> dict:
+    """Distil a teacher into ``student`` (a model dir, or a YAML of StudentConfig fields) and save it.
 
+    ``unlabeled``: reads (FASTA/FASTQ/table, windowed as in predict) trained on the teacher's outputs alone.
+    ``teacher_logits``: a teacher-logit store folder: used when it exists (checked against this teacher and these
+    windows), else computed there first, so later runs never run the teacher on the training rows.
+    ``splits``: ``data`` already read (a recipe run reads it once).
+    """
     from edgegen import distributed
+    from edgegen.checkpoint import load_model, save_model
+    from edgegen.data.load import dataset_info, load_data
+    from edgegen.distill_data import unlabeled_windows
+    from edgegen.inference import evaluate_on_test
+    from edgegen.io import check_output
+    from edgegen.student import StudentConfig, student_from_teacher
+    from edgegen.teacher_logits import teacher_logit_store
 
-    tr, dev = splits["train"], splits.get("dev")
-    tr_ids, tr_y, parts = training_windows(tokenizer, tr, cfg, unlabeled_ids)
-    dev_ids = encode(tokenizer, dev) if dev is not None else None
-    need_feats = cfg.hidden_weight > 0 or cfg.attn_weight > 0
-    if need_feats and distributed.world_size() > 1:
-        raise UsageError("hidden/attention distillation runs in one process; under torchrun distil logits (hidden_weight 0, attn_weight 0)")
-    if teacher_logits is not None and (need_feats or len(teacher_logits) != len(tr_ids)):
-        raise UsageError("stored teacher logits serve logit distillation of the same training windows "
-                         f"({len(teacher_logits)} stored, {len(tr_ids)} here{', hidden/attention terms asked' if need_feats else ''})")
-    if need_feats and student.config.merge_tokens != teacher.config.merge_tokens:
-        raise UsageError(f"hidden/attention distillation needs the same rows in both models; the student merges "
-                         f"{student.config.merge_tokens} tokens, the teacher {teacher.config.merge_tokens} (use logit KD only)")
-    n_s, n_t = student.config.n_layers, teacher.config.n_layers
-    lmap = cfg.layer_map or default_layer_map(n_s, n_t)
-    if len(lmap) != n_s or any(not 1 <= j <= n_t for j in lmap):
-        raise UsageError(f"layer_map must give a teacher layer in 1..{n_t} for each of {n_s} student layers, got {lmap}")
-    device = model_device(teacher)  # distill() put it on cfg.device
-    proj = None
-    extra_params = []
-    if cfg.hidden_weight > 0 and student.config.d_model != teacher.config.d_model:
-        proj = torch.nn.ModuleList(torch.nn.Linear(student.config.d_model, teacher.config.d_model) for _ in lmap).to(device)
-        extra_params = list(proj.parameters())
-    cached = None
+    check_output(out, force, kind="dir", inputs=(teacher_dir, student, data, unlabeled, teacher_logits))
+    cfg = cfg or DistillConfig()
+    distributed.init_from_env(cfg.device)
+    t = load_model(teacher_dir)
+    sp = Path(student)
+    if sp.is_dir():
+        s = load_model(sp)
+        if s.tokenizer.to_dict() != t.tokenizer.to_dict():
+            raise UsageError("student and teacher use different tokenizers", path=sp)
+        smodel = s.model
+    else:
+        from edgegen.config_io import load_config
+
+        sc = load_config(StudentConfig, sp)
+        smodel = student_from_teacher(t.model, **sc.shape(), seed=cfg.seed)
+    splits = splits if splits is not None else load_data(data)
+    from edgegen.data.readers import check_fits_model
+
+    check_fits_model(max(sp_.num_classes for sp_ in splits.values()), t.model.config.num_classes, data, "the teacher")
+    unl = unlabeled_windows(t.tokenizer, unlabeled)
+    store = None
     if teacher_logits is not None:
-        if isinstance(teacher_logits, np.ndarray):
-            cached = torch.from_numpy(teacher_logits).to(device)
-    elif cfg.cache_teacher and not need_feats:
-        cached = torch.from_numpy(teacher_logits_for(teacher, tr_ids, cfg.eval_batch_size)).to(device)
-    T = cfg.temperature
+        from edgegen.fit import resolve_device
 
-    def loss_fn(model, idx, ids, y):
-        if need_feats:
-            pooled, hs, att = model.features(ids, need_attn=cfg.attn_weight > 0)
-            logits = model.head(pooled)
-            with torch.no_grad():
-                tp_, th, ta = teacher.features(ids, need_attn=cfg.attn_weight > 0)
-                t_logits = teacher.head(tp_)
-        else:
-            logits = model(ids)
-            if cached is not None:
-                t_logits = cached[torch.as_tensor(np.asarray(idx), device=device)]
-            elif teacher_logits is not None:  # a store: memory-mapped shards, read a batch at a time
-                t_logits = torch.from_numpy(teacher_logits[idx]).to(device)
-            else:
-                with torch.no_grad():
-                    t_logits = teacher(ids)
-        lab = y >= 0
-        loss = cfg.alpha * F.cross_entropy(logits[lab], y[lab]) if cfg.alpha and bool(lab.any()) else 0.0 * logits.sum()
-        if cfg.beta:
-            kd = F.kl_div(F.log_softmax(logits / T, -1), F.log_softmax(t_logits / T, -1), log_target=True, reduction="batchmean")
-            loss = loss + cfg.beta * T * T * kd
-        if cfg.hidden_weight:
-            for i, j in enumerate(lmap):
-                h = hs[i + 1]
-                if proj is not None:
-                    h = proj[i](h)
-                loss = loss + cfg.hidden_weight * F.mse_loss(h, th[j]) / len(lmap)
-        if cfg.attn_weight:
-            for i, j in enumerate(lmap):
-                a_s = att[i].mean(1).clamp_min(1e-9)  # (B, T, T), head-averaged
-                a_t = ta[j - 1].mean(1).clamp_min(1e-9)
-                kl = (a_t * (a_t.log() - a_s.log())).sum(-1).mean()
-                loss = loss + cfg.attn_weight * kl / len(lmap)
-        return loss
-
-    params = list(student.parameters()) + extra_params
-    hist = fit(
-        student,
-        tr_ids,
-        tr_y,
-        dev_ids,
-        None if dev is None else dev.labels,
-        cfg,
-        loss_fn,
-        params=params,
-        show_progress=show_progress,
-        description="distill",
+        t.model.to(distributed.local_device(resolve_device(cfg.device)))  # the teacher runs where training does
+        store = teacher_logit_store(
+            t,
+            teacher_dir,
+            splits,
+            cfg,
+            unl,
+            teacher_logits,
+            data=data,
+            unlabeled=unlabeled,
+            show_progress=show_progress,
+        )
+    hist = distill(
+        smodel, t.model, cfg, splits, t.tokenizer, show_progress=show_progress, unlabeled_ids=unl, teacher_logits=store
     )
-    hist["layer_map"] = lmap
-    hist["augmented_sequences"] = parts.get("augmented", 0)
-    hist["unlabeled_windows"] = parts.get("unlabeled", 0)
-    return hist
+    if store is not None:
+        hist["teacher_logits"] = {"store": str(teacher_logits), "computed_now": bool(store.teacher_runs)}
+    metrics = {}
+    if "test" in splits:
+        metrics = {
+            "test": evaluate_on_test(smodel, t.tokenizer, splits),
+            "teacher_test": evaluate_on_test(t.model, t.tokenizer, splits),
+        }
+    if distributed.is_main():
+        save_model(
+            smodel,
+            t.tokenizer,
+            out,
+            metrics=metrics,
+            dataset=dataset_info(splits, data),
+            extra={
+                "distill_config": cfg.model_dump(),
+                "history": hist,
+                "teacher": str(teacher_dir),
+                "unlabeled": None if unlabeled is None else str(unlabeled),
+            },
+            force=force,
+        )
+    distributed.barrier()
+    return {"path": str(out), "history": hist, **metrics}
 
 
-def substitution_copies(seqs: list[str], copies: int, rate: float, seed: int = 0) -> list[str]:
-    """``copies`` versions of each sequence with each base substituted (by a different base) with probability ``rate``."""
-    rng = np.random.default_rng(seed)
-    bases = np.frombuffer(b"ACGT", dtype=np.uint8)
-    index = np.zeros(256, dtype=np.int64)  # byte -> 0..3; N (and anything else) counts as A, so it becomes C, G or T
-    index[bases] = np.arange(4)
-    out = []
-    for _ in range(copies):
-        for s in seqs:
-            a = np.frombuffer(s.encode("ascii"), dtype=np.uint8).copy()
-            hit = rng.random(len(a)) < rate
-            a[hit] = bases[(index[a[hit]] + rng.integers(1, 4, int(hit.sum()))) % 4]
-            out.append(a.tobytes().decode("ascii"))
-    return out
+def compute_teacher_logits(
+    teacher_dir: str | Path,
+    data: str | Path,
+    out: str | Path,
+    cfg=None,
+    *,
+    unlabeled: str | Path | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+) -> dict:
+    """Write the teacher-logit store for distilling ``teacher_dir`` on ``data`` (+ ``unlabeled`` reads) with ``cfg``
+    (its augmentation settings decide the rows); ``edgegen distill --teacher-logits OUT`` then reuses it."""
+    from edgegen import distributed
+    from edgegen.checkpoint import load_model
+    from edgegen.data.load import load_data
+    from edgegen.distill_data import unlabeled_windows
+    from edgegen.fit import set_threads
+    from edgegen.io import check_output
+    from edgegen.teacher_logits import teacher_logit_store
+
+    check_output(out, force, kind="dir", inputs=(teacher_dir, data, unlabeled))
+    cfg = cfg or DistillConfig()
+    distributed.init_from_env(cfg.device)
+    set_threads(cfg.threads)
+    t = load_model(teacher_dir)
+    t.model.to(distributed.local_device(resolve_device(cfg.device)))
+    splits = load_data(data)
+    store = teacher_logit_store(
+        t,
+        teacher_dir,
+        splits,
+        cfg,
+        unlabeled_windows(t.tokenizer, unlabeled),
+        out,
+        data=data,
+        unlabeled=unlabeled,
+        force=force,
+        show_progress=show_progress,
+    )
+    return {
+        "path": str(out),
+        **{k: store.meta[k] for k in ("rows", "parts", "num_classes", "teacher_sha256", "ids_sha256")},
+    }

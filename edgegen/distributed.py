@@ -87,7 +87,7 @@ def nproc_request(args: list[str]) -> tuple[int, list[str]]:
                 from edgegen.errors import UsageError
 
                 raise UsageError(f"--nproc must be a positive integer, not {value!r}")
-            return int(value), args[:i] + args[i + skip:]
+            return int(value), args[:i] + args[i + skip :]
     return 1, args
 
 

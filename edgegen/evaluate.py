@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegen.data.readers import SequenceSet, as_dataset, check_fits_model
+from edgegen.data.readers import SequenceSet, check_fits_model
+from edgegen.data.reads import as_dataset
 from edgegen.errors import DataError
 from edgegen.inference import load_runner
 from edgegen.runtime import Runner, run_batched

@@ -9,9 +9,33 @@ import time
 from typing import Callable
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from edgegen.errors import UsageError
 from edgegen.inference import model_device, predict_logits
+
+
+class OptimConfig(BaseModel):
+    """Optimisation settings shared by training and distillation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    patience: int = Field(3, ge=1, description="epochs without dev improvement before stopping")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps")
+    seed: int = 0
+    threads: int | None = Field(None, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="where to train: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N; "
+        "the model comes back on the device it was given on",
+    )
 
 
 def set_threads(n: int | None) -> None:
@@ -22,7 +46,8 @@ def set_threads(n: int | None) -> None:
 
 
 def resolve_device(name: str):
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; a CUDA device that is not there is a :class:`UsageError`."""
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; a CUDA device that is not there is a
+    :class:`UsageError`."""
     import torch
 
     if name == "auto":

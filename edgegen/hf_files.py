@@ -14,8 +14,10 @@ from edgegen.errors import ModelFileError, UsageError
 def read_config(d: Path) -> dict:
     if not d.exists():
         if re.fullmatch(r"[\w.-]+/[\w.-]+", str(d)):
-            raise UsageError(f"{d!s} looks like a Hugging Face hub id: edgegen never downloads; "
-                             "download the checkpoint yourself and pass its folder")
+            raise UsageError(
+                f"{d!s} looks like a Hugging Face hub id: edgegen never downloads; "
+                "download the checkpoint yourself and pass its folder"
+            )
         raise ModelFileError("no such checkpoint folder", path=d)
     return read_json_object(d, "config.json", "not a Hugging Face checkpoint folder")
 
@@ -41,21 +43,38 @@ def shape_fields(cfg: dict, f: Path) -> tuple[int, int, int, int, int]:
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size"):
         v = cfg.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ModelFileError(f"{key} is {'missing' if v is None else repr(v)}; a positive integer is needed", path=f)
+            raise ModelFileError(
+                f"{key} is {'missing' if v is None else repr(v)}; a positive integer is needed", path=f
+            )
         vals.append(v)
     hidden, _, heads, _, _ = vals
     if hidden % heads:
         raise ModelFileError(f"num_attention_heads {heads} does not divide hidden_size {hidden}", path=f)
-    optional = {"max_position_embeddings": (int, 1), "pad_token_id": (int, 0), "num_labels": (int, 1), "layer_norm_eps": ((int, float), 0),
-                "model_type": (str, None), "hidden_act": (str, None), "position_embedding_type": (str, None)}
+    optional = {
+        "max_position_embeddings": (int, 1),
+        "pad_token_id": (int, 0),
+        "num_labels": (int, 1),
+        "layer_norm_eps": ((int, float), 0),
+        "model_type": (str, None),
+        "hidden_act": (str, None),
+        "position_embedding_type": (str, None),
+    }
     for key, (typ, low) in optional.items():
         v = cfg.get(key)
         if v is None and key not in cfg:
             continue
-        ok = isinstance(v, typ) and not isinstance(v, bool) and (low is None or v >= low) and not (key == "layer_norm_eps" and v <= 0)
+        ok = (
+            isinstance(v, typ)
+            and not isinstance(v, bool)
+            and (low is None or v >= low)
+            and not (key == "layer_norm_eps" and v <= 0)
+        )
         if not ok:
-            raise ModelFileError(f"{key} is {v!r}; expected {'a string' if typ is str else 'a number'}"
-                                 f"{'' if low is None else f' >= {low}' if key != 'layer_norm_eps' else ' > 0'}", path=f)
+            raise ModelFileError(
+                f"{key} is {v!r}; expected {'a string' if typ is str else 'a number'}"
+                f"{'' if low is None else f' >= {low}' if key != 'layer_norm_eps' else ' > 0'}",
+                path=f,
+            )
     for key in ("architectures", "id2label"):
         v = cfg.get(key)
         if v is not None and not isinstance(v, (list, dict)):
@@ -67,8 +86,13 @@ def shape_fields(cfg: dict, f: Path) -> tuple[int, int, int, int, int]:
 
 # Tensors a published checkpoint may hold that a classifier never uses, ignored by name (anything else the mapping
 # does not take is an error: a config.json describing fewer layers than the weights hold must not truncate the model)
-IGNORED_TENSORS = (r"(^|\.)lm_head\.", r"^(bert\.)?cls\.(predictions|seq_relationship)\.", r"(^|\.)position_ids$",
-                   r"(^|\.)inv_freq$", r"(^|\.)contact_head\.")
+IGNORED_TENSORS = (
+    r"(^|\.)lm_head\.",
+    r"^(bert\.)?cls\.(predictions|seq_relationship)\.",
+    r"(^|\.)position_ids$",
+    r"(^|\.)inv_freq$",
+    r"(^|\.)contact_head\.",
+)
 POOLER = r"(^|\.)pooler\.dense\."  # ignored only when the checkpoint has no classification head
 ROTARY_UNUSED = r"(^|\.)embeddings\.position_embeddings\.weight$"  # ESM with rotary positions keeps, never uses it
 
@@ -100,9 +124,11 @@ class Weights(dict):
         left = sorted(k for k in self if k not in self.used and not any(re.search(p, k) for p in ignored))
         if left:
             more = f" and {len(left) - 4} more" if len(left) > 4 else ""
-            raise ModelFileError(f"the checkpoint holds tensors that config.json leaves unused: {', '.join(left[:4])}{more} "
-                                 "(does config.json describe fewer layers, or another architecture, than the weights?)",
-                                 path=self.folder)
+            raise ModelFileError(
+                f"the checkpoint holds tensors that config.json leaves unused: {', '.join(left[:4])}{more} "
+                "(does config.json describe fewer layers, or another architecture, than the weights?)",
+                path=self.folder,
+            )
 
 
 def shape_mismatch_message(e: Exception) -> str:
@@ -118,7 +144,8 @@ def weight_files(d: Path, *, required: bool = True) -> list[Path]:
     often carry both); any other candidate of the chosen kind is an error naming the files, never silently merged.
 
     Raises:
-        ModelFileError: no weights (when ``required``), several candidates, or an index naming files outside the folder or missing.
+        ModelFileError: no weights (when ``required``), several candidates, or an index naming files outside the folder
+        or missing.
     """
     from edgegen.integrity import confined
 
@@ -139,8 +166,11 @@ def weight_files(d: Path, *, required: bool = True) -> list[Path]:
         else:
             listed, stray = found[:1], found[1:]
         if stray:
-            raise ModelFileError(f"more than one weight file: {', '.join(p.name for p in found)}; keep only the checkpoint's "
-                                 f"own ({'the shards its index lists' if index.exists() else 'one file'}) in the folder", path=d)
+            raise ModelFileError(
+                f"more than one weight file: {', '.join(p.name for p in found)}; keep only the checkpoint's "
+                f"own ({'the shards its index lists' if index.exists() else 'one file'}) in the folder",
+                path=d,
+            )
         return listed
     if not required:
         return []
@@ -175,8 +205,12 @@ def load_state(d: Path) -> dict:
                     warnings.simplefilter("ignore")
                     part = torch.load(str(f), map_location="cpu", weights_only=True)
             except Exception as e:  # refuses pickled code objects
-                raise ModelFileError(f"cannot load weights safely (weights_only=True): {_unpickle_reason(e)}", path=f) from None
-            if not isinstance(part, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in part.items()):
+                raise ModelFileError(
+                    f"cannot load weights safely (weights_only=True): {_unpickle_reason(e)}", path=f
+                ) from None
+            if not isinstance(part, dict) or not all(
+                isinstance(k, str) and torch.is_tensor(v) for k, v in part.items()
+            ):
                 raise ModelFileError("does not hold a state dict of named tensors", path=f)
         dup = set(part) & set(state)
         if dup:
@@ -205,8 +239,15 @@ def read_vocab(d: Path) -> dict[str, int]:
             vocab[t] = i
     if dups:  # the published tokenizers keep the later line's id: so does edgegen, but says so
         t, a, b = dups[0]
-        logging.getLogger("edgegen").warning("%s: %d token(s) appear more than once (first %r, lines %d and %d); the later "
-                                             "line's id is used, as the published tokenizer does", f, len(dups), t, a, b)
+        logging.getLogger("edgegen").warning(
+            "%s: %d token(s) appear more than once (first %r, lines %d and %d); the later "
+            "line's id is used, as the published tokenizer does",
+            f,
+            len(dups),
+            t,
+            a,
+            b,
+        )
     return vocab
 
 
@@ -232,5 +273,7 @@ def tensor_names(d: Path) -> list[str]:
             with safe_open(str(f), framework="pt") as fh:
                 names += list(fh.keys())
         except Exception as e:  # safetensors raises its own error types
-            raise ModelFileError(f"cannot read weights ({type(e).__name__}: {' '.join(str(e).split())[:200]})", path=f) from None
+            raise ModelFileError(
+                f"cannot read weights ({type(e).__name__}: {' '.join(str(e).split())[:200]})", path=f
+            ) from None
     return names

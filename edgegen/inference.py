@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from edgegen.data.readers import SequenceSet
 
 
 def model_device(model):
@@ -92,6 +96,16 @@ def load_runner(path: str | Path, *, threads: int | None = None, **kw):
     from edgegen.runtime import load_runner as load_file_runner
 
     return load_file_runner(path, threads=threads, open_dir=TorchRunner, **kw)
+
+
+def evaluate_on_test(model, tok, splits: dict[str, SequenceSet] | None) -> dict:
+    """Classification report of ``model`` on the test split, or {} when there is none."""
+    if not splits or "test" not in splits:
+        return {}
+    from edgegen.metrics import classification_report
+
+    te = splits["test"]
+    return classification_report(te.labels, predict_logits(model, te.encoded(tok)))
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ def confined(folder: str | Path, name: object, *, what: str = "file", source: st
     if not isinstance(name, str) or not name or any(ord(c) < 32 for c in name):  # control characters too
         raise ModelFileError(f"{what} name {name!r} is not a file name", path=where)
     if os.path.isabs(name) or name.startswith("~"):
-        raise ModelFileError(f"{what} {name!r} is an absolute path; only names inside {Path(folder).name or folder}/ "
-                             "are allowed", path=where)
+        raise ModelFileError(
+            f"{what} {name!r} is an absolute path; only names inside {Path(folder).name or folder}/ are allowed",
+            path=where,
+        )
     root = Path(folder).resolve()
     target = (root / name).resolve()
     if target != root and root not in target.parents:
@@ -43,13 +45,18 @@ def check_sha256(path: str | Path, want: object, *, source: str | Path | None = 
     """Refuse ``path`` unless its sha256 is ``want`` (a recorded hash that is missing or malformed is refused too:
     a check that can be removed from the record is no check)."""
     if not isinstance(want, str) or not SHA256.fullmatch(want):
-        raise ModelFileError(f"records no valid sha256 for {Path(path).name}", path=source if source is not None else path)
+        raise ModelFileError(
+            f"records no valid sha256 for {Path(path).name}", path=source if source is not None else path
+        )
     if not Path(path).is_file():
         raise ModelFileError(f"missing file {Path(path).name}", path=source if source is not None else path)
     got = sha256_file(path)
     if got != want:
-        raise ModelFileError(f"sha256 differs from the one recorded{' in ' + Path(source).name if source else ''} "
-                             f"({got[:12]}… is not {want[:12]}…): the file was replaced or damaged{remedy}", path=path)
+        raise ModelFileError(
+            f"sha256 differs from the one recorded{' in ' + Path(source).name if source else ''} "
+            f"({got[:12]}… is not {want[:12]}…): the file was replaced or damaged{remedy}",
+            path=path,
+        )
 
 
 def require_finite(values, what: str, *, path: str | Path | None = None, rows: int = 65_536) -> None:
@@ -65,11 +72,16 @@ def require_finite(values, what: str, *, path: str | Path | None = None, rows: i
         if bad.any():
             r = int(np.argwhere(bad)[0][0]) + i
             n = int(bad.sum())
-            raise ModelFileError(f"{what} holds {'NaN' if np.isnan(block).any() else 'infinite'} values "
-                                 f"({n} in rows {i}..{i + len(block) - 1}, first at row {r}): refusing to use them", path=path)
+            raise ModelFileError(
+                f"{what} holds {'NaN' if np.isnan(block).any() else 'infinite'} values "
+                f"({n} in rows {i}..{i + len(block) - 1}, first at row {r}): refusing to use them",
+                path=path,
+            )
 
 
-def require_int(value: object, what: str, *, path: str | Path | None = None, low: int = 0, high: int | None = None) -> int:
+def require_int(
+    value: object, what: str, *, path: str | Path | None = None, low: int = 0, high: int | None = None
+) -> int:
     """An integer field read from an outside file (bools and floats refused), within ``low..high``."""
     if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in {low}..{high}"

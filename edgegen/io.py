@@ -125,19 +125,25 @@ def check_output(path: str | Path, force: bool, *, kind: str = "any", inputs: tu
     path = Path(path)
     if path.exists():
         if not (path.is_file() or path.is_dir()):
-            raise UsageError("is not a regular file (a device, pipe or socket): edgegen never replaces one, --force or "
-                             "not", path=path)
+            raise UsageError(
+                "is not a regular file (a device, pipe or socket): edgegen never replaces one, --force or not",
+                path=path,
+            )
         for i in (Path(x) for x in inputs if x is not None and str(x) != "-"):
             for protected in (i, Path(f"{i}.json"), Path(f"{i}.data")):
                 if _same_file(path, protected):
                     what = "an input of this command" if protected == i else f"part of the input model {i.name}"
-                    raise UsageError(f"is {what}: choose another output name (--force never replaces an input)", path=path)
+                    raise UsageError(
+                        f"is {what}: choose another output name (--force never replaces an input)", path=path
+                    )
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise UsageError(f"cannot write here: {parent} is a file, not a folder", path=path)
             if not os.access(parent, os.W_OK | os.X_OK):  # found now, not after all the work
-                raise UsageError(f"cannot write here: no permission to write in {parent} (or it is read-only)", path=path)
+                raise UsageError(
+                    f"cannot write here: no permission to write in {parent} (or it is read-only)", path=path
+                )
             break
     if path.exists() or path.is_symlink():
         if kind == "file" and path.is_dir():
@@ -213,8 +219,10 @@ def held_or_refused(lock_file: str | Path, what: str) -> Iterator[None]:
     import fcntl
 
     lock_file = Path(lock_file)
-    busy = UsageError(f"another edgegen process is using this {what}; wait for it to finish (or use another folder)",
-                      path=lock_file.parent)
+    busy = UsageError(
+        f"another edgegen process is using this {what}; wait for it to finish (or use another folder)",
+        path=lock_file.parent,
+    )
     fd = os.open(str(lock_file), os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
     try:
         try:
@@ -250,7 +258,9 @@ def commit(moves: list[tuple[Path, Path]], force: bool) -> None:
         if not force:
             for _, final in moves:
                 if Path(final).exists():
-                    raise UsageError("already exists (written meanwhile by another run); pass --force to overwrite", path=final)
+                    raise UsageError(
+                        "already exists (written meanwhile by another run); pass --force to overwrite", path=final
+                    )
         for tmp, final in moves:
             os.replace(tmp, final)
 
@@ -292,7 +302,9 @@ def commit_dir(tmp: Path, final: Path, force: bool) -> None:
         raise_if_signalled()
         if final.exists():
             if not force:
-                raise UsageError("already exists (written meanwhile by another run); pass --force to overwrite", path=final)
+                raise UsageError(
+                    "already exists (written meanwhile by another run); pass --force to overwrite", path=final
+                )
             old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
             os.rmdir(old)
             final.rename(old)

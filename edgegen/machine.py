@@ -9,15 +9,30 @@ import os
 import platform
 from pathlib import Path
 
-# CPU features that decide which int8 (and bf16) kernels run: int8 numerics differ between machines with and without them.
-INT8_CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",  # x86-64
-                     "asimddp", "i8mm", "sve")  # arm64: dot product, int8 matrix multiply, SVE
+# CPU features that decide which int8 (and bf16) kernels run: int8 numerics differ between machines with and without
+# them.
+INT8_CPU_FEATURES = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_int8",  # x86-64
+    "asimddp",
+    "i8mm",
+    "sve",
+)  # arm64: dot product, int8 matrix multiply, SVE
 
 
 def machine_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
     """Where a result was measured: platform, CPU name, family/model, and the int8-relevant features it has."""
-    info = {"hostname": platform.node(), "machine": platform.machine(), "system": platform.platform(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count()}
+    info = {
+        "hostname": platform.node(),
+        "machine": platform.machine(),
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
     try:
         lines = Path(cpuinfo).read_text(errors="replace").splitlines()
     except OSError:

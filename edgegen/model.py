@@ -6,7 +6,6 @@ The config describes every shape; after pruning it is updated, and the plain
 loader rebuilds the model from it.
 """
 
-
 from __future__ import annotations
 
 import torch
@@ -21,7 +20,8 @@ class GenomicTransformer(nn.Module):
     """Encoder-only transformer classifier over DNA token ids.
 
     Example:
-        >>> cfg = ModelConfig(vocab_size=10, max_positions=33, num_classes=2, d_model=32, n_layers=2, n_heads=4, ffn_dim=64)
+        >>> cfg = ModelConfig(vocab_size=10, max_positions=33, num_classes=2, d_model=32, n_layers=2, n_heads=4,
+        ffn_dim=64)
         >>> m = GenomicTransformer(cfg)
         >>> m(torch.zeros(3, 33, dtype=torch.int32)).shape
         torch.Size([3, 2])
@@ -106,7 +106,11 @@ class GenomicTransformer(nn.Module):
         if cfg.positions == "alibi":
             # exporters get positions computed from the input (as for learned tables): a converter would
             # otherwise fold the (T, T) distances into a float constant stored in the file
-            pos = (rows >= 0).to(x.dtype).cumsum(1) - 1 if self.gather_positions else torch.arange(t, device=x.device, dtype=x.dtype)[None]
+            pos = (
+                (rows >= 0).to(x.dtype).cumsum(1) - 1
+                if self.gather_positions
+                else torch.arange(t, device=x.device, dtype=x.dtype)[None]
+            )
             dist = (pos[:, None, :] - pos[:, :, None]).abs()  # (B or 1, T, T)
         hidden, attns = [x], []
         # CLS pooling reads one row of the last layer: compute only that row (hidden[-1] is then (B, 1, D))

@@ -28,9 +28,13 @@ class ModelConfig(BaseModel):
     layer_heads: list[int] | None = None
     layer_ffn: list[int] | None = None
     dropout: float = Field(0.1, ge=0, lt=1)
-    positions: Literal["learned", "sinusoidal", "rotary", "alibi", "none"] = Field("learned", description="alibi: no position "
-        "table; each head adds -slope * |i - j| to its attention scores (DNABERT-2), its slope stored per layer and head "
-        "in the weights (buffer blocks.N.attn.alibi_slopes), so pruned heads keep their own")
+    positions: Literal["learned", "sinusoidal", "rotary", "alibi", "none"] = Field(
+        "learned",
+        description="alibi: no position "
+        "table; each head adds -slope * |i - j| to its attention scores (DNABERT-2), its slope stored per layer and "
+        "head "
+        "in the weights (buffer blocks.N.attn.alibi_slopes), so pruned heads keep their own",
+    )
     position_offset: int = 0
     pooling: Literal["cls", "mean"] = "cls"
     norm: Literal["pre", "post"] = "pre"
@@ -39,16 +43,24 @@ class ModelConfig(BaseModel):
     emb_scale: float = 1.0
     head_hidden: bool = False
     activation: Literal["gelu", "gelu_tanh", "silu"] = "gelu"
-    ffn_gated: bool = Field(False, description="gated feed-forward: fc2(act(fc1(x)) * fc_up(x)) (SwiGLU with silu, NT-v2; "
-                            "GEGLU with gelu, DNABERT-2); fc1 and fc_up are pruned as pairs")
+    ffn_gated: bool = Field(
+        False,
+        description="gated feed-forward: fc2(act(fc1(x)) * fc_up(x)) (SwiGLU with silu, NT-v2; "
+        "GEGLU with gelu, DNABERT-2); fc1 and fc_up are pruned as pairs",
+    )
     ffn_in_bias: bool = Field(True, description="biases on fc1 (and fc_up)")
     ffn_out_bias: bool = Field(True, description="bias on fc2")
     layer_norm_eps: float = 1e-5
     pad_id: int = 0
     rotary_base: float = 10000.0
-    merge_tokens: int = Field(1, ge=1, le=16, description="after embedding, every `merge_tokens` adjacent token vectors "
-                              "(position 0, e.g. CLS, kept alone) are merged into one (TokenMerge) before positions are "
-                              "added: the encoder runs on that many times fewer rows")
+    merge_tokens: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="after embedding, every `merge_tokens` adjacent token vectors "
+        "(position 0, e.g. CLS, kept alone) are merged into one (TokenMerge) before positions are "
+        "added: the encoder runs on that many times fewer rows",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

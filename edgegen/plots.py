@@ -27,20 +27,32 @@ def place_labels(ax, pts: list[tuple[float, float]], names: list[str], fontsize:
     for (x, y), name in zip(points, names):
         w, h = 0.6 * fontsize * len(name) * scale, fontsize * 1.2 * scale
 
-        def box(dx, dy):
-            left = x + dx * scale - (w if dx < 0 else 0)
-            return left, y + dy * scale, left + w, y + dy * scale + h
-
-        def free(b):
-            clear = all(b[2] <= o[0] or b[0] >= o[2] or b[3] <= o[1] or b[1] >= o[3] for o in boxes)
-            return clear and not any(b[0] - 3 <= px <= b[2] + 3 and b[1] - 3 <= py <= b[3] + 3 for px, py in points)
-
-        dx, dy = next((o for o in LABEL_OFFSETS if free(box(*o))), LABEL_OFFSETS[0])
-        boxes.append(box(dx, dy))
+        cands = [_box(x, y, w, h, dx, dy, scale) for dx, dy in LABEL_OFFSETS]
+        k = next((i for i, b in enumerate(cands) if _free(b, boxes, points)), 0)
+        dx, dy = LABEL_OFFSETS[k]
+        boxes.append(cands[k])
         chosen.append((dx, dy))
-        ax.annotate(name, pts[len(chosen) - 1], textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
-                    ha="right" if dx < 0 else "left")
+        ax.annotate(
+            name,
+            pts[len(chosen) - 1],
+            textcoords="offset points",
+            xytext=(dx, dy),
+            fontsize=fontsize,
+            ha="right" if dx < 0 else "left",
+        )
     return chosen
+
+
+def _box(x, y, w, h, dx, dy, scale) -> tuple[float, float, float, float]:
+    """The pixel box of a label of size ``w`` x ``h`` at offset (``dx``, ``dy``) points from (``x``, ``y``)."""
+    left = x + dx * scale - (w if dx < 0 else 0)
+    return left, y + dy * scale, left + w, y + dy * scale + h
+
+
+def _free(b, boxes, points) -> bool:
+    """No placed label overlaps box ``b`` and no point lies within 3 pixels of it."""
+    clear = all(b[2] <= o[0] or b[0] >= o[2] or b[3] <= o[1] or b[1] >= o[3] for o in boxes)
+    return clear and not any(b[0] - 3 <= px <= b[2] + 3 and b[1] - 3 <= py <= b[3] + 3 for px, py in points)
 
 
 def accuracy_vs_latency(rs: list[dict], t1: str, path: Path) -> list[int]:

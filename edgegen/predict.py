@@ -46,7 +46,11 @@ class PredictConfig:
             raise UsageError("batch_size must be >= 1")
         if self.stride is not None and self.stride < 1:
             raise UsageError("stride must be >= 1")
-        if self.aggregate not in ("mean", "max") or self.short not in ("pad", "skip") or self.on_bad_record not in ("skip", "fail"):
+        if (
+            self.aggregate not in ("mean", "max")
+            or self.short not in ("pad", "skip")
+            or self.on_bad_record not in ("skip", "fail")
+        ):
             raise UsageError("aggregate must be mean|max, short pad|skip, on_bad_record skip|fail")
 
 
@@ -77,8 +81,16 @@ def _records(path: str | Path, cfg: PredictConfig, stats) -> Iterator[tuple[str,
         yield r.id, r.sequence
 
 
-def predict(model, reads: str | Path, out: str | Path, cfg: PredictConfig = PredictConfig(), *, show_progress: bool = True,
-            force: bool = False, open_runner=None) -> dict:
+def predict(
+    model,
+    reads: str | Path,
+    out: str | Path,
+    cfg: PredictConfig = PredictConfig(),
+    *,
+    show_progress: bool = True,
+    force: bool = False,
+    open_runner=None,
+) -> dict:
     """Stream ``reads`` through ``model`` and write one TSV row per read as results arrive.
 
     Columns: ``id, length, windows, prediction, prob_0..prob_{K-1}``. ``out`` may be ``-``
@@ -179,6 +191,15 @@ def predict(model, reads: str | Path, out: str | Path, cfg: PredictConfig = Pred
     else:
         fh.flush()
     dt = time.perf_counter() - t0
-    return {**counts, "records_seen": stats.total, "skipped_bad": stats.bad, "skipped_empty": stats.empty,
-            "bad_ids": stats.bad_ids, "seconds": dt, "reads_per_s": counts["reads"] / dt if dt else 0.0,
-            "bases_per_s": counts["bases"] / dt if dt else 0.0, "window": size, "stride": stride}
+    return {
+        **counts,
+        "records_seen": stats.total,
+        "skipped_bad": stats.bad,
+        "skipped_empty": stats.empty,
+        "bad_ids": stats.bad_ids,
+        "seconds": dt,
+        "reads_per_s": counts["reads"] / dt if dt else 0.0,
+        "bases_per_s": counts["bases"] / dt if dt else 0.0,
+        "window": size,
+        "stride": stride,
+    }

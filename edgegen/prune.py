@@ -8,14 +8,18 @@ shrink, and the model's config is rewritten so the plain loader rebuilds it.
 from __future__ import annotations
 
 import copy
-import fnmatch
 import logging
-from typing import Callable, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgegen.errors import PruneError, UsageError
-from edgegen.prune_layers import check_rebuild, drop_layers_, model_stats, sync_config
+from edgegen.errors import UsageError
+from edgegen.prune_layers import check_rebuild, drop_layers_, model_stats
+from edgegen.prune_pass import prune_once
+
+if TYPE_CHECKING:
+    from edgegen.data.readers import SequenceSet
 
 log = logging.getLogger("edgegen")
 
@@ -58,113 +62,6 @@ class PruneConfig(BaseModel):
         if not (self.prune_heads or self.prune_ffn) and has_target and not self.drop_layers:
             raise ValueError("nothing to prune: prune_heads and prune_ffn are both off")
         return self
-
-
-def _importance(name: str):
-    import torch_pruning as tp
-
-    return {
-        "l1": lambda: tp.importance.MagnitudeImportance(p=1),
-        "l2": lambda: tp.importance.MagnitudeImportance(p=2),
-        "taylor": lambda: tp.importance.TaylorImportance(),
-        "random": lambda: tp.importance.RandomImportance(),
-    }[name]()
-
-
-def _resolve_ignored(model, patterns: list[str]) -> list:
-    names = dict(model.named_modules())
-    out = []
-    for pat in patterns:
-        hits = [m for n, m in names.items() if n and fnmatch.fnmatch(n, pat)]
-        if not hits:
-            raise UsageError(f"ignored_layers pattern {pat!r} matches no module (e.g. {', '.join(list(names)[1:6])})")
-        out += hits
-    return out
-
-
-def _prune_once(model, example_inputs, head_ratio: float, ffn_ratio: float, cfg: PruneConfig) -> None:
-    """One torch-pruning pass on ``model`` (in place) at the given per-layer ratios."""
-    import torch_pruning as tp
-
-    if head_ratio <= 0 and ffn_ratio <= 0:
-        return
-    ignored = _resolve_ignored(model, cfg.ignored_layers)
-    # Keep d_model: ignore every layer whose *output* is the residual stream.
-    ignored += [model.embed, model.classifier] + [b.attn.o for b in model.blocks] + [b.fc2 for b in model.blocks]
-    if model.head_dense is not None:
-        ignored.append(model.head_dense)
-    if model.merge is not None:
-        ignored.append(model.merge)
-    num_heads, ratio_dict = {}, {}
-    for b in model.blocks:
-        a = b.attn
-        if cfg.prune_heads and head_ratio > 0 and a.num_heads > 1:
-            for lin in (a.q, a.k, a.v):
-                num_heads[lin] = a.num_heads
-            # q/k/v need a non-zero channel ratio or head pruning silently does nothing (TOOLCHAIN.md).
-            ratio_dict[(a.q, a.k, a.v)] = head_ratio
-        else:
-            ignored += [a.q, a.k, a.v]
-        if cfg.prune_ffn and ffn_ratio > 0 and b.fc1.out_features > 1:
-            ratio_dict[b.fc1] = ffn_ratio
-        else:
-            ignored.append(b.fc1)
-    unwrapped = [(model.pos, 2)] if model.pos is not None else []
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch-pruning warns about every unwrapped parameter
-        pruner = _make_pruner(tp, model, example_inputs, cfg, ratio_dict, ignored, num_heads, head_ratio, unwrapped)
-        heads_before = [_head_rows(b.attn) for b in model.blocks]
-        pruner.step()
-    for b, rows in zip(model.blocks, heads_before):
-        _carry_alibi_slopes(b.attn, rows)
-    sync_config(model)
-
-
-def _head_rows(attn) -> list:
-    """Each head's rows of the query projection (a copy): after pruning, they identify the surviving heads."""
-    dh = attn.head_dim
-    w = attn.q.weight.detach()
-    return [w[h * dh : (h + 1) * dh].clone() for h in range(w.shape[0] // dh)]
-
-
-def _carry_alibi_slopes(attn, rows_before: list) -> None:
-    """Keep the ALiBi slopes of the heads that survived pruning, in their new order: slopes belong to heads
-    and are never recomputed from the new head count (that would give the survivors other slopes)."""
-    if getattr(attn, "alibi_slopes", None) is None or len(rows_before) == attn.q.out_features // attn.head_dim:
-        return
-    import torch
-
-    kept = []
-    for new in _head_rows(attn):
-        match = [i for i, old in enumerate(rows_before) if old.shape == new.shape and torch.equal(old, new) and i not in kept]
-        if not match:
-            raise PruneError("cannot tell which attention heads survived pruning (query rows changed)")
-        kept.append(match[0])
-    attn.alibi_slopes = attn.alibi_slopes[kept].clone()
-
-
-def _make_pruner(tp, model, example_inputs, cfg, ratio_dict, ignored, num_heads, head_ratio, unwrapped):
-    return tp.pruner.MetaPruner(
-        model,
-        example_inputs,
-        importance=_importance(cfg.criterion),
-        global_pruning=cfg.global_pruning,
-        pruning_ratio=0.0,
-        pruning_ratio_dict=ratio_dict,
-        ignored_layers=ignored,
-        num_heads=num_heads,
-        prune_num_heads=True,
-        prune_head_dims=False,
-        head_pruning_ratio=head_ratio if cfg.prune_heads else 0.0,
-        unwrapped_parameters=unwrapped,
-        # Fresh dicts: torch-pruning's defaults are shared mutable dicts that leak between pruners.
-        in_channel_groups={},
-        out_channel_groups={},
-        channel_groups={},
-        max_pruning_ratio=0.95,
-    )
 
 
 def _taylor_grads(model, calib) -> None:
@@ -214,7 +111,9 @@ def prune(
 
     torch.manual_seed(cfg.seed)
     if (cfg.criterion == "taylor" or cfg.drop_layers) and not calib:
-        raise UsageError(f"{'taylor importance' if cfg.criterion == 'taylor' else 'drop_layers'} needs calibration data")
+        raise UsageError(
+            f"{'taylor importance' if cfg.criterion == 'taylor' else 'drop_layers'} needs calibration data"
+        )
     example_inputs = torch.as_tensor(example_inputs)
     seq_len = example_inputs.shape[1]
     model = copy.deepcopy(model).eval()
@@ -236,7 +135,7 @@ def prune(
             fr = 1 - (1 - (cfg.ffn_ratio or 0.0)) ** (1 / steps)
             if cfg.criterion == "taylor":
                 _taylor_grads(model, calib)
-            _prune_once(model, example_inputs, hr, fr, cfg)
+            prune_once(model, example_inputs, hr, fr, cfg)
         if finetune is not None and s < steps:
             finetune(model)
     model.zero_grad(set_to_none=True)
@@ -258,11 +157,12 @@ def _prune_to(model, cfg: PruneConfig, example_inputs, goal: float, calib):
     """Find the smallest equal head/FFN ratio whose pruned copy meets ``goal`` (bisection on real prunes)."""
     if _measure(model, cfg, example_inputs.shape[1]) <= goal:
         return model
+
     def attempt(r: float):
         m = copy.deepcopy(model)
         if cfg.criterion == "taylor":
             _taylor_grads(m, calib)  # gradients are not deep-copied
-        _prune_once(m, example_inputs, r if cfg.prune_heads else 0.0, r if cfg.prune_ffn else 0.0, cfg)
+        prune_once(m, example_inputs, r if cfg.prune_heads else 0.0, r if cfg.prune_ffn else 0.0, cfg)
         return m, _measure(m, cfg, example_inputs.shape[1])
 
     # torch-pruning's result is not monotone in the ratio near the top (it may skip heads),
@@ -291,3 +191,68 @@ def _prune_to(model, cfg: PruneConfig, example_inputs, goal: float, calib):
         else:
             lo = mid
     return best
+
+
+def _example_and_calib(tok, splits: dict | None, n_batches: int, batch: int = 32, seed: int = 0):
+    import numpy as np
+
+    if splits and "train" in splits:
+        tr = splits["train"]
+        rng = np.random.default_rng(seed)
+        idx = rng.permutation(len(tr))[: n_batches * batch]
+        ids = tr.encoded(tok, idx)
+        y = tr.labels[idx]
+        calib = [(ids[i : i + batch], y[i : i + batch]) for i in range(0, len(ids), batch)]
+        return ids[:2], calib
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, tok.vocab_size, (2, tok.seq_len)).astype(np.int32)
+    ids[:, 0] = tok.cls_id
+    return ids, None
+
+
+def prune_model(
+    model_dir: str | Path,
+    out: str | Path,
+    cfg,
+    *,
+    data: str | Path | None = None,
+    force: bool = False,
+    splits: dict[str, SequenceSet] | None = None,
+) -> dict:
+    """Load a model dir, prune it with ``cfg`` (PruneConfig), save to ``out``; return the prune report.
+
+    ``data`` (or ``splits``, the same already read) calibrates the pruning and gives the test report."""
+    from edgegen.checkpoint import load_model, save_model
+    from edgegen.data.load import load_data
+    from edgegen.inference import evaluate_on_test
+    from edgegen.io import check_output
+
+    check_output(out, force, kind="dir", inputs=(model_dir, data))
+    lm = load_model(model_dir)
+    if splits is None:
+        splits = load_data(data) if data else None
+    example, calib = _example_and_calib(lm.tokenizer, splits, cfg.calib_batches)
+    pruned = prune(lm.model, cfg, example, calib=calib)
+    rep = dict(pruned.prune_report)
+    rep["source"] = str(model_dir)
+    rep_test = evaluate_on_test(pruned, lm.tokenizer, splits)
+    metrics = {"test": rep_test} if rep_test else {}
+    save_model(
+        pruned,
+        lm.tokenizer,
+        out,
+        metrics=metrics,
+        dataset=lm.manifest.get("dataset"),
+        extra={"pruning": rep, "parent": lm.manifest["files"]},
+        force=force,
+    )
+    rep["size_before"] = _dir_size(model_dir)
+    rep["size_after"] = _dir_size(out)
+    rep["metrics"] = metrics
+    return rep
+
+
+def _dir_size(path) -> int:
+    """Bytes of a model directory's weights (or of a file)."""
+    p = Path(path)
+    return (p / "model.safetensors").stat().st_size if p.is_dir() else p.stat().st_size

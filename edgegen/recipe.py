@@ -22,6 +22,7 @@ from edgegen.pipeline.registry import kinds
 log = logging.getLogger("edgegen")
 __all__ = ["Recipe", "load_recipe", "plan", "dry_run", "run_recipe", "data_fingerprint"]
 
+
 def _parse_step(s: Any) -> BaseModel:
     """A step mapping validated by its kind's config (a config object is kept as it is)."""
     if isinstance(s, BaseModel):
@@ -107,7 +108,11 @@ def _set_dotted(d: dict, key: str, value: Any) -> None:
                 raise ConfigError(f"--set {key}: {where!r} must be a list index (0..{len(cur) - 1})") from None
             if not 0 <= i < len(cur):
                 where_ = ".".join(parts[:depth])
-                what = f"no step {i} (recipe has {len(cur)})" if where_ == "steps" else f"no item {i} at {where_} (it has {len(cur)})"
+                what = (
+                    f"no step {i} (recipe has {len(cur)})"
+                    if where_ == "steps"
+                    else f"no item {i} at {where_} (it has {len(cur)})"
+                )
                 raise ConfigError(f"--set {key}: {what}")
             if last:
                 cur[i] = value
@@ -119,11 +124,14 @@ def _set_dotted(d: dict, key: str, value: Any) -> None:
             else:
                 cur = cur.setdefault(p, {})
         else:
-            raise ConfigError(f"--set {key}: {'.'.join(parts[:depth])!r} is a plain value ({cur!r}), not a mapping or list")
+            raise ConfigError(
+                f"--set {key}: {'.'.join(parts[:depth])!r} is a plain value ({cur!r}), not a mapping or list"
+            )
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None, raw: dict | None = None) -> Recipe:
-    """Read and validate a recipe; ``overrides`` are ``key=value`` (dotted keys, YAML values), e.g. ``data=../x``, ``steps.0.epochs=2``.
+    """Read and validate a recipe; ``overrides`` are ``key=value`` (dotted keys, YAML values), e.g. ``data=../x``,
+    ``steps.0.epochs=2``.
 
     Raises:
         ConfigError: naming the file, line and field of the first problem.
@@ -143,7 +151,9 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             value = yaml.safe_load(v) if v.strip() else ""
         except yaml.YAMLError as e:
-            raise ConfigError(f"--set {k.strip()}: value {v!r} is not valid YAML ({' '.join(str(e).split())[:120]})") from None
+            raise ConfigError(
+                f"--set {k.strip()}: value {v!r} is not valid YAML ({' '.join(str(e).split())[:120]})"
+            ) from None
         _set_dotted(data, k.strip(), value)
     set_by = {ov.split("=", 1)[0].strip(): ov for ov in overrides or []}
 
@@ -162,11 +172,17 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
             if isinstance(s, BaseModel):
                 continue
             if not isinstance(s, dict):
-                raise ConfigError(f"steps.{i}: a step must be a mapping with a type, got {type(s).__name__}", path=path,
-                                  line=lines.get("steps"))
+                raise ConfigError(
+                    f"steps.{i}: a step must be a mapping with a type, got {type(s).__name__}",
+                    path=path,
+                    line=lines.get("steps"),
+                )
             if s.get("type") not in known:
-                raise ConfigError(f"steps.{i}.type: unknown step type {s.get('type')!r} (known: {', '.join(known)})",
-                                  path=path, line=lines.get("steps"))
+                raise ConfigError(
+                    f"steps.{i}.type: unknown step type {s.get('type')!r} (known: {', '.join(known)})",
+                    path=path,
+                    line=lines.get("steps"),
+                )
             try:
                 steps[i] = known[s["type"]].Step.model_validate(s)
             except ValidationError as e:

@@ -64,7 +64,12 @@ def _rss_mb() -> float:
 
 
 def _versions(backend: str, runner) -> dict:
-    v = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(), "system": platform.system()}
+    v = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "system": platform.system(),
+    }
     try:
         if backend == "onnxruntime":
             import onnxruntime
@@ -111,30 +116,50 @@ def load_inputs(path: str) -> dict:
     except FileNotFoundError:
         raise DataError("no such inputs file", path=path) from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise DataError(f"not a readable .npz of token arrays (empty or truncated? {type(e).__name__}: "
-                        f"{' '.join(str(e).split())[:120]})", path=path) from None
+        raise DataError(
+            f"not a readable .npz of token arrays (empty or truncated? {type(e).__name__}: "
+            f"{' '.join(str(e).split())[:120]})",
+            path=path,
+        ) from None
     if not any(k != LABELS_KEY for k in data):
         raise DataError("holds no token arrays", path=path)
     for name, a in data.items():
         want = 1 if name == LABELS_KEY else 2
         if a.ndim != want or a.dtype.kind not in "iu" or (a.size and a.min() < 0):
-            raise DataError(f"array {name!r} is {a.dtype} {a.shape}; expected non-negative integer "
-                            f"{'(sequences,)' if want == 1 else '(sequences, tokens)'}", path=path)
+            raise DataError(
+                f"array {name!r} is {a.dtype} {a.shape}; expected non-negative integer "
+                f"{'(sequences,)' if want == 1 else '(sequences, tokens)'}",
+                path=path,
+            )
     return data
 
 
 def _percentiles(ts: list[float]) -> dict:
     a = np.asarray(ts) * 1000.0
-    return {"p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)), "p99_ms": float(np.percentile(a, 99)),
-            "mean_ms": float(a.mean()), "runs": len(a)}
+    return {
+        "p50_ms": float(np.percentile(a, 50)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "mean_ms": float(a.mean()),
+        "runs": len(a),
+    }
 
 
-def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int = 10, runs: int = 100,
-            batch: int = 64, logits: bool = True, providers: list[str] | None = None, latency: bool = True,
-            open_runner=None) -> dict:
+def measure(
+    model: str,
+    inputs: str,
+    *,
+    threads: int | None = None,
+    warmup: int = 10,
+    runs: int = 100,
+    batch: int = 64,
+    logits: bool = True,
+    providers: list[str] | None = None,
+    latency: bool = True,
+    open_runner=None,
+) -> dict:
     """Load ``model`` (with ``open_runner``, default :func:`edgegen.runtime.load_runner`), compute logits for every
     array in ``inputs``, time batch-1 latency and batch throughput."""
-    from edgegen.errors import DataError
     from edgegen.runtime import load_runner, run_batched
 
     open_runner = open_runner or load_runner
@@ -147,8 +172,15 @@ def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int 
     rss_after_load = _rss_mb()
     data = load_inputs(inputs)
     sets = [n for n in data if n != LABELS_KEY]  # every array but the labels is a set of token rows
-    out: dict = {"schema": SCHEMA, "model": str(model), "backend": runner.backend, "threads": threads,
-                 "load_s": load_s, "rss_after_load_mb": rss_after_load, "input_spec": runner.input_spec}
+    out: dict = {
+        "schema": SCHEMA,
+        "model": str(model),
+        "backend": runner.backend,
+        "threads": threads,
+        "load_s": load_s,
+        "rss_after_load_mb": rss_after_load,
+        "input_spec": runner.input_spec,
+    }
     first = data[sets[0]]
     fixed = runner.input_spec.get("batch")
     if latency:  # batch 1 first, so peak_rss_b1_mb is what a device streaming reads one by one holds
@@ -185,8 +217,14 @@ def measure(model: str, inputs: str, *, threads: int | None = None, warmup: int 
             t1 = time.perf_counter()
             run_batched(runner, rows, batch)
             rates.append(n / (time.perf_counter() - t1))
-        out["throughput"] = {"batch": batch if not isinstance(fixed, int) else fixed, "seq_per_s": float(np.median(rates)),
-                             "sequences": n, "passes": len(rates), "seq_per_s_min": min(rates), "seq_per_s_max": max(rates)}
+        out["throughput"] = {
+            "batch": batch if not isinstance(fixed, int) else fixed,
+            "seq_per_s": float(np.median(rates)),
+            "sequences": n,
+            "passes": len(rates),
+            "seq_per_s_min": min(rates),
+            "seq_per_s_max": max(rates),
+        }
     out["peak_rss_mb"] = _rss_mb()
     out["versions"] = _versions(runner.backend, runner)
     return out
@@ -217,9 +255,18 @@ def main(argv: list[str] | None = None, open_runner=None) -> int:
 
     try:
         if args.cmd == "measure":
-            res = measure(args.model, args.inputs, threads=args.threads, warmup=args.warmup, runs=args.runs, batch=args.batch,
-                          logits=not args.no_logits, latency=not args.no_latency,
-                          providers=args.providers.split(",") if args.providers else None, open_runner=open_runner)
+            res = measure(
+                args.model,
+                args.inputs,
+                threads=args.threads,
+                warmup=args.warmup,
+                runs=args.runs,
+                batch=args.batch,
+                logits=not args.no_logits,
+                latency=not args.no_latency,
+                providers=args.providers.split(",") if args.providers else None,
+                open_runner=open_runner,
+            )
             import tempfile
 
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), prefix=".result.", suffix=".tmp")
@@ -235,8 +282,14 @@ def main(argv: list[str] | None = None, open_runner=None) -> int:
             from edgegen.predict import PredictConfig, predict
 
             verify_bundle(args.model)
-            stats = predict(args.model, args.input, args.out, PredictConfig(batch_size=args.batch, threads=args.threads), show_progress=False,
-                            open_runner=open_runner)
+            stats = predict(
+                args.model,
+                args.input,
+                args.out,
+                PredictConfig(batch_size=args.batch, threads=args.threads),
+                show_progress=False,
+                open_runner=open_runner,
+            )
             print(json.dumps(stats))
     except EdgegenError as e:
         print(f"edgegen-runner: error: {e}", file=sys.stderr)

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgegen.errors import DataError, ModelFileError, UsageError
+from edgegen.distill_data import ENCODE_CHUNK, training_windows
+from edgegen.errors import ModelFileError, UsageError
+
+if TYPE_CHECKING:
+    pass
 
 FORMAT = "edgegen-teacher-logits/1"
 SHARD_ROWS = 65_536  # 512 KB of float32 logits per shard for two classes
-ENCODE_CHUNK = 4096  # windows tokenized at a time when streaming reads
 
 
 def ids_sha256(ids: np.ndarray) -> str:
@@ -47,33 +50,6 @@ def tokenizer_sha256(tok) -> str:
     return tok.fingerprint()
 
 
-def read_windows(path: str | Path, window: int, stride: int | None = None) -> Iterator[str]:
-    """Every window of every read in ``path`` (FASTA/FASTQ, plain or gzipped, or a sequence table; streamed),
-    windowed as ``edgegen predict`` does: reads longer than ``window`` in windows of half a window's step, the
-    last ending at the read's end; shorter reads whole (padded by the tokenizer)."""
-    from edgegen.data.reads import ReadStats
-    from edgegen.predict import PredictConfig, _records, windows
-
-    step = stride or max(1, window // 2)
-    for _, seq in _records(path, PredictConfig(), ReadStats()):
-        yield from windows(seq, window, step)
-
-
-def encode_windows(tok, path: str | Path, stride: int | None = None) -> np.ndarray:
-    """Token ids ``(N, T)`` of every window of the reads in ``path`` (tokenized a chunk at a time)."""
-    chunks, buf = [], []
-    for w in read_windows(path, tok.max_len, stride):
-        buf.append(w)
-        if len(buf) == ENCODE_CHUNK:
-            chunks.append(tok.encode(buf))
-            buf = []
-    if buf:
-        chunks.append(tok.encode(buf))
-    if not chunks:
-        raise DataError("no reads to distil on", path=path)
-    return np.concatenate(chunks)
-
-
 def _check_meta(path: Path, meta: dict, rows: int) -> None:
     """The fields of ``meta.json`` that locate and size the shards: types, counts, a sha256 per shard."""
     from edgegen.integrity import require_int
@@ -86,7 +62,9 @@ def _check_meta(path: Path, meta: dict, rows: int) -> None:
         raise ModelFileError("shards must list {file, rows, sha256} entries", path=where)
     total = sum(require_int(s.get("rows"), f"shards[{i}].rows", path=where) for i, s in enumerate(shards))
     if total != meta["rows"] or total != rows:
-        raise ModelFileError(f"shards add up to {total} rows, meta.json says {meta['rows']}, this run has {rows}", path=where)
+        raise ModelFileError(
+            f"shards add up to {total} rows, meta.json says {meta['rows']}, this run has {rows}", path=where
+        )
 
 
 def _open_shard(path: Path, entry: dict, i: int, meta: dict) -> np.ndarray:
@@ -151,36 +129,57 @@ class LogitStore:
         meta = read_json(path / "meta.json", missing="not a teacher-logit store (no meta.json)", where=path)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ModelFileError(f"unknown teacher-logit store format (expected {FORMAT})", path=path)
-        for what, key, want in (("teacher", "teacher_sha256", teacher_sha), ("tokenizer", "tokenizer_sha256", tokenizer_sha),
-                                ("training windows", "ids_sha256", ids_sha)):
+        for what, key, want in (
+            ("teacher", "teacher_sha256", teacher_sha),
+            ("tokenizer", "tokenizer_sha256", tokenizer_sha),
+            ("training windows", "ids_sha256", ids_sha),
+        ):
             if meta.get(key) != want:
                 extra = ""
                 if what == "training windows":
                     src = meta.get("sources") if isinstance(meta.get("sources"), dict) else {}
                     parts = ", ".join(f"{v} {k}" for k, v in (meta.get("parts") or {}).items())
                     extra = f" (it holds {meta.get('rows')} rows: {parts} of {src.get('data')}; this run has {rows})"
-                raise UsageError(f"teacher-logit store was made for another {what}{extra}: compute one for this run "
-                                 f"(edgegen teacher-logits) or pass another folder", path=path)
+                raise UsageError(
+                    f"teacher-logit store was made for another {what}{extra}: compute one for this run "
+                    f"(edgegen teacher-logits) or pass another folder",
+                    path=path,
+                )
         _check_meta(path, meta, rows)
         try:
             store = cls(path, meta)
         except (OSError, ValueError, EOFError) as e:
-            raise ModelFileError(f"damaged teacher-logit store ({type(e).__name__}: {e}); compute it again", path=path) from None
+            raise ModelFileError(
+                f"damaged teacher-logit store ({type(e).__name__}: {e}); compute it again", path=path
+            ) from None
         if len(store) != rows:
-            raise ModelFileError(f"damaged teacher-logit store (its shards hold {len(store)} rows; this run has {rows})", path=path)
+            raise ModelFileError(
+                f"damaged teacher-logit store (its shards hold {len(store)} rows; this run has {rows})", path=path
+            )
         return store
 
 
-def write_store(teacher, tok, ids: np.ndarray, out: str | Path, *, teacher_sha: str, parts: dict[str, int],
-                sources: dict[str, str | None], batch_size: int = 256, shard_rows: int | None = None,
-                force: bool = False, show_progress: bool = False) -> LogitStore:
+def write_store(
+    teacher,
+    tok,
+    ids: np.ndarray,
+    out: str | Path,
+    *,
+    teacher_sha: str,
+    parts: dict[str, int],
+    sources: dict[str, str | None],
+    batch_size: int = 256,
+    shard_rows: int | None = None,
+    force: bool = False,
+    show_progress: bool = False,
+) -> LogitStore:
     """Run ``teacher`` over ``ids`` a shard at a time and write the store to ``out`` (atomically; under torchrun
     each rank computes every world-size-th shard). Returns the store, opened."""
     from edgegen import distributed
+    from edgegen.inference import predict_logits
     from edgegen.integrity import require_finite
     from edgegen.io import check_output
     from edgegen.progress import progress
-    from edgegen.train import predict_logits
 
     out = Path(out)
     check_output(out, force, kind="dir")
@@ -189,9 +188,18 @@ def write_store(teacher, tok, ids: np.ndarray, out: str | Path, *, teacher_sha: 
     starts = list(range(0, n, shard_rows)) or [0]
     rank, world = distributed.rank(), distributed.world_size()
     ids_sha = ids_sha256(ids)
-    meta = {"format": FORMAT, "teacher_sha256": teacher_sha, "tokenizer_sha256": tokenizer_sha256(tok), "ids_sha256": ids_sha,
-            "rows": n, "num_classes": int(teacher.config.num_classes), "seq_len": int(ids.shape[1]), "parts": parts,
-            "sources": sources, "shards": [{"file": f"logits-{i:05d}.npy", "rows": min(shard_rows, n - s)} for i, s in enumerate(starts)]}
+    meta = {
+        "format": FORMAT,
+        "teacher_sha256": teacher_sha,
+        "tokenizer_sha256": tokenizer_sha256(tok),
+        "ids_sha256": ids_sha,
+        "rows": n,
+        "num_classes": int(teacher.config.num_classes),
+        "seq_len": int(ids.shape[1]),
+        "parts": parts,
+        "sources": sources,
+        "shards": [{"file": f"logits-{i:05d}.npy", "rows": min(shard_rows, n - s)} for i, s in enumerate(starts)],
+    }
     with distributed.shared_staging_dir(out, force) as tmp:
         mine = [i for i in range(len(starts)) if i % world == rank]
         with progress(show_progress and distributed.is_main()) as prog:
@@ -211,6 +219,54 @@ def write_store(teacher, tok, ids: np.ndarray, out: str | Path, *, teacher_sha: 
             for entry in meta["shards"]:
                 entry["sha256"] = sha256_file(tmp / entry["file"])
             write_json(tmp / "meta.json", meta)
-    store = LogitStore.open(out, teacher_sha=teacher_sha, tokenizer_sha=meta["tokenizer_sha256"], ids_sha=ids_sha, rows=n)
+    store = LogitStore.open(
+        out, teacher_sha=teacher_sha, tokenizer_sha=meta["tokenizer_sha256"], ids_sha=ids_sha, rows=n
+    )
     store.teacher_runs = 1
     return store
+
+
+def teacher_logit_store(
+    t,
+    teacher_dir,
+    splits,
+    cfg,
+    unlabeled_ids,
+    path,
+    *,
+    data,
+    unlabeled=None,
+    force: bool = False,
+    show_progress: bool = True,
+):
+    """Open the store at ``path`` for this teacher and these training windows, or compute it there."""
+    ids, _, parts = training_windows(t.tokenizer, splits["train"], cfg, unlabeled_ids)
+    sha = t.manifest["files"]["model.safetensors"]
+    if Path(path).exists() and not force:
+        store = LogitStore.open(
+            path, teacher_sha=sha, tokenizer_sha=tokenizer_sha256(t.tokenizer), ids_sha=ids_sha256(ids), rows=len(ids)
+        )
+        if store.num_classes != t.config.num_classes:
+            from edgegen.errors import ModelFileError
+
+            raise ModelFileError(
+                f"store holds {store.num_classes}-class logits; the teacher has {t.config.num_classes} classes",
+                path=Path(path) / "meta.json",
+            )
+        return store
+    return write_store(
+        t.model,
+        t.tokenizer,
+        ids,
+        path,
+        teacher_sha=sha,
+        parts=parts,
+        force=force,
+        batch_size=cfg.eval_batch_size,
+        sources={
+            "teacher": str(teacher_dir),
+            "data": str(data),
+            "unlabeled": None if unlabeled is None else str(unlabeled),
+        },
+        show_progress=show_progress,
+    )

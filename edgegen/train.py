@@ -8,41 +8,21 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edgegen.data.readers import SequenceSet
+from edgegen.dna_tokenizer import Tokenizer
 from edgegen.errors import DataError, TrainingError
-from edgegen.fit import chance_threshold, fit, resolve_device, set_threads  # noqa: F401  (train's API)
-from edgegen.inference import model_device, predict_logits  # noqa: F401  (the one torch inference path)
-from edgegen.tokenizers import Tokenizer
+from edgegen.fit import OptimConfig, chance_threshold, fit
 
 log = logging.getLogger("edgegen")
 
 DEFAULT_K = 3
 MAX_DEFAULT_WINDOW = 16_384  # nt: a longer default window is a data problem, not a model to train
-
-
-class OptimConfig(BaseModel):
-    """Optimisation settings shared by training and distillation."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    patience: int = Field(3, ge=1, description="epochs without dev improvement before stopping")
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps")
-    seed: int = 0
-    threads: int | None = Field(None, ge=1)
-    eval_batch_size: int = Field(256, ge=1)
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
-                        description="where to train: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N; "
-                        "the model comes back on the device it was given on")
 
 
 class TrainConfig(OptimConfig):
@@ -53,8 +33,12 @@ class TrainConfig(OptimConfig):
     # with a third of the tokens, so attention costs a ninth.
     tokenizer: Literal["char", "kmer", "kmer_nonoverlap"] = "kmer_nonoverlap"
     k: int | None = Field(None, ge=1, le=8, description="k-mer size; default 3 for k-mer tokenizers (1 for char)")
-    max_len: int | None = Field(None, ge=8, description=f"nucleotide window; default: longest train sequence (refused "
-                                f"beyond {MAX_DEFAULT_WINDOW:,} nt: pass max_len)")
+    max_len: int | None = Field(
+        None,
+        ge=8,
+        description=f"nucleotide window; default: longest train sequence (refused "
+        f"beyond {MAX_DEFAULT_WINDOW:,} nt: pass max_len)",
+    )
     # 2 x d64: on the shared sets as accurate as 4 x d128 (README, "Training defaults") at a sixth of the cost
     d_model: int = Field(64, ge=8)
     n_layers: int = Field(2, ge=1)
@@ -63,8 +47,12 @@ class TrainConfig(OptimConfig):
     dropout: float = Field(0.1, ge=0, lt=1)
     positions: Literal["learned", "sinusoidal", "rotary"] = "learned"
     pooling: Literal["cls", "mean"] = "cls"
-    merge_tokens: int = Field(1, ge=1, le=16, description="merge this many adjacent tokens after embedding (ModelConfig.merge_tokens)")
-    allow_chance: bool = Field(False, description="save a model whose dev MCC is not above chance instead of refusing it")
+    merge_tokens: int = Field(
+        1, ge=1, le=16, description="merge this many adjacent tokens after embedding (ModelConfig.merge_tokens)"
+    )
+    allow_chance: bool = Field(
+        False, description="save a model whose dev MCC is not above chance instead of refusing it"
+    )
 
     def kmer_size(self) -> int:
         """``k`` as used: 3 by default for k-mer tokenizers, 1 for single nucleotides."""
@@ -105,12 +93,20 @@ def make_tokenizer(cfg: TrainConfig, train: SequenceSet) -> Tokenizer:
         if max_len > MAX_DEFAULT_WINDOW:
             i = int(np.argmax(lens >= max_len))
             rid = train.ids[i] if train.ids else f"row {i + 1}"
-            raise DataError(f"sequence {rid} is {int(lens[i]):,} nt long (median {int(np.median(lens)):,} nt); the window "
-                            f"would be {max_len:,} nt: pass --max-len N to crop longer sequences", path=train.path)
+            raise DataError(
+                f"sequence {rid} is {int(lens[i]):,} nt long (median {int(np.median(lens)):,} nt); the window "
+                f"would be {max_len:,} nt: pass --max-len N to crop longer sequences",
+                path=train.path,
+            )
         if longer:
-            log.warning("%s: window %d nt, the 99th percentile of training lengths (the longest, %d nt, is an outlier): "
-                        "%d sequence(s) longer than it are cropped; pass --max-len to choose", train.path, max_len,
-                        int(lens.max()), longer)
+            log.warning(
+                "%s: window %d nt, the 99th percentile of training lengths (the longest, %d nt, is an outlier): "
+                "%d sequence(s) longer than it are cropped; pass --max-len to choose",
+                train.path,
+                max_len,
+                int(lens.max()),
+                longer,
+            )
     return Tokenizer(kind=cfg.tokenizer, k=cfg.kmer_size(), max_len=max_len)
 
 
@@ -127,9 +123,11 @@ def check_above_chance(hist: dict, n_dev: int, *, allow: bool, path=None) -> Non
     hist["chance_mcc"] = bound
     if best > bound:
         return
-    msg = (f"dev MCC stayed at chance for {len(scores)} epochs (best {best:.3f}, chance bound {bound:.3f} on {n_dev} "
-           "sequences): the model has not learned the task; try another --lr, --tokenizer/--k, more --epochs or a "
-           "smaller model, or pass --allow-chance to save it anyway")
+    msg = (
+        f"dev MCC stayed at chance for {len(scores)} epochs (best {best:.3f}, chance bound {bound:.3f} on {n_dev} "
+        "sequences): the model has not learned the task; try another --lr, --tokenizer/--k, more --epochs or a "
+        "smaller model, or pass --allow-chance to save it anyway"
+    )
     if allow:
         log.warning(msg)
         return
@@ -178,7 +176,8 @@ def train(
     Example:
         >>> from edgegen.data.synthetic import make_task
         >>> ds = make_task("promoter", 200, 100)
-        >>> m, tok, h = train({"train": ds}, TrainConfig(epochs=1, d_model=16, n_layers=1, n_heads=2, ffn_dim=32), show_progress=False)
+        >>> m, tok, h = train({"train": ds}, TrainConfig(epochs=1, d_model=16, n_layers=1, n_heads=2, ffn_dim=32),
+        show_progress=False)
     """
     import torch
 
@@ -232,12 +231,62 @@ def compare_with_baseline(hist: dict, train: SequenceSet, dev: SequenceSet) -> N
         return
     base = hist["kmer_baseline"] = kmer_baseline(train, dev)
     if max(scores) <= base["mcc"]:
-        log.warning("%s: the transformer's best dev MCC %.3f does not beat a %s on the same split (MCC %.3f): a linear "
-                    "model of k-mer counts does as well; try another --tokenizer/--k, a longer training, or keep the "
-                    "simpler model", dev.path, max(scores), base["model"], base["mcc"])
+        log.warning(
+            "%s: the transformer's best dev MCC %.3f does not beat a %s on the same split (MCC %.3f): a linear "
+            "model of k-mer counts does as well; for a composition task try --pooling mean --epochs 20 --patience 5 "
+            "(README, training defaults), or keep the simpler model",
+            dev.path,
+            max(scores),
+            base["model"],
+            base["mcc"],
+        )
 
 
 def evaluate_logits(y: np.ndarray, logits: np.ndarray, n_boot: int = 1000) -> dict:
     from edgegen.metrics import classification_report
 
     return classification_report(y, logits, n_boot=n_boot)
+
+
+def train_teacher(
+    data: str | Path,
+    out: str | Path,
+    cfg=None,
+    *,
+    init: str | Path | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+    splits: dict[str, SequenceSet] | None = None,
+) -> dict:
+    """Train a model on ``data`` (split folder or synthetic spec), evaluate it on test, save to ``out``.
+
+    ``splits``: ``data`` already read (a recipe run reads it once); ``data`` then only names it in the manifest.
+
+    Returns:
+        ``{"path", "history", "test"}`` where ``test`` is the evaluation report (if a test split exists).
+    """
+    from edgegen import distributed
+    from edgegen.checkpoint import load_model, save_model
+    from edgegen.data.load import dataset_info, load_data
+    from edgegen.inference import evaluate_on_test
+    from edgegen.io import check_output
+
+    check_output(out, force, kind="dir", inputs=(data, init))
+    cfg = cfg or TrainConfig()
+    distributed.init_from_env(cfg.device)
+    splits = splits if splits is not None else load_data(data)
+    init_model = load_model(init) if init else None
+    model, tok, hist = train(splits, cfg, init=init_model, show_progress=show_progress)
+    metrics = evaluate_on_test(model, tok, splits)
+    if distributed.is_main():  # under torchrun, rank 0 writes
+        save_model(
+            model,
+            tok,
+            out,
+            metrics={"test": metrics} if metrics else {},
+            dataset=dataset_info(splits, data),
+            extra={"train_config": cfg.model_dump(), "history": hist},
+            force=force,
+        )
+    distributed.barrier()
+    return {"path": str(out), "history": hist, "test": metrics}

@@ -20,14 +20,26 @@ from edgegen.errors import BackendError, UsageError
 
 # pip matches platform tags exactly: every manylinux tag the runtimes' wheels are published under
 PLATFORM_TAGS = {
-    "linux_aarch64": ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_24_aarch64", "manylinux_2_27_aarch64",
-                      "manylinux_2_28_aarch64", "linux_aarch64"],
-    "linux_x86_64": ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_24_x86_64", "manylinux_2_27_x86_64",
-                     "manylinux_2_28_x86_64", "linux_x86_64"],
+    "linux_aarch64": [
+        "manylinux2014_aarch64",
+        "manylinux_2_17_aarch64",
+        "manylinux_2_24_aarch64",
+        "manylinux_2_27_aarch64",
+        "manylinux_2_28_aarch64",
+        "linux_aarch64",
+    ],
+    "linux_x86_64": [
+        "manylinux2014_x86_64",
+        "manylinux_2_17_x86_64",
+        "manylinux_2_24_x86_64",
+        "manylinux_2_27_x86_64",
+        "manylinux_2_28_x86_64",
+        "linux_x86_64",
+    ],
 }
 RUNTIME_PACKAGE = {".tflite": "ai-edge-litert", ".onnx": "onnxruntime"}
 
-INSTALL_SH = r'''#!/bin/sh
+INSTALL_SH = r"""#!/bin/sh
 # Install this bundle's runner on the device, offline: a venv beside this file, from wheels/ only.
 #   sh install.sh                 (PYTHON=python3.11 sh install.sh to choose the interpreter)
 #   venv/bin/python runner.py measure --model MODEL --inputs inputs.npz --out result.json
@@ -49,10 +61,11 @@ if [ "$machine" != "@MACHINE@" ]; then
 fi
 $PY -m venv --without-pip venv
 site=$($PY -c 'import sysconfig; print(sysconfig.get_path("purelib", vars={"base": "venv", "platbase": "venv"}))')
-$PY wheels/@PIP@/pip install --no-index --find-links wheels --no-warn-script-location --disable-pip-version-check --root-user-action=ignore \
+$PY wheels/@PIP@/pip install --no-index --find-links wheels --no-warn-script-location --disable-pip-version-check
+--root-user-action=ignore \
     --require-hashes --target "$site" -r requirements.txt
 echo "installed; run: venv/bin/python runner.py measure --model @MODEL@ --inputs inputs.npz --out result.json"
-'''
+"""
 
 
 def runner_requirements(model: Path, sidecar: dict, tflite_runtime: bool = False) -> list[str]:
@@ -77,7 +90,8 @@ def _pinned(package: str) -> str:
 
 
 def download(requirements: list[str], dest: Path, platform: str, python: str) -> list[Path]:
-    """``pip download`` the wheels (and their dependencies, and pip) for ``platform`` / CPython ``python`` into ``dest``.
+    """``pip download`` the wheels (and their dependencies, and pip) for ``platform`` / CPython ``python`` into
+    ``dest``.
 
     Raises:
         UsageError: an unknown platform or Python version.
@@ -89,8 +103,26 @@ def download(requirements: list[str], dest: Path, platform: str, python: str) ->
         raise UsageError(f"--python wants a CPython version like 3.11, not {python!r}")
     cp = "cp" + python.replace(".", "")
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:", "--dest", str(dest),
-           "--python-version", python, "--implementation", "cp", "--abi", cp, "--abi", "abi3", "--abi", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--dest",
+        str(dest),
+        "--python-version",
+        python,
+        "--implementation",
+        "cp",
+        "--abi",
+        cp,
+        "--abi",
+        "abi3",
+        "--abi",
+        "none",
+    ]
     for tag in PLATFORM_TAGS[platform]:
         cmd += ["--platform", tag]
     # pip itself goes as a pure-Python wheel: install.sh runs it straight from the .whl
@@ -99,16 +131,22 @@ def download(requirements: list[str], dest: Path, platform: str, python: str) ->
         r = subprocess.run(cmd + requirements, capture_output=True, text=True)
     if r.returncode != 0:
         err = r.stderr + r.stdout
-        m = re.search(r"No matching distribution found for (\S+)", err) or re.search(r"Could not find a version that satisfies the requirement (\S+)", err)
+        m = re.search(r"No matching distribution found for (\S+)", err) or re.search(
+            r"Could not find a version that satisfies the requirement (\S+)", err
+        )
         if m:
-            raise BackendError(f"no wheel of {m.group(1)} for {platform} / CPython {python} on the package index: choose "
-                               "another --python or --platform (or another runtime: export the other format)")
+            raise BackendError(
+                f"no wheel of {m.group(1)} for {platform} / CPython {python} on the package index: choose "
+                "another --python or --platform (or another runtime: export the other format)"
+            )
         last = [x for x in err.strip().splitlines() if x.strip()][-1:] or ["(no output)"]
         raise BackendError(f"pip download failed for {platform} / CPython {python}: {last[0][:300]}")
     return sorted(dest.glob("*.whl"))
 
 
-def write_wheelhouse(bundle: Path, model: Path, sidecar: dict, platform: str, python: str, tflite_runtime: bool = False) -> dict:
+def write_wheelhouse(
+    bundle: Path, model: Path, sidecar: dict, platform: str, python: str, tflite_runtime: bool = False
+) -> dict:
     """Fill ``bundle/wheels``, ``bundle/requirements.txt`` (every wheel, pinned by sha256) and ``bundle/install.sh``."""
     from edgegen.io import sha256_file
 
@@ -117,8 +155,10 @@ def write_wheelhouse(bundle: Path, model: Path, sidecar: dict, platform: str, py
     try:  # dnaio publishes no arm64 wheels (it would compile on the device): then predict reads tables only
         wheels = download([_pinned("dnaio")], bundle / "wheels", platform, python)
     except BackendError:
-        notes.append(f"dnaio has no wheel for {platform} / CPython {python}: runner.py predict reads sequence tables "
-                     "(CSV/TSV) there, not FASTA/FASTQ")
+        notes.append(
+            f"dnaio has no wheel for {platform} / CPython {python}: runner.py predict reads sequence tables "
+            "(CSV/TSV) there, not FASTA/FASTQ"
+        )
     pip = [w for w in wheels if w.name.startswith("pip-")]
     deps = [w for w in wheels if not w.name.startswith("pip-")]
     lines = []
@@ -127,9 +167,18 @@ def write_wheelhouse(bundle: Path, model: Path, sidecar: dict, platform: str, py
         lines.append(f"{name}=={version} --hash=sha256:{sha256_file(w)}")
     (bundle / "requirements.txt").write_text("\n".join(lines) + "\n")
     machine = platform.split("_", 1)[1]
-    sh = (INSTALL_SH.replace("@PYTHON@", python).replace("@MACHINE@", machine).replace("@PIP@", pip[0].name)
-          .replace("@MODEL@", model.name))
+    sh = (
+        INSTALL_SH.replace("@PYTHON@", python)
+        .replace("@MACHINE@", machine)
+        .replace("@PIP@", pip[0].name)
+        .replace("@MODEL@", model.name)
+    )
     (bundle / "install.sh").write_text(sh)
     (bundle / "install.sh").chmod(0o755)
-    return {"platform": platform, "python": python, "requirements": [x.split(" ")[0] for x in lines],
-            "wheels": {w.name: sha256_file(w) for w in wheels}, "notes": notes}
+    return {
+        "platform": platform,
+        "python": python,
+        "requirements": [x.split(" ")[0] for x in lines],
+        "wheels": {w.name: sha256_file(w) for w in wheels},
+        "notes": notes,
+    }

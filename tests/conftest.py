@@ -52,14 +52,15 @@ def syn_splits(syn_dir):
     return load_split_dir(syn_dir)
 
 
-TINY = dict(tokenizer="kmer_nonoverlap", k=3, d_model=32, n_layers=2, n_heads=4, ffn_dim=64, epochs=6, lr=2e-3, batch_size=32)
+TINY = dict(
+    tokenizer="kmer_nonoverlap", k=3, d_model=32, n_layers=2, n_heads=4, ffn_dim=64, epochs=6, lr=2e-3, batch_size=32
+)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, syn_dir, torch_threads) -> Path:
     """A 2-layer d32 teacher trained for a few seconds on the synthetic promoter task."""
-    from edgegen.api import train_teacher
-    from edgegen.train import TrainConfig
+    from edgegen.train import TrainConfig, train_teacher
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     train_teacher(syn_dir, out, TrainConfig(**TINY), show_progress=False)
@@ -71,7 +72,18 @@ def rng():
     return np.random.default_rng(0)
 
 
-REAL_TEACHER = dict(tokenizer="kmer_nonoverlap", k=3, d_model=64, n_layers=2, n_heads=4, ffn_dim=128, epochs=6, lr=1e-3, batch_size=64, seed=0)
+REAL_TEACHER = dict(
+    tokenizer="kmer_nonoverlap",
+    k=3,
+    d_model=64,
+    n_layers=2,
+    n_heads=4,
+    ffn_dim=128,
+    epochs=6,
+    lr=1e-3,
+    batch_size=64,
+    seed=0,
+)
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +96,7 @@ def real_splits():
 @pytest.fixture(scope="session")
 def real_teacher(tmp_path_factory, torch_threads) -> dict:
     """A teacher trained on promoter_nontata_human (≈1-2 min on 2 cores)."""
-    from edgegen.api import train_teacher
-    from edgegen.train import TrainConfig
+    from edgegen.train import TrainConfig, train_teacher
 
     d = real_data("promoter_nontata_human")
     out = tmp_path_factory.mktemp("real") / "teacher"

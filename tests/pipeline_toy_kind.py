@@ -23,8 +23,16 @@ class CountParams(StageKind):
 
     def expand(self, step, plan) -> None:
         models = plan.finals or [plan.teacher]
-        plan.add(Stage("count-params", stage_hash("count_params", key_of(step), [m.key for m in models]), "count_params", step,
-                       tuple(models), output="counts.json"))
+        plan.add(
+            Stage(
+                "count-params",
+                stage_hash("count_params", key_of(step), [m.key for m in models]),
+                "count_params",
+                step,
+                tuple(models),
+                output="counts.json",
+            )
+        )
 
     def run(self, ctx, stage, tmp) -> dict:
         from edgegen.checkpoint import load_model

@@ -7,28 +7,36 @@ import numpy as np
 import pytest
 
 from edgegen.bench import BenchConfig, bench
-from edgegen.machine import machine_info
 from edgegen.devices import DeviceProfile, load_device
 from edgegen.errors import ConfigError, UsageError
-from edgegen.export import ExportConfig, export
+from edgegen.export import export
+from edgegen.export.config import ExportConfig
+from edgegen.machine import machine_info
 from edgegen.plots import pareto
 from edgegen.report import write_report
 
 
 def test_peak_rss_is_the_childs_own_not_the_parents():
     """ru_maxrss keeps a parent's high-water mark across fork+exec; the runner must not report it."""
-    code = ("import numpy as np, subprocess, sys; x = np.ones(150_000_000); "
-            "print(subprocess.run([sys.executable, '-c', 'from edgegen.standalone import _rss_mb; print(_rss_mb())'], "
-            "capture_output=True, text=True).stdout)")
+    code = (
+        "import numpy as np, subprocess, sys; x = np.ones(150_000_000); "
+        "print(subprocess.run([sys.executable, '-c', 'from edgegen.standalone import _rss_mb; print(_rss_mb())'], "
+        "capture_output=True, text=True).stdout)"
+    )
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert child < 300  # the parent holds 1.2 GB
 
 
 def test_machine_info_records_the_cpu_features_that_decide_int8_kernels(tmp_path):
     """Two x86 CPUs with the same name ("AMD EPYC") ran different int8 kernels; results must say which ran."""
-    zen3 = ("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n"
-            "flags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: other\nflags\t\t: avx512f avx512_vnni\n")
-    zen5 = "cpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: avx2 avx512f avx512_vnni avx_vnni avx512_bf16\n"
+    zen3 = (
+        "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n"
+        "flags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: other\nflags\t\t: avx512f avx512_vnni\n"
+    )
+    zen5 = (
+        "cpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
+        "flags\t\t: avx2 avx512f avx512_vnni avx_vnni avx512_bf16\n"
+    )
     arm = "processor\t: 0\nFeatures\t: fp asimd asimddp i8mm\nCPU part\t: 0xd0b\n\n"
     infos = {}
     for name, text in (("zen3", zen3), ("zen5", zen5), ("arm", arm)):
@@ -70,9 +78,17 @@ def test_local_bench_table_json_and_report(tiny_model_dir, syn_dir, tmp_path):
     assert o["vs_baseline"]["size_ratio"] > 1.1  # a 30k-parameter model: graph overhead weighs
     for m in (t, o):
         assert m["timing"]["1"]["latency_b1"]["p50_ms"] > 0 and m["peak_rss_mb"] > 10 and m["tokenize_ms_per_seq"] > 0
-        assert 0 <= m["validity"]["rc_consistency"] <= 1 and set(m["validity"]["sequencing_error"]) == {"0.01", "0.05", "0.1"}
+        assert 0 <= m["validity"]["rc_consistency"] <= 1 and set(m["validity"]["sequencing_error"]) == {
+            "0.01",
+            "0.05",
+            "0.1",
+        }
         thr = m["timing"]["1"]["throughput"]  # a median of passes over 4 batches, with its spread
-        assert thr["passes"] == 5 and thr["sequences"] == 64 and thr["seq_per_s_min"] <= thr["seq_per_s"] <= thr["seq_per_s_max"]
+        assert (
+            thr["passes"] == 5
+            and thr["sequences"] == 64
+            and thr["seq_per_s_min"] <= thr["seq_per_s"] <= thr["seq_per_s_max"]
+        )
     assert o["peak_rss_mb"] < t["peak_rss_mb"]  # ONNX Runtime process imports no torch
     assert "exact_overlap_train_test" in res["data_check"]
     out = write_report(res, tmp_path / "rep")
@@ -92,11 +108,40 @@ def test_bench_rejects_runtime_the_device_lacks(tiny_model_dir, syn_dir):
 def test_bench_cli_keeps_partial_results(tiny_model_dir, syn_dir, tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"garbage")
-    (tmp_path / "broken.onnx.json").write_text(json.dumps({"format": "edgegen-export/1", "tokenizer": json.loads((tiny_model_dir / "tokenizer.json").read_text()),
-                                                            "num_classes": 2, "input": {"shape": [None, 41]}}))
+    (tmp_path / "broken.onnx.json").write_text(
+        json.dumps(
+            {
+                "format": "edgegen-export/1",
+                "tokenizer": json.loads((tiny_model_dir / "tokenizer.json").read_text()),
+                "num_classes": 2,
+                "input": {"shape": [None, 41]},
+            }
+        )
+    )
     js = tmp_path / "b.json"
-    r = subprocess.run([sys.executable, "-m", "edgegen.cli", "bench", str(tiny_model_dir), str(broken), "--data", str(syn_dir / "test.csv"),
-                        "--threads", "1", "--runs", "5", "--warmup", "1", "--no-validity", "--json", str(js)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgegen.cli",
+            "bench",
+            str(tiny_model_dir),
+            str(broken),
+            "--data",
+            str(syn_dir / "test.csv"),
+            "--threads",
+            "1",
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--no-validity",
+            "--json",
+            str(js),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "1 of 2 models failed" in r.stderr
     res = json.loads(js.read_text())
@@ -128,8 +173,15 @@ def test_throughput_passes_shrink_for_a_slow_model_only(seconds_per_row, batches
     runner = _ClockRunner(seconds_per_row)
     monkeypatch.setattr(standalone, "time", types.SimpleNamespace(perf_counter=lambda: runner.now))
     np.savez(tmp_path / "in.npz", test=np.zeros((10, 8), np.int32))
-    res = standalone.measure(str(tmp_path / "m.fake"), str(tmp_path / "in.npz"), warmup=0, runs=5, batch=16, logits=False,
-                             open_runner=lambda path, threads=None: runner)
+    res = standalone.measure(
+        str(tmp_path / "m.fake"),
+        str(tmp_path / "in.npz"),
+        warmup=0,
+        runs=5,
+        batch=16,
+        logits=False,
+        open_runner=lambda path, threads=None: runner,
+    )
     thr = res["throughput"]
     assert thr["sequences"] == 16 * batches and thr["passes"] == standalone.THROUGHPUT_PASSES
     assert thr["seq_per_s"] == pytest.approx(1 / seconds_per_row)

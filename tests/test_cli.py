@@ -10,7 +10,9 @@ from edgegen import cli
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "edgegen.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "edgegen.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def assert_clean_error(r, *needles, code=1):
@@ -27,7 +29,19 @@ def test_version_and_help():
     assert r.returncode == 0 and r.stdout.strip().startswith("edgegen 0.")
     r = run("--help")
     assert r.returncode == 0
-    for cmd in ("train", "evaluate", "prune", "distill", "export", "bench", "predict", "run", "import", "bundle", "devices"):
+    for cmd in (
+        "train",
+        "evaluate",
+        "prune",
+        "distill",
+        "export",
+        "bench",
+        "predict",
+        "run",
+        "import",
+        "bundle",
+        "devices",
+    ):
         assert cmd in r.stdout
 
 
@@ -86,7 +100,18 @@ def test_evaluate_prune_export_through_cli(tmp_path, tiny_model_dir, syn_dir):
     assert r.returncode == 0, r.stderr
     rep = json.loads(js.read_text())
     assert rep["accuracy"]["value"] > 0.8 and len(rep["per_class_recall"]) == 2
-    r = run("prune", tiny_model_dir, "--out", tmp_path / "p", "--target-params", "0.7", "--data", syn_dir, "--json", tmp_path / "p.json")
+    r = run(
+        "prune",
+        tiny_model_dir,
+        "--out",
+        tmp_path / "p",
+        "--target-params",
+        "0.7",
+        "--data",
+        syn_dir,
+        "--json",
+        tmp_path / "p.json",
+    )
     assert r.returncode == 0, r.stderr
     prep = json.loads((tmp_path / "p.json").read_text())
     assert prep["params_ratio"] <= 0.7 and "params" in r.stdout
@@ -102,11 +127,29 @@ def test_cli_builds_the_config_the_library_receives(monkeypatch, tmp_path):
 
     def fake_prune_model(model, out, cfg, data=None, force=False):
         seen.update(model=model, cfg=cfg, data=data, force=force)
-        return {"seq_len": 5, "before": {"params": 2, "macs": 2, "layers": 1, "heads": [2], "ffn": [2]},
-                "after": {"params": 1, "macs": 1, "layers": 1, "heads": [1], "ffn": [1]}, "size_before": 2, "size_after": 1}
+        return {
+            "seq_len": 5,
+            "before": {"params": 2, "macs": 2, "layers": 1, "heads": [2], "ffn": [2]},
+            "after": {"params": 1, "macs": 1, "layers": 1, "heads": [1], "ffn": [1]},
+            "size_before": 2,
+            "size_after": 1,
+        }
 
-    monkeypatch.setattr("edgegen.api.prune_model", fake_prune_model)
-    code = cli.main(["prune", str(tmp_path / "m"), "--out", str(tmp_path / "o"), "--target-macs", "0.4", "--criterion", "taylor", "--global", "--force"])
+    monkeypatch.setattr("edgegen.prune.prune_model", fake_prune_model)
+    code = cli.main(
+        [
+            "prune",
+            str(tmp_path / "m"),
+            "--out",
+            str(tmp_path / "o"),
+            "--target-macs",
+            "0.4",
+            "--criterion",
+            "taylor",
+            "--global",
+            "--force",
+        ]
+    )
     assert code == 0
     c = seen["cfg"]
     assert c.target_macs == 0.4 and c.criterion == "taylor" and c.global_pruning is True and seen["force"] is True
@@ -119,8 +162,13 @@ def test_cli_train_merge_tokens_reaches_train_config(monkeypatch, tmp_path):
         seen["cfg"] = cfg
         return {"test": None}
 
-    monkeypatch.setattr("edgegen.api.train_teacher", fake_train_teacher)
-    assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--merge-tokens", "3", "--d-model", "32"]) == 0
+    monkeypatch.setattr("edgegen.train.train_teacher", fake_train_teacher)
+    assert (
+        cli.main(
+            ["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--merge-tokens", "3", "--d-model", "32"]
+        )
+        == 0
+    )
     assert seen["cfg"].merge_tokens == 3 and seen["cfg"].d_model == 32 and seen["cfg"].device == "auto"
     assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--merge-tokens", "0"]) == 2
     assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--train-device", "cuda:1"]) == 0
@@ -133,7 +181,17 @@ def test_cli_train_on_a_missing_gpu_is_one_line(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")
-    r = run("train", "--data", "synthetic:promoter:100:100", "--out", tmp_path / "m", "--train-device", "cuda", "--epochs", "1")
+    r = run(
+        "train",
+        "--data",
+        "synthetic:promoter:100:100",
+        "--out",
+        tmp_path / "m",
+        "--train-device",
+        "cuda",
+        "--epochs",
+        "1",
+    )
     assert_clean_error(r, "'cuda'", "no such CUDA GPU", code=2)
     assert not (tmp_path / "m").exists()
 
@@ -145,15 +203,39 @@ def test_cli_distill_flags_reach_distill_config(monkeypatch, tmp_path):
         seen.update(cfg=cfg, unlabeled=unlabeled, teacher_logits=teacher_logits)
         return {}
 
-    monkeypatch.setattr("edgegen.api.distill_model", fake_distill_model)
-    code = cli.main(["distill", "--teacher", str(tmp_path / "t"), "--student", str(tmp_path / "s"), "--data", str(tmp_path),
-                     "--out", str(tmp_path / "o"), "--augment", "2", "--mutation-rate", "0.02", "--beta", "0.7", "--train-device", "cpu",
-                     "--unlabeled", str(tmp_path / "r.fq"), "--teacher-logits", str(tmp_path / "store")])
+    monkeypatch.setattr("edgegen.distill.distill_model", fake_distill_model)
+    code = cli.main(
+        [
+            "distill",
+            "--teacher",
+            str(tmp_path / "t"),
+            "--student",
+            str(tmp_path / "s"),
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+            "--augment",
+            "2",
+            "--mutation-rate",
+            "0.02",
+            "--beta",
+            "0.7",
+            "--train-device",
+            "cpu",
+            "--unlabeled",
+            str(tmp_path / "r.fq"),
+            "--teacher-logits",
+            str(tmp_path / "store"),
+        ]
+    )
     assert code == 0
     c = seen["cfg"]
     assert c.augment == 2 and c.mutation_rate == 0.02 and c.beta == 0.7 and c.alpha == 0.5 and c.device == "cpu"
     assert seen["unlabeled"] == tmp_path / "r.fq" and seen["teacher_logits"] == tmp_path / "store"
-    assert cli.main(["distill", "--teacher", "t", "--student", "s", "--data", "d", "--out", "o", "--augment", "99"]) == 2
+    assert (
+        cli.main(["distill", "--teacher", "t", "--student", "s", "--data", "d", "--out", "o", "--augment", "99"]) == 2
+    )
 
 
 def test_cli_export_flags_reach_export_config(monkeypatch, tmp_path):
@@ -169,13 +251,29 @@ def test_cli_export_flags_reach_export_config(monkeypatch, tmp_path):
         return ExportResult(out, side)
 
     monkeypatch.setattr("edgegen.export.export_model", fake_export)
-    code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.tflite"), "--quant", "int8", "--per-tensor", "--keep-names",
-                     "--plain-graph"])
+    code = cli.main(
+        [
+            "export",
+            str(tmp_path / "m"),
+            "--out",
+            str(tmp_path / "m.tflite"),
+            "--quant",
+            "int8",
+            "--per-tensor",
+            "--keep-names",
+            "--plain-graph",
+        ]
+    )
     assert code == 0
     c = seen["cfg"]
     assert c.format == "tflite" and c.per_channel is False and c.strip_names is False and c.graph_rewrites is False
     code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.tflite"), "--quant", "int8", "--force"])
-    assert code == 0 and seen["cfg"].per_channel is None and seen["cfg"].strip_names is True and seen["cfg"].graph_rewrites is True
+    assert (
+        code == 0
+        and seen["cfg"].per_channel is None
+        and seen["cfg"].strip_names is True
+        and seen["cfg"].graph_rewrites is True
+    )
     assert seen["cfg"].fused_attention is False
     (tmp_path / "m.onnx.json").write_text((tmp_path / "m.tflite.json").read_text())
     code = cli.main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "m.onnx"), "--fused-attention"])
@@ -183,7 +281,14 @@ def test_cli_export_flags_reach_export_config(monkeypatch, tmp_path):
 
 
 def test_run_takes_out_like_every_command_that_writes(tmp_path):
-    r = run("run", "recipes/quickstart.yaml", "--dry-run", "--out", tmp_path / "elsewhere", cwd=cli.__file__.rsplit("/edgegen/", 1)[0])
+    r = run(
+        "run",
+        "recipes/quickstart.yaml",
+        "--dry-run",
+        "--out",
+        tmp_path / "elsewhere",
+        cwd=cli.__file__.rsplit("/edgegen/", 1)[0],
+    )
     assert r.returncode == 0, r.stderr
     assert f'"out": "{tmp_path / "elsewhere"}"' in r.stdout and "to run" in r.stdout
     assert not (tmp_path / "elsewhere").exists()  # a dry run writes nothing

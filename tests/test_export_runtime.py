@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from edgegen.errors import ExportVerificationError, ModelFileError, UsageError
-from edgegen.export import ExportConfig, export, export_model
+from edgegen.export import export, export_model
+from edgegen.export.config import ExportConfig
 from edgegen.runtime import load_runner, run_batched
 from edgegen.runtime.tflite_runner import TFLiteRunner
 
@@ -33,7 +34,13 @@ def exported(tmp_path_factory, tiny_model_dir, syn_splits):
     files = {}
     for fmt, q in CASES:
         p = out / f"tiny.{q}.{fmt}"
-        export(tiny_model_dir, p, ExportConfig(format=fmt, quant=q, calib_samples=64), calib=syn_splits["dev"], verify=syn_splits["test"])
+        export(
+            tiny_model_dir,
+            p,
+            ExportConfig(format=fmt, quant=q, calib_samples=64),
+            calib=syn_splits["dev"],
+            verify=syn_splits["test"],
+        )
         files[(fmt, q)] = p
     return files
 
@@ -134,7 +141,13 @@ def test_failed_verification_writes_nothing(tiny_model_dir, syn_splits, tmp_path
 def test_max_drop_search_keeps_layers_float_when_needed(tiny_model_dir, syn_splits, tmp_path):
     """A budget of ~0 forces the per-layer sensitivity search whenever int8 changes any prediction."""
     out = tmp_path / "aa.onnx"
-    export(tiny_model_dir, out, ExportConfig(format="onnx", quant="int8-full", max_drop=1e-6, calib_samples=32), calib=syn_splits["dev"], verify=syn_splits["dev"])
+    export(
+        tiny_model_dir,
+        out,
+        ExportConfig(format="onnx", quant="int8-full", max_drop=1e-6, calib_samples=32),
+        calib=syn_splits["dev"],
+        verify=syn_splits["dev"],
+    )
     side = json.loads((tmp_path / "aa.onnx.json").read_text())
     ver = side["verification"]
     assert ver["accuracy_drop_pp"] <= 1e-6
@@ -154,12 +167,12 @@ def test_keeping_every_unit_float_gives_the_float_model(fmt, quant, tiny_model_d
 
     from edgegen.checkpoint import load_model
     from edgegen.export import calib_ids as _calib_ids
-    from edgegen.export.keep_float import trial_sidecar
-    from edgegen.export.keep_float import units as _units
     from edgegen.export import onnx as onnx_backend
     from edgegen.export import tflite as tflite_backend
+    from edgegen.export.keep_float import trial_sidecar
+    from edgegen.export.keep_float import units as _units
+    from edgegen.inference import predict_logits
     from edgegen.io import write_json
-    from edgegen.train import predict_logits
 
     lm = load_model(tiny_model_dir)
     backend = onnx_backend if fmt == "onnx" else tflite_backend
@@ -170,7 +183,13 @@ def test_keeping_every_unit_float_gives_the_float_model(fmt, quant, tiny_model_d
     write_json(str(out) + ".json", trial_sidecar(lm, info, out))
     if fmt == "onnx":
         ops = {n.op_type for n in onnx.load(str(out)).graph.node}
-        assert not ops & {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}, ops
+        assert not ops & {
+            "QuantizeLinear",
+            "DequantizeLinear",
+            "DynamicQuantizeLinear",
+            "MatMulInteger",
+            "ConvInteger",
+        }, ops
     got = run_batched(load_runner(out, threads=1), ids)
     ref = predict_logits(lm.model, ids)
     assert np.abs(got - ref).max() < 1e-3
@@ -204,11 +223,19 @@ def test_int8_files_are_under_30_percent_of_fp32(tmp_path, syn_splits):
     from onnx import numpy_helper
 
     from edgegen.checkpoint import save_model
+    from edgegen.dna_tokenizer import Tokenizer
     from edgegen.model import GenomicTransformer, ModelConfig
-    from edgegen.tokenizers import Tokenizer
 
     tok = Tokenizer(kind="kmer_nonoverlap", k=3, max_len=251)
-    cfg = ModelConfig(vocab_size=tok.vocab_size, max_positions=tok.seq_len, num_classes=2, d_model=128, n_layers=4, n_heads=4, ffn_dim=256)
+    cfg = ModelConfig(
+        vocab_size=tok.vocab_size,
+        max_positions=tok.seq_len,
+        num_classes=2,
+        d_model=128,
+        n_layers=4,
+        n_heads=4,
+        ffn_dim=256,
+    )
     torch.manual_seed(0)
     model = GenomicTransformer(cfg).eval()
     md = tmp_path / "teacher"
@@ -217,13 +244,21 @@ def test_int8_files_are_under_30_percent_of_fp32(tmp_path, syn_splits):
     sizes = {}
     for fmt in ("onnx", "tflite"):
         for q in ("none", "int8"):
-            p = export(md, tmp_path / f"t.{q}.{fmt}", ExportConfig(format=fmt, quant=q, calib_samples=64, min_agreement=0.9),
-                       calib=syn_splits["dev"])
+            p = export(
+                md,
+                tmp_path / f"t.{q}.{fmt}",
+                ExportConfig(format=fmt, quant=q, calib_samples=64, min_agreement=0.9),
+                calib=syn_splits["dev"],
+            )
             sizes[(fmt, q)] = p.stat().st_size
         ratio = sizes[(fmt, "int8")] / sizes[(fmt, "none")]
         assert ratio <= 0.30, (fmt, ratio)
     m = onnx.load(str(tmp_path / "t.int8.onnx"))
-    big_float = [t.name for t in m.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and numpy_helper.to_array(t).size >= table]
+    big_float = [
+        t.name
+        for t in m.graph.initializer
+        if t.data_type == onnx.TensorProto.FLOAT and numpy_helper.to_array(t).size >= table
+    ]
     assert big_float == []
     assert _tflite_float_constants(tmp_path / "t.int8.tflite", min_size=table) == []
 
@@ -247,10 +282,10 @@ def test_tflite_int8_keeps_named_modules_float(tiny_model_dir, syn_splits, tmp_p
     set_module_name(name, None) asserts), so the file grows and the float blocks match torch more closely."""
     from edgegen.checkpoint import load_model
     from edgegen.export import calib_ids as _calib_ids
-    from edgegen.export.keep_float import trial_sidecar
     from edgegen.export import tflite as backend
+    from edgegen.export.keep_float import trial_sidecar
+    from edgegen.inference import predict_logits
     from edgegen.io import write_json
-    from edgegen.train import predict_logits
 
     lm = load_model(tiny_model_dir)
     cal, _ = _calib_ids(lm.tokenizer, syn_splits["dev"], 64)
@@ -268,9 +303,9 @@ def test_tflite_int8_keeps_named_modules_float(tiny_model_dir, syn_splits, tmp_p
 
 
 def test_per_tensor_kept_unless_per_channel_measurably_better(tmp_path):
-    from edgegen.export import ExportConfig as C
-    from edgegen.export.verify import granularities as _granularities
+    from edgegen.export.config import ExportConfig as C
     from edgegen.export.verify import COMPARE_SCALES_MAX_PARAMS, size_rule
+    from edgegen.export.verify import granularities as _granularities
     from edgegen.export.verify import pick_granularity as _pick_granularity
 
     assert _granularities(C(format="tflite", quant="int8")) == [False, True]
@@ -317,7 +352,9 @@ def test_a_large_model_is_converted_once_per_channel(tiny_model_dir, syn_dir, tm
     assert calls == [False, True]  # a small model: both granularities, the better kept
     calls.clear()
     monkeypatch.setattr(verify, "COMPARE_SCALES_MAX_PARAMS", 0)
-    side = export_model(tiny_model_dir, tmp_path / "large.tflite", ExportConfig(format="tflite", quant="int8"), calib=syn_dir).sidecar
+    side = export_model(
+        tiny_model_dir, tmp_path / "large.tflite", ExportConfig(format="tflite", quant="int8"), calib=syn_dir
+    ).sidecar
     assert calls == [True]
     w = side["verification"]["weight_scales"]
     assert w["chosen"] == "per-channel" and "one conversion" in w["rule"] and "per_tensor" not in w
@@ -345,11 +382,19 @@ def test_graph_rewrites_cut_work_and_keep_outputs(fmt, exported, tiny_model_dir,
     """The default export (CLS-row-only last layer, additive padding mask) matches torch as the plain
     graph does, with fewer MACs and no (B, H, T, T) Where/Select; static-activation modes keep the Where."""
     plain = tmp_path / f"plain.int8.{fmt}"
-    export(tiny_model_dir, plain, ExportConfig(format=fmt, quant="int8", calib_samples=64, graph_rewrites=False),
-           calib=syn_splits["dev"], verify=syn_splits["test"])
+    export(
+        tiny_model_dir,
+        plain,
+        ExportConfig(format=fmt, quant="int8", calib_samples=64, graph_rewrites=False),
+        calib=syn_splits["dev"],
+        verify=syn_splits["test"],
+    )
     fast = exported[(fmt, "int8")]
     sp, sf = (json.loads(open(str(p) + ".json").read()) for p in (plain, fast))
-    assert sf["graph"] == {"cls_shortcut": True, "additive_mask": True, "ort_attention": False} and sp["graph"]["cls_shortcut"] is False
+    assert (
+        sf["graph"] == {"cls_shortcut": True, "additive_mask": True, "ort_attention": False}
+        and sp["graph"]["cls_shortcut"] is False
+    )
     assert sf["macs"] < 0.8 * sp["macs"]  # 2 layers: the last one shrinks to its k/v projections
     select = "Where" if fmt == "onnx" else "SELECT_V2"
     assert _op_counts(plain)[select] == 2 and _op_counts(fast)[select] == 0
@@ -361,7 +406,9 @@ def test_graph_rewrites_cut_work_and_keep_outputs(fmt, exported, tiny_model_dir,
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.97
 
 
-@pytest.mark.parametrize("positions,pooling,layer_heads", [("learned", "cls", [4, 2]), ("sinusoidal", "mean", None), ("rotary", "cls", None)])
+@pytest.mark.parametrize(
+    "positions,pooling,layer_heads", [("learned", "cls", [4, 2]), ("sinusoidal", "mean", None), ("rotary", "cls", None)]
+)
 def test_fused_attention_onnx_is_exact(positions, pooling, layer_heads, tmp_path):
     """fused_attention: each layer's attention core is one com.microsoft.MultiHeadAttention node (pruned layers
     with their own head counts; the CLS-row-only last layer as a 1-row query) and the outputs match torch on
@@ -371,13 +418,23 @@ def test_fused_attention_onnx_is_exact(positions, pooling, layer_heads, tmp_path
     import torch
 
     from edgegen.checkpoint import save_model
-    from edgegen.export import graph_mode
+    from edgegen.dna_tokenizer import Tokenizer
+    from edgegen.export.config import graph_mode
     from edgegen.model import GenomicTransformer, ModelConfig
-    from edgegen.tokenizers import Tokenizer
 
     tok = Tokenizer(kind="kmer_nonoverlap", k=3, max_len=90)
-    cfg = ModelConfig(vocab_size=tok.vocab_size, max_positions=tok.seq_len, num_classes=3, d_model=32, n_layers=2, n_heads=4,
-                      ffn_dim=64, positions=positions, pooling=pooling, layer_heads=layer_heads)
+    cfg = ModelConfig(
+        vocab_size=tok.vocab_size,
+        max_positions=tok.seq_len,
+        num_classes=3,
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        ffn_dim=64,
+        positions=positions,
+        pooling=pooling,
+        layer_heads=layer_heads,
+    )
     torch.manual_seed(0)
     model = GenomicTransformer(cfg).eval()
     md = tmp_path / "m"

@@ -17,6 +17,8 @@ from edgegen.errors import UsageError
 from .conftest import SHARED_FIXTURES, shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 def fixture(name: str) -> Path:
     """A Hugging Face fixture folder (``../shared/fixtures/hf/NAME``)."""
     return shared_path(SHARED_FIXTURES / "hf", name, "fixture")
@@ -91,11 +93,25 @@ def test_imported_configs_describe_the_architectures(imported):
     from edgegen.checkpoint import load_model
 
     nt = load_model(imported["nt_v2_tiny_cls"]).model.config
-    assert (nt.positions, nt.ffn_gated, nt.activation, nt.ffn_in_bias, nt.norm, nt.final_norm) == ("rotary", True, "silu", False, "pre", True)
+    assert (nt.positions, nt.ffn_gated, nt.activation, nt.ffn_in_bias, nt.norm, nt.final_norm) == (
+        "rotary",
+        True,
+        "silu",
+        False,
+        "pre",
+        True,
+    )
     db = load_model(imported["dnabert2_tiny_cls"])
     c = db.model.config
-    assert (c.positions, c.ffn_gated, c.activation, c.ffn_in_bias, c.ffn_out_bias, c.norm, c.num_classes) == \
-        ("alibi", True, "gelu", False, True, "post", 3)
+    assert (c.positions, c.ffn_gated, c.activation, c.ffn_in_bias, c.ffn_out_bias, c.norm, c.num_classes) == (
+        "alibi",
+        True,
+        "gelu",
+        False,
+        True,
+        "post",
+        3,
+    )
     assert db.model.pos is None and db.tokenizer.kind == "bpe"
     mlm = load_model(imported["nt_v2_tiny_mlm"])
     assert mlm.manifest["imported_from"]["has_head"] is False and mlm.model.config.num_classes == 2
@@ -104,19 +120,31 @@ def test_imported_configs_describe_the_architectures(imported):
 def test_alibi_slopes_for_any_head_count():
     from edgegen.model import alibi_slopes
 
-    assert alibi_slopes(8) == pytest.approx([2.0 ** -i for i in range(1, 9)])
+    assert alibi_slopes(8) == pytest.approx([2.0**-i for i in range(1, 9)])
     assert alibi_slopes(4) == pytest.approx([2.0 ** -(2 * i) for i in range(1, 5)])
     # 12 heads (DNABERT-2 117M): the 8-head series, then every other slope of the 16-head series
-    assert alibi_slopes(12) == pytest.approx([2.0 ** -i for i in range(1, 9)] + [2.0 ** -(0.5 + i) for i in range(4)])
+    assert alibi_slopes(12) == pytest.approx([2.0**-i for i in range(1, 9)] + [2.0 ** -(0.5 + i) for i in range(4)])
     assert len(alibi_slopes(6)) == 6 and len(set(alibi_slopes(6))) == 6
 
 
-@pytest.mark.parametrize("cfg,needle", [
-    ({"model_type": "hyenadna", "auto_map": {"AutoModel": "modeling_hyena.HyenaDNAModel"}}, "unsupported model_type 'hyenadna'.*trust_remote_code"),
-    ({"model_type": "caduceus", "auto_map": {"AutoModel": "modeling_caduceus.Caduceus"}}, "unsupported model_type 'caduceus'"),
-    ({"auto_map": {"AutoModel": "modeling_ntv3.NTv3UNet"}, "hidden_size": 8}, "unsupported architecture 'modeling_ntv3.NTv3UNet'"),
-    ({"model_type": "gpt2"}, "unsupported model_type 'gpt2'"),
-])
+@pytest.mark.parametrize(
+    "cfg,needle",
+    [
+        (
+            {"model_type": "hyenadna", "auto_map": {"AutoModel": "modeling_hyena.HyenaDNAModel"}},
+            "unsupported model_type 'hyenadna'.*trust_remote_code",
+        ),
+        (
+            {"model_type": "caduceus", "auto_map": {"AutoModel": "modeling_caduceus.Caduceus"}},
+            "unsupported model_type 'caduceus'",
+        ),
+        (
+            {"auto_map": {"AutoModel": "modeling_ntv3.NTv3UNet"}, "hidden_size": 8},
+            "unsupported architecture 'modeling_ntv3.NTv3UNet'",
+        ),
+        ({"model_type": "gpt2"}, "unsupported model_type 'gpt2'"),
+    ],
+)
 def test_unsupported_architectures_are_refused_with_the_supported_list(tmp_path, cfg, needle):
     from edgegen.hf import import_hf
 
@@ -130,7 +158,8 @@ def test_unsupported_architectures_are_refused_with_the_supported_list(tmp_path,
 
 
 def test_nt_v2_tokenizer_splits_around_n_and_keeps_every_base():
-    from edgegen.tokenizers import Tokenizer, default_vocab
+    from edgegen.alphabet import default_vocab
+    from edgegen.dna_tokenizer import Tokenizer
 
     vocab = default_vocab("kmer_nonoverlap", 3)
     tok = Tokenizer(kind="kmer_nonoverlap", k=3, max_len=20, n_singles=True, vocab=vocab)
@@ -138,14 +167,20 @@ def test_nt_v2_tokenizer_splits_around_n_and_keeps_every_base():
     row = tok.encode(["ACGTNACGTAC"])[0]
     assert [inv[int(i)] for i in row[1:] if int(i) != tok.pad_id] == ["ACG", "T", "N", "ACG", "TAC"]
     plain = Tokenizer(kind="kmer_nonoverlap", k=3, max_len=20, vocab=vocab)
-    assert [inv[int(i)] for i in plain.encode(["ACGTNACGTAC"])[0][1:] if int(i) != tok.pad_id] == ["ACG", "[UNK]", "CGT", "A", "C"]
+    assert [inv[int(i)] for i in plain.encode(["ACGTNACGTAC"])[0][1:] if int(i) != tok.pad_id] == [
+        "ACG",
+        "[UNK]",
+        "CGT",
+        "A",
+        "C",
+    ]
 
 
 def _kept_heads(before, after) -> list[int]:
     """Indices of the original heads a pruned attention kept (matched by their query rows)."""
     dh = before.head_dim
-    old = [before.q.weight[h * dh:(h + 1) * dh] for h in range(before.q.out_features // dh)]
-    new = [after.q.weight[h * dh:(h + 1) * dh] for h in range(after.q.out_features // dh)]
+    old = [before.q.weight[h * dh : (h + 1) * dh] for h in range(before.q.out_features // dh)]
+    new = [after.q.weight[h * dh : (h + 1) * dh] for h in range(after.q.out_features // dh)]
     return [next(i for i, o in enumerate(old) if o.shape == n.shape and bool((o == n).all())) for n in new]
 
 
@@ -173,7 +208,7 @@ def test_head_pruning_equals_masking_the_removed_heads(imported, name, tmp_path)
         with torch.no_grad():
             for h in range(blk_old.attn.q.out_features // dh):
                 if h not in kept:
-                    blk_old.attn.o.weight[:, h * dh:(h + 1) * dh] = 0
+                    blk_old.attn.o.weight[:, h * dh : (h + 1) * dh] = 0
     x = torch.from_numpy(ids)
     with torch.no_grad():
         assert torch.allclose(pruned(x), ref(x), atol=1e-5)
@@ -216,18 +251,51 @@ def test_imported_model_through_the_whole_pipeline(name, tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads((tmp_path / "p.json").read_text())
     assert rep["after"]["params"] < rep["before"]["params"]
-    r = cli("distill", "--teacher", m, "--student", p, "--data", data, "--out", s, "--max-steps", "60", "--json", tmp_path / "d.json")
+    r = cli(
+        "distill",
+        "--teacher",
+        m,
+        "--student",
+        p,
+        "--data",
+        data,
+        "--out",
+        s,
+        "--max-steps",
+        "60",
+        "--json",
+        tmp_path / "d.json",
+    )
     assert r.returncode == 0, r.stderr
     files = []
     for fmt in ("tflite", "onnx"):
         f = tmp_path / f"s.int8.{fmt}"
-        r = cli("export", s, "--out", f, "--quant", "int8", "--calib", data, *(["--per-tensor"] if fmt == "tflite" else []))
+        r = cli(
+            "export", s, "--out", f, "--quant", "int8", "--calib", data, *(["--per-tensor"] if fmt == "tflite" else [])
+        )
         assert r.returncode == 0, r.stderr
         side = json.loads(Path(str(f) + ".json").read_text())
         assert side["verification"]["argmax_agreement"] >= 0.9
         files.append(f)
-    r = cli("bench", m, s, *files, "--data", data / "test.csv", "--max-samples", "200", "--runs", "5", "--warmup", "1",
-            "--threads", "1", "--no-validity", "--json", tmp_path / "b.json")
+    r = cli(
+        "bench",
+        m,
+        s,
+        *files,
+        "--data",
+        data / "test.csv",
+        "--max-samples",
+        "200",
+        "--runs",
+        "5",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--no-validity",
+        "--json",
+        tmp_path / "b.json",
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "b.json").read_text())
     assert not res["errors"] and len(res["models"]) == 4
@@ -246,7 +314,7 @@ def test_masked_lm_backbone_fine_tunes_above_chance(tmp_path):
     r = cli("train", "--init", m, "--data", data, "--out", tmp_path / "ft", "--epochs", "3", "--lr", "1e-3")
     assert r.returncode == 0, r.stderr  # a model at chance is refused by train itself
     from edgegen.checkpoint import load_model
-    from edgegen.train import chance_threshold
+    from edgegen.fit import chance_threshold
 
     test = load_model(tmp_path / "ft").manifest["metrics"]["test"]
     assert test["mcc"]["value"] > chance_threshold(test["n"] if "n" in test else 904) and test["mcc"]["ci"][0] > 0
@@ -262,12 +330,20 @@ def test_dnabert2_int8_bundle_runs_with_numpy_litert_and_tokenizers_only(tmp_pat
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "numpy", "ai-edge-litert", "tokenizers"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "numpy", "ai-edge-litert", "tokenizers"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
-    probe = "import importlib.util as u; print([m for m in ('torch', 'edgegen', 'dnaio', 'onnxruntime') if u.find_spec(m)])"
+    probe = (
+        "import importlib.util as u; print([m for m in ('torch', 'edgegen', 'dnaio', 'onnxruntime') if u.find_spec(m)])"
+    )
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the device sees only its venv
-    assert subprocess.run([str(py), "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=clean).stdout.strip() == "[]"
+    assert (
+        subprocess.run([str(py), "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=clean).stdout.strip()
+        == "[]"
+    )
     m, f = tmp_path / "m", tmp_path / "m.int8.tflite"
     assert cli("import", fixture("dnabert2_tiny_cls"), "--out", m, "--max-len", "251").returncode == 0
     r = cli("export", m, "--out", f, "--quant", "int8", "--per-tensor", "--calib", data)
@@ -276,12 +352,32 @@ def test_dnabert2_int8_bundle_runs_with_numpy_litert_and_tokenizers_only(tmp_pat
     rows = (data / "test.csv").read_text().splitlines()[:101]
     seqs.write_text("\n".join(rows) + "\n")
     assert cli("bundle", f, "--out", tmp_path / "b").returncode == 0
-    r = subprocess.run([str(py), "runner.py", "predict", "--model", f.name, "--input", str(seqs), "--out", str(tmp_path / "device.tsv")],
-                       cwd=tmp_path / "b", capture_output=True, text=True, env=clean)
+    r = subprocess.run(
+        [
+            str(py),
+            "runner.py",
+            "predict",
+            "--model",
+            f.name,
+            "--input",
+            str(seqs),
+            "--out",
+            str(tmp_path / "device.tsv"),
+        ],
+        cwd=tmp_path / "b",
+        capture_output=True,
+        text=True,
+        env=clean,
+    )
     assert r.returncode == 0, r.stderr
     assert cli("predict", f, "-i", seqs, "-o", tmp_path / "host.tsv").returncode == 0
     dev = [x.split("\t") for x in (tmp_path / "device.tsv").read_text().splitlines()[1:]]
     host = [x.split("\t") for x in (tmp_path / "host.tsv").read_text().splitlines()[1:]]
     assert len(dev) == len(host) == 100
     assert [d[3] for d in dev] == [h[3] for h in host]
-    assert np.abs(np.array([[float(x) for x in d[4:]] for d in dev]) - np.array([[float(x) for x in h[4:]] for h in host])).max() < 1e-5
+    assert (
+        np.abs(
+            np.array([[float(x) for x in d[4:]] for d in dev]) - np.array([[float(x) for x in h[4:]] for h in host])
+        ).max()
+        < 1e-5
+    )

@@ -9,9 +9,9 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from edgegen.checkpoint import load_model
-from edgegen.errors import ModelFileError, UsageError
-from edgegen.hf import import_hf
+from edgegen.checkpoint import load_model  # noqa: E402  (after the importorskip above)
+from edgegen.errors import ModelFileError, UsageError  # noqa: E402
+from edgegen.hf import import_hf  # noqa: E402
 
 
 def dnabert_vocab(k=3):
@@ -19,7 +19,11 @@ def dnabert_vocab(k=3):
 
 
 def nt_vocab(k=3):
-    return ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"] + ["".join(p) for p in itertools.product("ACGT", repeat=k)] + list("ACGTN")
+    return (
+        ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"]
+        + ["".join(p) for p in itertools.product("ACGT", repeat=k)]
+        + list("ACGTN")
+    )
 
 
 def save(model, vocab, d):
@@ -30,8 +34,16 @@ def save(model, vocab, d):
 
 def bert(tmp_path, head=True):
     vocab = dnabert_vocab(3)
-    cfg = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                                  max_position_embeddings=64, num_labels=2, pad_token_id=0)
+    cfg = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+        pad_token_id=0,
+    )
     torch.manual_seed(0)
     m = (transformers.BertForSequenceClassification if head else transformers.BertForMaskedLM)(cfg).eval()
     return m, save(m, vocab, tmp_path / ("bert" if head else "bert_mlm"))
@@ -39,9 +51,21 @@ def bert(tmp_path, head=True):
 
 def esm(tmp_path, positions, head=True):
     vocab = nt_vocab(3)
-    cfg = transformers.EsmConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                                 max_position_embeddings=80, num_labels=3, pad_token_id=1, mask_token_id=2, position_embedding_type=positions,
-                                 token_dropout=True, emb_layer_norm_before=False, layer_norm_eps=1e-12)
+    cfg = transformers.EsmConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=80,
+        num_labels=3,
+        pad_token_id=1,
+        mask_token_id=2,
+        position_embedding_type=positions,
+        token_dropout=True,
+        emb_layer_norm_before=False,
+        layer_norm_eps=1e-12,
+    )
     torch.manual_seed(1)
     m = (transformers.EsmForSequenceClassification if head else transformers.EsmForMaskedLM)(cfg).eval()
     return m, save(m, vocab, tmp_path / f"esm_{positions}")
@@ -80,10 +104,11 @@ def test_esm_logits_match(tmp_path, positions):
 
 def test_imported_model_prunes_and_exports_int8_tflite(tmp_path):
     pytest.importorskip("litert_torch")
-    from edgegen.export import ExportConfig, export
-    from edgegen.prune import PruneConfig, prune
     from edgegen.checkpoint import save_model
     from edgegen.data.synthetic import make_task
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
+    from edgegen.prune import PruneConfig, prune
     from edgegen.runtime import load_runner, run_batched
 
     hf, d = esm(tmp_path, "rotary")
@@ -94,8 +119,12 @@ def test_imported_model_prunes_and_exports_int8_tflite(tmp_path):
     assert p.config.n_heads == 2
     save_model(p, lm.tokenizer, tmp_path / "pruned")
     calib = make_task("promoter", 200, 100, seed=2)
-    q = export(tmp_path / "pruned", tmp_path / "p.int8.tflite", ExportConfig(format="tflite", quant="int8", calib_samples=64, per_channel=False),
-               calib=calib)
+    q = export(
+        tmp_path / "pruned",
+        tmp_path / "p.int8.tflite",
+        ExportConfig(format="tflite", quant="int8", calib_samples=64, per_channel=False),
+        calib=calib,
+    )
     got = run_batched(load_runner(q), ids)
     ref = p(torch.from_numpy(ids)).detach().numpy()
     assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.75
@@ -138,8 +167,7 @@ def test_bin_weights_load_with_weights_only(tmp_path):
 
 @pytest.mark.slow
 def test_finetune_imported_mlm_checkpoint_on_real_data(tmp_path):
-    from edgegen.api import train_teacher
-    from edgegen.train import TrainConfig
+    from edgegen.train import TrainConfig, train_teacher
 
     from .conftest import real_data
 
@@ -147,6 +175,11 @@ def test_finetune_imported_mlm_checkpoint_on_real_data(tmp_path):
     c = json.loads((d / "config.json").read_text())
     c["max_position_embeddings"] = 64
     import_hf(d, tmp_path / "imp", max_len=60)  # centre 60 nt of each 251 nt promoter window
-    res = train_teacher(real_data("promoter_nontata_human"), tmp_path / "ft", TrainConfig(epochs=2, lr=1e-3, batch_size=64),
-                        init=tmp_path / "imp", show_progress=False)
+    res = train_teacher(
+        real_data("promoter_nontata_human"),
+        tmp_path / "ft",
+        TrainConfig(epochs=2, lr=1e-3, batch_size=64),
+        init=tmp_path / "imp",
+        show_progress=False,
+    )
     assert res["test"]["accuracy"]["value"] > 0.6  # chance is 0.54: the new head and encoder learned

@@ -2,15 +2,14 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
 from edgegen.checkpoint import load_model, save_model
+from edgegen.dna_tokenizer import Tokenizer
 from edgegen.errors import ModelFileError, UsageError
 from edgegen.export.modes import export_mode
 from edgegen.model import GenomicTransformer, ModelConfig, count_params
-from edgegen.tokenizers import Tokenizer
 
 
 def tiny_cfg(**kw):
@@ -143,7 +142,10 @@ def test_no_clobber_without_force(tmp_path):
 
 
 def test_importing_edgegen_does_not_import_torch():
-    code = "import sys, edgegen, edgegen.cli, edgegen.data, edgegen.tokenizers, edgegen.metrics; print('torch' in sys.modules)"
+    code = (
+        "import sys, edgegen, edgegen.cli, edgegen.data, edgegen.dna_tokenizer, edgegen.metrics; "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
 

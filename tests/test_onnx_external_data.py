@@ -18,7 +18,8 @@ import pytest
 
 
 def _export(model_dir, out, calib, force=False, **kw):
-    from edgegen.export import ExportConfig, export
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
 
     return export(model_dir, out, ExportConfig(format="onnx", verify_samples=64, **kw), calib=calib, force=force)
 
@@ -49,12 +50,16 @@ def test_external_weights_compute_the_same_logits(pair, syn_splits):
     b = run_batched(load_runner(beside), ids)
     np.testing.assert_allclose(a, b, atol=1e-6)
     # the stage folder is gone: nothing but the three files
-    assert sorted(p.name for p in beside.parent.iterdir() if p.name.startswith("beside")) == ["beside.onnx", "beside.onnx.data", "beside.onnx.json"]
+    assert sorted(p.name for p in beside.parent.iterdir() if p.name.startswith("beside")) == [
+        "beside.onnx",
+        "beside.onnx.data",
+        "beside.onnx.json",
+    ]
     assert not [p for p in beside.parent.iterdir() if p.name.startswith(".")]
 
 
 def test_sizes_count_the_external_weights(pair):
-    from edgegen.bench import _model_info
+    from edgegen.bench_measure import model_info as _model_info
 
     inside, beside = pair
     a, b = _model_info(inside)["size_bytes"], _model_info(beside)["size_bytes"]
@@ -78,7 +83,9 @@ def test_weights_go_beside_the_file_only_above_the_threshold(tiny_model_dir, syn
     import edgegen.export.onnx as backend
 
     small = _export(tiny_model_dir, tmp_path / "auto.onnx", syn_splits["dev"], quant="int8")
-    assert not Path(str(small) + ".data").exists() and "external_data" not in json.loads(Path(str(small) + ".json").read_text())
+    assert not Path(str(small) + ".data").exists() and "external_data" not in json.loads(
+        Path(str(small) + ".json").read_text()
+    )
     monkeypatch.setattr(backend, "EXTERNAL_DATA_BYTES", 1000)  # a 'large' model, as NT-v2 500M is at 1.8 GB
     big = _export(tiny_model_dir, tmp_path / "big.onnx", syn_splits["dev"], quant="int8")
     assert Path(str(big) + ".data").is_file()
@@ -127,7 +134,7 @@ def test_clobbering_and_force_with_external_weights(tiny_model_dir, syn_splits, 
 def test_bundle_carries_external_weights_to_the_torch_free_runner(pair, syn_dir, tmp_path):
     import os
 
-    from edgegen.api import bundle_model
+    from edgegen.bundle import bundle_model
 
     _, beside = pair
     b = tmp_path / "bundle"
@@ -135,9 +142,20 @@ def test_bundle_carries_external_weights_to_the_torch_free_runner(pair, syn_dir,
     man = json.loads((b / "MANIFEST.json").read_text())
     assert beside.name + ".data" in man["files"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    block = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = ['runner.py'] + sys.argv[1:]; "
-             "runpy.run_path('runner.py', run_name='__main__')")
-    args = ["measure", "--model", beside.name, "--inputs", "inputs.npz", "--out", str(tmp_path / "res.json"), "--no-latency"]
+    block = (
+        "import runpy, sys; sys.modules['torch'] = None; sys.argv = ['runner.py'] + sys.argv[1:]; "
+        "runpy.run_path('runner.py', run_name='__main__')"
+    )
+    args = [
+        "measure",
+        "--model",
+        beside.name,
+        "--inputs",
+        "inputs.npz",
+        "--out",
+        str(tmp_path / "res.json"),
+        "--no-latency",
+    ]
     r = subprocess.run([sys.executable, "-c", block, *args], cwd=b, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "res.json").read_text())["accuracy"]["value"] > 0.8
@@ -146,17 +164,48 @@ def test_bundle_carries_external_weights_to_the_torch_free_runner(pair, syn_dir,
     raw = bytearray(data.read_bytes())
     raw[-1] ^= 1
     data.write_bytes(bytes(raw))
-    r = subprocess.run([sys.executable, "-c", block, *args[:-3], "--out", str(tmp_path / "r2.json"), "--no-latency"], cwd=b,
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-c", block, *args[:-3], "--out", str(tmp_path / "r2.json"), "--no-latency"],
+        cwd=b,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 1 and "bundle manifest" in r.stderr and not (tmp_path / "r2.json").exists()
 
 
 def test_cli_external_data_flag(tiny_model_dir, syn_dir, tmp_path):
     out = tmp_path / "cli.onnx"
-    r = subprocess.run([sys.executable, "-m", "edgegen.cli", "export", str(tiny_model_dir), "--out", str(out), "--external-data",
-                        "--calib", str(syn_dir)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgegen.cli",
+            "export",
+            str(tiny_model_dir),
+            "--out",
+            str(out),
+            "--external-data",
+            "--calib",
+            str(syn_dir),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "external weights" in r.stdout and Path(str(out) + ".data").is_file()
-    r = subprocess.run([sys.executable, "-m", "edgegen.cli", "export", str(tiny_model_dir), "--out", str(tmp_path / "m.tflite"),
-                        "--external-data"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgegen.cli",
+            "export",
+            str(tiny_model_dir),
+            "--out",
+            str(tmp_path / "m.tflite"),
+            "--external-data",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode != 0 and "Traceback" not in r.stderr and "external_data is an ONNX option" in r.stderr

@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgegen.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "edgegen.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def one_line_error(r: subprocess.CompletedProcess, code: int = 1) -> str:
@@ -31,7 +33,7 @@ def one_line_error(r: subprocess.CompletedProcess, code: int = 1) -> str:
 # ---------------------------------------------------------------------------------------------- teacher-logit stores
 @pytest.fixture(scope="module")
 def store(tiny_model_dir, syn_dir, tmp_path_factory) -> Path:
-    from edgegen.api import compute_teacher_logits
+    from edgegen.distill import compute_teacher_logits
 
     out = tmp_path_factory.mktemp("store") / "logits"
     compute_teacher_logits(tiny_model_dir, syn_dir, out, show_progress=False)
@@ -40,13 +42,19 @@ def store(tiny_model_dir, syn_dir, tmp_path_factory) -> Path:
 
 def _open(store: Path, tiny_model_dir, syn_splits):
     from edgegen.checkpoint import load_model
-    from edgegen.distill import DistillConfig, training_windows
+    from edgegen.distill import DistillConfig
+    from edgegen.distill_data import training_windows
     from edgegen.teacher_logits import LogitStore, ids_sha256, tokenizer_sha256
 
     lm = load_model(tiny_model_dir)
     ids, _, _ = training_windows(lm.tokenizer, syn_splits["train"], DistillConfig())
-    return LogitStore.open(store, teacher_sha=lm.manifest["files"]["model.safetensors"],
-                           tokenizer_sha=tokenizer_sha256(lm.tokenizer), ids_sha=ids_sha256(ids), rows=len(ids))
+    return LogitStore.open(
+        store,
+        teacher_sha=lm.manifest["files"]["model.safetensors"],
+        tokenizer_sha=tokenizer_sha256(lm.tokenizer),
+        ids_sha=ids_sha256(ids),
+        rows=len(ids),
+    )
 
 
 def _copy(store: Path, tmp: Path) -> tuple[Path, dict]:
@@ -59,8 +67,10 @@ def _save_meta(dst: Path, meta: dict) -> None:
     (dst / "meta.json").write_text(json.dumps(meta))
 
 
-@pytest.mark.parametrize("name,needle", [("../outside/evil.npy", "points outside"), ("/etc/hostname", "absolute path"),
-                                         (7, "not a file name")])
+@pytest.mark.parametrize(
+    "name,needle",
+    [("../outside/evil.npy", "points outside"), ("/etc/hostname", "absolute path"), (7, "not a file name")],
+)
 def test_h1_a_shard_path_leaving_the_store_is_refused(store, tiny_model_dir, syn_splits, tmp_path, name, needle):
     from edgegen.errors import ModelFileError
 
@@ -90,7 +100,10 @@ def test_h2_changed_swapped_or_non_finite_shards_are_refused(store, tiny_model_d
     with pytest.raises(ModelFileError, match="replaced or damaged"):
         _open(dst, tiny_model_dir, syn_splits)
     # someone who also rewrites the recorded hash: NaN and inf are still refused, naming the row
-    for bad, word in ((np.full_like(good, np.nan), "NaN"), (np.where(np.arange(len(good))[:, None] == 5, np.inf, good), "infinite")):
+    for bad, word in (
+        (np.full_like(good, np.nan), "NaN"),
+        (np.where(np.arange(len(good))[:, None] == 5, np.inf, good), "infinite"),
+    ):
         np.save(shard, bad.astype(np.float32))
         meta["shards"][0]["sha256"] = sha256_file(shard)
         _save_meta(dst, meta)
@@ -108,8 +121,21 @@ def test_m1_an_empty_shard_is_a_damaged_store_not_an_interrupt(store, tiny_model
     (dst / meta["shards"][0]["file"]).write_bytes(b"")
     student = tmp_path / "s.yaml"
     student.write_text("d_model: 16\nn_layers: 1\nn_heads: 2\nffn_dim: 32\n")
-    r = cli("distill", "--teacher", tiny_model_dir, "--student", student, "--data", syn_dir, "--out", tmp_path / "out",
-            "--teacher-logits", dst, "--epochs", "1")
+    r = cli(
+        "distill",
+        "--teacher",
+        tiny_model_dir,
+        "--student",
+        student,
+        "--data",
+        syn_dir,
+        "--out",
+        tmp_path / "out",
+        "--teacher-logits",
+        dst,
+        "--epochs",
+        "1",
+    )
     line = one_line_error(r)
     assert "shard is empty" in line and "logits-00000.npy" in line
     assert not (tmp_path / "out").exists()
@@ -166,7 +192,7 @@ def test_h3_a_model_computing_nan_gives_no_metric_prediction_or_verification(syn
             out[len(ids) // 2] = np.nan
             return out
 
-    from edgegen.tokenizers import Tokenizer
+    from edgegen.dna_tokenizer import Tokenizer
 
     r = NaNRunner(Tokenizer(kind="kmer_nonoverlap", k=3, max_len=200))
     with pytest.raises(ModelFileError, match="nan.onnx: the model's logits .* NaN"):
@@ -183,9 +209,15 @@ def test_h4_recipe_inputs_are_keyed_by_content_not_path(tiny_model_dir, syn_dir,
     shutil.copytree(tiny_model_dir, model)
     reads = tmp_path / "reads.fa"
     reads.write_text(">r1\nACGTACGTACGTACGTACGT\n")
-    raw = {"name": "h4", "data": str(syn_dir), "steps": [
-        {"type": "load", "path": str(model)}, {"type": "prune", "targets": [0.5]},
-        {"type": "distill", "epochs": 1, "unlabeled": str(reads)}]}
+    raw = {
+        "name": "h4",
+        "data": str(syn_dir),
+        "steps": [
+            {"type": "load", "path": str(model)},
+            {"type": "prune", "targets": [0.5]},
+            {"type": "distill", "epochs": 1, "unlabeled": str(reads)},
+        ],
+    }
 
     def keys():
         return {s.name: s.key for s in plan(load_recipe(raw=raw))}
@@ -196,22 +228,27 @@ def test_h4_recipe_inputs_are_keyed_by_content_not_path(tiny_model_dir, syn_dir,
     after_reads = keys()
     assert after_reads["teacher"] == before["teacher"]
     assert all(after_reads[k] != before[k] for k in before if k.startswith("distill"))
-    (model / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes() + b" ")  # another model, same path
+    (model / "model.safetensors").write_bytes(
+        (model / "model.safetensors").read_bytes() + b" "
+    )  # another model, same path
     after_model = keys()
     assert after_model["teacher"] != before["teacher"]
     assert all(after_model[k] != after_reads[k] for k in after_model)  # everything built on the teacher is rebuilt
 
 
 # ---------------------------------------------------------------------------------------------------- device profiles
-@pytest.mark.parametrize("ssh,needle", [
-    ({"host": "-oProxyCommand=touch MARKER"}, "host"),
-    ({"host": "pi", "user": "-oProxyCommand=x"}, "user"),
-    ({"host": "pi", "options": ["ProxyCommand=touch MARKER"]}, "ssh option"),
-    ({"host": "pi", "options": ["LocalCommand=touch MARKER"]}, "ssh option"),
-    ({"host": "pi", "remote_dir": "/tmp/x; touch MARKER"}, "remote_dir"),
-    ({"host": "pi", "remote_dir": "/"}, "remote_dir"),
-    ({"host": "pi", "identity_file": "-oProxyCommand=x"}, "identity_file"),
-])
+@pytest.mark.parametrize(
+    "ssh,needle",
+    [
+        ({"host": "-oProxyCommand=touch MARKER"}, "host"),
+        ({"host": "pi", "user": "-oProxyCommand=x"}, "user"),
+        ({"host": "pi", "options": ["ProxyCommand=touch MARKER"]}, "ssh option"),
+        ({"host": "pi", "options": ["LocalCommand=touch MARKER"]}, "ssh option"),
+        ({"host": "pi", "remote_dir": "/tmp/x; touch MARKER"}, "remote_dir"),
+        ({"host": "pi", "remote_dir": "/"}, "remote_dir"),
+        ({"host": "pi", "identity_file": "-oProxyCommand=x"}, "identity_file"),
+    ],
+)
 def test_h5_profile_text_never_becomes_an_ssh_option(tmp_path, ssh, needle):
     import yaml
 
@@ -238,12 +275,25 @@ def test_h5_python_words_are_quoted_and_ssh_ends_its_options(tmp_path, monkeypat
     f.write_text(yaml.safe_dump({"name": "p", "python": "python3; touch MARKER", "ssh": {"host": "pi"}}))
     with pytest.raises(ConfigError, match="python"):
         load_device(f)
-    f.write_text(yaml.safe_dump({"name": "p", "python": "qemu-aarch64-static -L /opt/root /opt/root/usr/bin/python3",
-                                 "ssh": {"host": "pi.local", "user": "lab", "port": 2222,
-                                         "options": ["StrictHostKeyChecking=accept-new"]}}))
+    f.write_text(
+        yaml.safe_dump(
+            {
+                "name": "p",
+                "python": "qemu-aarch64-static -L /opt/root /opt/root/usr/bin/python3",
+                "ssh": {
+                    "host": "pi.local",
+                    "user": "lab",
+                    "port": 2222,
+                    "options": ["StrictHostKeyChecking=accept-new"],
+                },
+            }
+        )
+    )
     prof = load_device(f)
     seen = []
-    monkeypatch.setattr(remote, "_run", lambda cmd, *a: (seen.append(cmd), subprocess.CompletedProcess(cmd, 1, "", "no"))[1])
+    monkeypatch.setattr(
+        remote, "_run", lambda cmd, *a: (seen.append(cmd), subprocess.CompletedProcess(cmd, 1, "", "no"))[1]
+    )
     with pytest.raises(Exception):
         remote.SSHDevice(prof).measure("/tmp/d", "m.tflite", [], tmp_path / "m;x.json")
     cmd = seen[0]
@@ -255,29 +305,62 @@ def test_h5_python_words_are_quoted_and_ssh_ends_its_options(tmp_path, monkeypat
 # ---------------------------------------------------------------------------------------------------------- bundles
 @pytest.fixture(scope="module")
 def bundle(tiny_model_dir, syn_dir, tmp_path_factory) -> Path:
-    from edgegen.api import bundle_model
-    from edgegen.export import ExportConfig, export
+    from edgegen.bundle import bundle_model
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
 
     d = tmp_path_factory.mktemp("bundle")
-    m = export(tiny_model_dir, d / "tiny.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_dir)
+    m = export(
+        tiny_model_dir, d / "tiny.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_dir
+    )
     return bundle_model(m, d / "b", data=syn_dir / "test.csv")
 
 
 def _measure(b: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "runner.py", "measure", "--model", "tiny.onnx", "--inputs", "inputs.npz",
-                           "--out", "r.json", "--runs", "5", "--warmup", "1", "--no-latency"], cwd=b, capture_output=True, text=True)
+    return subprocess.run(
+        [
+            sys.executable,
+            "runner.py",
+            "measure",
+            "--model",
+            "tiny.onnx",
+            "--inputs",
+            "inputs.npz",
+            "--out",
+            "r.json",
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--no-latency",
+        ],
+        cwd=b,
+        capture_output=True,
+        text=True,
+    )
 
 
-@pytest.mark.parametrize("tamper,needle", [
-    (lambda b: (b / "lib/edgegen/predict.py").write_text((b / "lib/edgegen/predict.py").read_text() + "\nraise SystemExit(0)\n"),
-     "lib/edgegen/predict.py: differs from the bundle manifest"),
-    (lambda b: (b / "runner.py").write_text((b / "runner.py").read_text().replace("verify_bundle(here)", "{'files': {}}")),
-     None),  # a runner that skips the check is caught by the host before copying it (the signature's job on a device)
-    (lambda b: (b / "inputs.npz").write_bytes((b / "inputs.npz").read_bytes()[:-10]), "inputs.npz: differs"),
-    (lambda b: (b / "lib/edgegen/sitecustomize.py").write_text("import os\n"), "sitecustomize.py: is not listed"),
-    (lambda b: (b / "json.py").write_text("raise SystemExit('shadowed')\n"), "json.py: is not listed"),
-    (lambda b: (b / "tiny.onnx").unlink(), "tiny.onnx: missing from the bundle"),
-])
+@pytest.mark.parametrize(
+    "tamper,needle",
+    [
+        (
+            lambda b: (b / "lib/edgegen/predict.py").write_text(
+                (b / "lib/edgegen/predict.py").read_text() + "\nraise SystemExit(0)\n"
+            ),
+            "lib/edgegen/predict.py: differs from the bundle manifest",
+        ),
+        (
+            lambda b: (b / "runner.py").write_text(
+                (b / "runner.py").read_text().replace("verify_bundle(here)", "{'files': {}}")
+            ),
+            None,
+        ),  # a runner that skips the check is caught by the host before copying it (the signature's job on a device)
+        (lambda b: (b / "inputs.npz").write_bytes((b / "inputs.npz").read_bytes()[:-10]), "inputs.npz: differs"),
+        (lambda b: (b / "lib/edgegen/sitecustomize.py").write_text("import os\n"), "sitecustomize.py: is not listed"),
+        (lambda b: (b / "json.py").write_text("raise SystemExit('shadowed')\n"), "json.py: is not listed"),
+        (lambda b: (b / "tiny.onnx").unlink(), "tiny.onnx: missing from the bundle"),
+    ],
+)
 def test_h6_a_changed_or_added_bundle_file_is_refused_before_anything_runs(bundle, tmp_path, tamper, needle):
     from edgegen.errors import ModelFileError
     from edgegen.standalone import check_bundle
@@ -324,13 +407,22 @@ def test_h6_install_sh_verifies_the_wheels_before_pip_runs(float_onnx_bundle_wit
 def float_onnx_bundle_with_wheels(tiny_model_dir, syn_dir, tmp_path_factory) -> Path:
     import platform
 
-    from edgegen.api import bundle_model
-    from edgegen.export import ExportConfig, export
+    from edgegen.bundle import bundle_model
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
 
     d = tmp_path_factory.mktemp("wh")
-    m = export(tiny_model_dir, d / "tiny.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_dir)
-    return bundle_model(m, d / "b", data=syn_dir / "test.csv", wheelhouse=True,
-                        platform=f"linux_{platform.machine()}", python="%d.%d" % sys.version_info[:2])
+    m = export(
+        tiny_model_dir, d / "tiny.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_dir
+    )
+    return bundle_model(
+        m,
+        d / "b",
+        data=syn_dir / "test.csv",
+        wheelhouse=True,
+        platform=f"linux_{platform.machine()}",
+        python="%d.%d" % sys.version_info[:2],
+    )
 
 
 # --------------------------------------------------------------------------------------------- Hugging Face folders

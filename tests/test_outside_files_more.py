@@ -21,12 +21,19 @@ from tests.test_outside_files import cli, one_line_error
 @pytest.fixture(scope="module")
 def onnx_pair(tiny_model_dir, syn_dir, tmp_path_factory) -> dict:
     """A plain ONNX export and one with external weights, of the tiny model."""
-    from edgegen.export import ExportConfig, export
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
 
     d = tmp_path_factory.mktemp("onnx")
-    plain = export(tiny_model_dir, d / "m.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_dir)
-    ext = export(tiny_model_dir, d / "e.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32, external_data=True),
-                 calib=syn_dir)
+    plain = export(
+        tiny_model_dir, d / "m.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_dir
+    )
+    ext = export(
+        tiny_model_dir,
+        d / "e.onnx",
+        ExportConfig(format="onnx", quant="none", verify_samples=32, external_data=True),
+        calib=syn_dir,
+    )
     return {"plain": plain, "external": ext}
 
 
@@ -38,17 +45,38 @@ def _copy_model(src: Path, dst_dir: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------------- medium
-@pytest.mark.parametrize("content,needle", [(b"", "empty or truncated"), (None, "empty or truncated"),
-                                            (b"PK\x03\x04 not really a zip", "not a readable .npz")])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (b"", "empty or truncated"),
+        (None, "empty or truncated"),
+        (b"PK\x03\x04 not really a zip", "not a readable .npz"),
+    ],
+)
 def test_m2_the_runner_reports_a_bad_inputs_file_in_one_line(onnx_pair, syn_dir, tmp_path, content, needle):
-    from edgegen.api import bundle_model
+    from edgegen.bundle import bundle_model
 
     b = bundle_model(onnx_pair["plain"], tmp_path / "b", data=syn_dir / "test.csv")
     good = (b / "inputs.npz").read_bytes()
     bad = tmp_path / "bad.npz"
     bad.write_bytes(good[: len(good) // 2] if content is None else content)
-    r = subprocess.run([sys.executable, "runner.py", "measure", "--model", "m.onnx", "--inputs", str(bad), "--out",
-                        str(tmp_path / "r.json"), "--no-latency"], cwd=b, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "runner.py",
+            "measure",
+            "--model",
+            "m.onnx",
+            "--inputs",
+            str(bad),
+            "--out",
+            str(tmp_path / "r.json"),
+            "--no-latency",
+        ],
+        cwd=b,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "bad.npz" in r.stderr and needle in r.stderr, r.stderr
 
@@ -81,7 +109,9 @@ def test_m3_a_tokenizer_the_model_cannot_embed_is_refused_at_import_and_load(tin
     moved = [w for w in words if w != kmer] + [f"<extra{i}>" for i in range(50)] + [kmer]  # a 6-mer past vocab_size
     (hf / "vocab.txt").write_text("\n".join(moved) + "\n")
     line = one_line_error(cli("import", hf, "--out", tmp_path / "m"))
-    assert "but the model's embedding has only" in line and "vocab_size in config.json and the tokenizer disagree" in line
+    assert (
+        "but the model's embedding has only" in line and "vocab_size in config.json and the tokenizer disagree" in line
+    )
     assert not (tmp_path / "m").exists() and not list(tmp_path.glob(".m.*"))  # nothing half-written
     m = tmp_path / "native"
     shutil.copytree(tiny_model_dir, m)
@@ -92,7 +122,9 @@ def test_m3_a_tokenizer_the_model_cannot_embed_is_refused_at_import_and_load(tin
     man = json.loads((m / "manifest.json").read_text())
     man["files"]["tokenizer.json"] = sha256_file(m / "tokenizer.json")
     (m / "manifest.json").write_text(json.dumps(man))
-    with pytest.raises(ModelFileError, match=r"tokenizer has ids up to 10000 \('\w+'\), but the model's embedding has only"):
+    with pytest.raises(
+        ModelFileError, match=r"tokenizer has ids up to 10000 \('\w+'\), but the model's embedding has only"
+    ):
         load_model(m)
 
 
@@ -100,7 +132,9 @@ def test_m4_force_replaces_only_regular_files_that_are_not_inputs(tiny_model_dir
     reads = tmp_path / "x.fa"
     reads.write_text(">r1\n" + "ACGT" * 40 + "\n")
     before = reads.read_text()
-    assert "an input of this command" in one_line_error(cli("predict", tiny_model_dir, "-i", reads, "-o", reads, "--force"), 2)
+    assert "an input of this command" in one_line_error(
+        cli("predict", tiny_model_dir, "-i", reads, "-o", reads, "--force"), 2
+    )
     assert reads.read_text() == before
     if Path("/dev/full").exists():
         line = one_line_error(cli("predict", tiny_model_dir, "-i", reads, "-o", "/dev/full", "--force"), 2)
@@ -118,7 +152,7 @@ def test_m4_force_replaces_only_regular_files_that_are_not_inputs(tiny_model_dir
 def test_m5_a_bundle_never_carries_weights_its_sidecar_does_not_check(onnx_pair, tmp_path):
     import onnx
 
-    from edgegen.api import bundle_model
+    from edgegen.bundle import bundle_model
     from edgegen.errors import ModelFileError
     from edgegen.runtime.sidecar import seal
 
@@ -126,8 +160,14 @@ def test_m5_a_bundle_never_carries_weights_its_sidecar_does_not_check(onnx_pair,
     d = tmp_path / "m"
     d.mkdir()
     m = onnx.load(str(src))
-    onnx.save_model(m, str(tmp_path / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="outside.data", size_threshold=0)  # the data beside the model's folder, not in it
+    onnx.save_model(
+        m,
+        str(tmp_path / "m.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="outside.data",
+        size_threshold=0,
+    )  # the data beside the model's folder, not in it
     m = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False)
     for t in m.graph.initializer:
         for e in t.external_data:
@@ -167,7 +207,9 @@ def test_m7_a_peer_gone_error_is_not_reported_by_a_second_rank(monkeypatch, caps
     from edgegen.boundary import run_guarded
 
     def failing():
-        raise RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:1234")
+        raise RuntimeError(
+            "[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:1234"
+        )
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
@@ -183,11 +225,18 @@ def test_m8_prune_targets_naming_one_stage_are_refused(syn_dir):
     from edgegen.errors import ConfigError
     from edgegen.recipe import load_recipe
 
-    raw = {"name": "m8", "data": str(syn_dir), "steps": [{"type": "train", "epochs": 1}, {"type": "prune", "targets": [0.8, 0.80, 0.8000001]}]}
+    raw = {
+        "name": "m8",
+        "data": str(syn_dir),
+        "steps": [{"type": "train", "epochs": 1}, {"type": "prune", "targets": [0.8, 0.80, 0.8000001]}],
+    }
     with pytest.raises(ConfigError, match="targets 0.8 and 0.8 are both 80%"):
         load_recipe(raw=raw)
     raw["steps"][1]["targets"] = [0.8, 0.5]
-    assert [s.name for s in __import__("edgegen.recipe", fromlist=["plan"]).plan(load_recipe(raw=raw))][1:3] == ["prune-params80", "prune-params50"]
+    assert [s.name for s in __import__("edgegen.recipe", fromlist=["plan"]).plan(load_recipe(raw=raw))][1:3] == [
+        "prune-params80",
+        "prune-params50",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------------ low
@@ -249,7 +298,9 @@ def test_l3_a_second_run_in_the_same_folder_is_refused_at_once(tmp_path):
     from edgegen.io import held_or_refused
 
     with held_or_refused(tmp_path / ".lock", "run folder"):
-        code = ("from edgegen.io import held_or_refused\nwith held_or_refused(%r, 'run folder'):\n    pass" % str(tmp_path / ".lock"))
+        code = "from edgegen.io import held_or_refused\nwith held_or_refused(%r, 'run folder'):\n    pass" % str(
+            tmp_path / ".lock"
+        )
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert r.returncode != 0 and "another edgegen process is using this run folder" in r.stderr
     assert not (tmp_path / ".lock").exists()  # nothing left behind
@@ -273,7 +324,7 @@ def test_l6_weights_get_the_usual_permissions(tiny_model_dir, tmp_path):
 
 
 def test_l7_an_unlabeled_table_needs_only_a_sequence_column(tmp_path):
-    from edgegen.teacher_logits import read_windows
+    from edgegen.distill_data import read_windows
 
     t = tmp_path / "reads.csv"
     t.write_text("sequence\n" + "ACGT" * 30 + "\n" + "GGCC" * 10 + "\n")
@@ -284,7 +335,11 @@ def test_l8_a_distill_step_with_nothing_to_distil_is_an_error(syn_dir):
     from edgegen.errors import ConfigError
     from edgegen.recipe import load_recipe, plan
 
-    raw = {"name": "l8", "data": str(syn_dir), "steps": [{"type": "train", "epochs": 1}, {"type": "distill", "epochs": 1}]}
+    raw = {
+        "name": "l8",
+        "data": str(syn_dir),
+        "steps": [{"type": "train", "epochs": 1}, {"type": "distill", "epochs": 1}],
+    }
     with pytest.raises(ConfigError, match="nothing to distil"):
         plan(load_recipe(raw=raw))
 
@@ -300,11 +355,17 @@ def test_l10_a_duplicate_vocabulary_entry_is_warned_about(tmp_path, caplog):
 
 # ------------------------------------------------------------------------------------------------ as a new user
 def test_tables_printed_to_a_pipe_are_not_cut():
-    code = ("from rich.table import Table\nfrom edgegen.commands import console\nt = Table('model', 'accuracy', 'p50 ms')\n"
-            "t.add_row('distill-params50-student-small.int8-full.per-channel.tflite' * 2, '0.893 [0.857, 0.927]', '0.18')\n"
-            "console().print(t)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env={k: v for k, v in os.environ.items() if k != "COLUMNS"})
+    code = (
+        "from rich.table import Table\nfrom edgegen.commands import console\nt = Table('model', 'accuracy', 'p50 ms')\n"
+        "t.add_row('distill-params50-student-small.int8-full.per-channel.tflite' * 2, '0.893 [0.857, 0.927]', '0.18')\n"
+        "console().print(t)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
+    )
     assert r.returncode == 0, r.stderr
     assert "distill-params50-student-small.int8-full.per-channel.tflite" * 2 in r.stdout and "…" not in r.stdout
 
@@ -317,7 +378,9 @@ def test_the_kmer_baseline_scores_real_data_and_train_reports_it(tmp_path):
     s = load_split_dir(real_data("promoter_nontata_human"))
     base = kmer_baseline(s["train"], s["test"])
     assert 0.5 < base["mcc"] < 0.7 and base["n"] == len(s["test"])  # the README's 4-mer LR: 0.593
-    shuffled = type(s["train"])(s["train"].sequences, np.random.default_rng(0).permutation(s["train"].labels), None, "x")
+    shuffled = type(s["train"])(
+        s["train"].sequences, np.random.default_rng(0).permutation(s["train"].labels), None, "x"
+    )
     assert abs(kmer_baseline(shuffled, s["test"])["mcc"]) < 0.1  # labels it cannot learn: chance
 
 
@@ -339,15 +402,41 @@ def test_train_warns_when_the_transformer_does_not_beat_the_baseline(syn_dir, tm
 
 @pytest.mark.slow
 def test_m7_nproc_runs_ranks_and_keeps_one_error_line_and_its_exit_code(tiny_model_dir, syn_dir, tmp_path):
-    """`--nproc N` launches the ranks as torchrun would, without torchrun's own traceback; a usage error keeps exit 2."""
+    """`--nproc N` launches the ranks as torchrun would, without torchrun's own traceback; a usage error keeps exit
+    2."""
     bad = tmp_path / "s.yaml"
     bad.write_text("n_layers: 1\nwings: 2\n")
-    r = cli("distill", "--nproc", "2", "--teacher", tiny_model_dir, "--student", bad, "--data", syn_dir, "--out", tmp_path / "o")
+    r = cli(
+        "distill",
+        "--nproc",
+        "2",
+        "--teacher",
+        tiny_model_dir,
+        "--student",
+        bad,
+        "--data",
+        syn_dir,
+        "--out",
+        tmp_path / "o",
+    )
     assert "wings: unknown field" in one_line_error(r, 2)
-    r = cli("distill", "--nproc", "2", "--teacher", tiny_model_dir, "--student", bad, "--data", tmp_path / "missing",
-            "--out", tmp_path / "o")
+    r = cli(
+        "distill",
+        "--nproc",
+        "2",
+        "--teacher",
+        tiny_model_dir,
+        "--student",
+        bad,
+        "--data",
+        tmp_path / "missing",
+        "--out",
+        tmp_path / "o",
+    )
     assert r.returncode in (1, 2) and r.stderr.count("edgegen: error") == 1 and "Traceback" not in r.stderr, r.stderr
-    r = cli("teacher-logits", "--nproc", "2", "--teacher", tiny_model_dir, "--data", syn_dir, "--out", tmp_path / "store")
+    r = cli(
+        "teacher-logits", "--nproc", "2", "--teacher", tiny_model_dir, "--data", syn_dir, "--out", tmp_path / "store"
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     meta = json.loads((tmp_path / "store" / "meta.json").read_text())
     assert len(meta["shards"]) >= 1 and all(len(s["sha256"]) == 64 for s in meta["shards"])
@@ -359,7 +448,10 @@ def test_l5_temp_folders_of_a_killed_writer_are_removed_by_the_next(tmp_path):
 
     from edgegen.io import temp_dir
 
-    code = "import os, sys\nfrom edgegen.io import temp_dir\nprint(temp_dir(sys.argv[1]), flush=True)\nos.kill(os.getpid(), 9)"
+    code = (
+        "import os, sys\nfrom edgegen.io import temp_dir\nprint(temp_dir(sys.argv[1]), flush=True)\n"
+        "os.kill(os.getpid(), 9)"
+    )
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "store")], capture_output=True, text=True)
     assert r.returncode == -signal.SIGKILL
     left = Path(r.stdout.strip())
@@ -374,7 +466,8 @@ def test_l4_an_unwritable_output_folder_is_found_before_the_work(tiny_model_dir,
     the folder, not a temp path after minutes of work."""
     import edgegen.io as io
     from edgegen.errors import UsageError
-    from edgegen.export import ExportConfig, export
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
 
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -397,8 +490,14 @@ def test_labels_of_nearby_points_do_not_overlap(tmp_path):
 
     # an at-chance model widens the accuracy axis: the three int8 students lie within a few pixels of each other
     pts = [(0.18, 0.887), (0.18, 0.890), (0.19, 0.889), (1.32, 0.893), (0.70, 0.890), (0.03, 0.50)]
-    names = ["distill-params50.int8.tflite", "distill-params50.int8.onnx", "distill-small.int8.tflite", "teacher",
-             "distill-params50", "1-layer"]
+    names = [
+        "distill-params50.int8.tflite",
+        "distill-params50.int8.onnx",
+        "distill-small.int8.tflite",
+        "teacher",
+        "distill-params50",
+        "1-layer",
+    ]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter(*zip(*pts))
     ax.set_xscale("log")

@@ -1,5 +1,4 @@
 import gzip
-import json
 import subprocess
 import sys
 
@@ -52,7 +51,14 @@ def test_predict_fastq_windows_rc_and_bad_records(tiny_model_dir, tmp_path):
     with pytest.raises(DataError, match="bad1"):
         predict(tiny_model_dir, fq, tmp_path / "p.tsv", show_progress=False, open_runner=load_any)
     assert not (tmp_path / "p.tsv").exists()
-    st = predict(tiny_model_dir, fq, tmp_path / "p.tsv", PredictConfig(on_bad_record="skip", short="skip"), show_progress=False, open_runner=load_any)
+    st = predict(
+        tiny_model_dir,
+        fq,
+        tmp_path / "p.tsv",
+        PredictConfig(on_bad_record="skip", short="skip"),
+        show_progress=False,
+        open_runner=load_any,
+    )
     assert st["skipped_bad"] == 1 and st["bad_ids"] == ["bad1"]
     assert st["skipped_short"] == 10  # the 60 nt reads are shorter than the 120 nt window
     head, rows = read_tsv(tmp_path / "p.tsv")
@@ -60,14 +66,21 @@ def test_predict_fastq_windows_rc_and_bad_records(tiny_model_dir, tmp_path):
     assert {r["windows"] for r in rows if r["length"] == "300"} == {"4"}  # 120 window, 60 stride: 0,60,120,180
     probs = np.array([[float(r["prob_0"]), float(r["prob_1"])] for r in rows])
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
-    st2 = predict(tiny_model_dir, fq, tmp_path / "rc.tsv", PredictConfig(on_bad_record="skip", rc_average=True), show_progress=False, open_runner=load_any)
+    st2 = predict(
+        tiny_model_dir,
+        fq,
+        tmp_path / "rc.tsv",
+        PredictConfig(on_bad_record="skip", rc_average=True),
+        show_progress=False,
+        open_runner=load_any,
+    )
     assert st2["reads"] == 30 and st2["skipped_short"] == 0
 
 
 def test_predict_matches_evaluate_exactly_on_real_test_set(tmp_path):
     """The int8 TFLite model's predictions through predict equal evaluate's argmax on a real test set."""
-    from edgegen.evaluate import evaluate, predict_set
     from edgegen.data import read_labelled
+    from edgegen.evaluate import evaluate, predict_set
     from edgegen.runtime import load_runner
 
     from .conftest import real_data
@@ -75,14 +88,25 @@ def test_predict_matches_evaluate_exactly_on_real_test_set(tmp_path):
     pytest.importorskip("litert_torch")
     test = real_data("promoter_nontata_human") / "test.csv"
     # a quick model on the real task is enough to check plumbing identity
-    from edgegen.api import train_teacher
-    from edgegen.export import ExportConfig, export
-    from edgegen.train import TrainConfig
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
+    from edgegen.train import TrainConfig, train_teacher
 
     d = real_data("promoter_nontata_human")
-    train_teacher(d, tmp_path / "m", TrainConfig(tokenizer="kmer_nonoverlap", k=3, d_model=32, n_layers=1, n_heads=2, ffn_dim=64,
-                                                 epochs=1, max_steps=40), show_progress=False)
-    q = export(tmp_path / "m", tmp_path / "m.int8.tflite", ExportConfig(format="tflite", quant="int8", calib_samples=64, per_channel=False), calib=d)
+    train_teacher(
+        d,
+        tmp_path / "m",
+        TrainConfig(
+            tokenizer="kmer_nonoverlap", k=3, d_model=32, n_layers=1, n_heads=2, ffn_dim=64, epochs=1, max_steps=40
+        ),
+        show_progress=False,
+    )
+    q = export(
+        tmp_path / "m",
+        tmp_path / "m.int8.tflite",
+        ExportConfig(format="tflite", quant="int8", calib_samples=64, per_channel=False),
+        calib=d,
+    )
     predict(q, test, tmp_path / "p.tsv", show_progress=False)
     _, rows = read_tsv(tmp_path / "p.tsv")
     runner = load_runner(q)
@@ -95,8 +119,12 @@ def test_predict_matches_evaluate_exactly_on_real_test_set(tmp_path):
 
 def test_predict_cli_stdin_to_stdout(tiny_model_dir):
     fa = ">a\n" + "ACGT" * 30 + "\n>b\n" + "GGCC" * 30 + "\n"
-    r = subprocess.run([sys.executable, "-m", "edgegen.cli", "predict", str(tiny_model_dir), "-i", "-", "-o", "-"],
-                       input=fa, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "edgegen.cli", "predict", str(tiny_model_dir), "-i", "-", "-o", "-"],
+        input=fa,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[0].startswith("id\tlength") and [x.split("\t")[0] for x in lines[1:]] == ["a", "b"]

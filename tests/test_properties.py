@@ -22,20 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgegen.errors import EdgegenError
+from tests.builders import write_bert_weights
 
-def write_tiny_bert_weights(folder: Path) -> None:
-    """The one-layer, width-8 BERT checkpoint of benchmarks/bad_inputs.py (one writer of that layout)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bad_inputs", Path(__file__).resolve().parents[1] / "benchmarks" / "bad_inputs.py")
-    mod = sys.modules.get("bad_inputs") or importlib.util.module_from_spec(spec)
-    if "bad_inputs" not in sys.modules:
-        sys.modules["bad_inputs"] = mod  # its dataclasses look their module up there
-        spec.loader.exec_module(mod)
-    mod.write_bert_weights(folder, hidden=8)
-
-
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 def one_line(e: EdgegenError) -> None:
@@ -47,11 +38,23 @@ def _tmpdir() -> Path:
 
 
 # text that looks like our inputs more often than random bytes do
-CSV_LINES = st.lists(st.one_of(
-    st.just("sequence,label"), st.just("label,sequence"), st.just('"sequence","label"'), st.just("\ufeffsequence,label"),
-    st.just("sequence\tlabel"), st.just("sequence,label,sequence"),
-    st.builds(lambda s, y: f"{s},{y}", st.text("ACGTNacgtnXZ -", max_size=30), st.one_of(st.integers(-2, 5), st.text(max_size=3))),
-    st.text(max_size=40)), max_size=12)
+CSV_LINES = st.lists(
+    st.one_of(
+        st.just("sequence,label"),
+        st.just("label,sequence"),
+        st.just('"sequence","label"'),
+        st.just("\ufeffsequence,label"),
+        st.just("sequence\tlabel"),
+        st.just("sequence,label,sequence"),
+        st.builds(
+            lambda s, y: f"{s},{y}",
+            st.text("ACGTNacgtnXZ -", max_size=30),
+            st.one_of(st.integers(-2, 5), st.text(max_size=3)),
+        ),
+        st.text(max_size=40),
+    ),
+    max_size=12,
+)
 
 
 @SETTINGS
@@ -75,11 +78,23 @@ def test_tables_parse_or_raise_edgegen_errors(lines, gz, raw, use_raw):
         shutil.rmtree(d)
 
 
-READ_TEXT = st.lists(st.one_of(
-    st.builds(lambda n, s: f">{n}\n{s}", st.text(string.ascii_letters + " ", max_size=8), st.text("ACGTNacgtX\n", max_size=40)),
-    st.builds(lambda n, s, q: f"@{n}\n{s}\n+\n{q}", st.text(string.ascii_letters, max_size=6), st.text("ACGTN", max_size=20),
-              st.text("I#!", max_size=20)),
-    st.text(max_size=30)), max_size=8)
+READ_TEXT = st.lists(
+    st.one_of(
+        st.builds(
+            lambda n, s: f">{n}\n{s}",
+            st.text(string.ascii_letters + " ", max_size=8),
+            st.text("ACGTNacgtX\n", max_size=40),
+        ),
+        st.builds(
+            lambda n, s, q: f"@{n}\n{s}\n+\n{q}",
+            st.text(string.ascii_letters, max_size=6),
+            st.text("ACGTN", max_size=20),
+            st.text("I#!", max_size=20),
+        ),
+        st.text(max_size=30),
+    ),
+    max_size=8,
+)
 
 
 @SETTINGS
@@ -128,14 +143,18 @@ def test_reads_from_stdin_plain_or_gzip(records, gz, monkeypatch):
         shutil.rmtree(d)
 
 
-TOKENIZERS = st.builds(lambda kind, k, n: (kind, k, n), st.sampled_from(["char", "kmer", "kmer_nonoverlap"]), st.integers(1, 6),
-                       st.integers(6, 60))
+TOKENIZERS = st.builds(
+    lambda kind, k, n: (kind, k, n),
+    st.sampled_from(["char", "kmer", "kmer_nonoverlap"]),
+    st.integers(1, 6),
+    st.integers(6, 60),
+)
 
 
 @SETTINGS
 @given(spec=TOKENIZERS, seqs=st.lists(st.text("ACGTacgt", min_size=0, max_size=80), min_size=1, max_size=6))
 def test_tokenizers_round_trip_every_base(spec, seqs):
-    from edgegen.tokenizers import Tokenizer
+    from edgegen.dna_tokenizer import Tokenizer
 
     kind, k, n = spec
     if n < k:
@@ -148,7 +167,7 @@ def test_tokenizers_round_trip_every_base(spec, seqs):
         s = s.upper()
         if len(s) > n:
             start = (len(s) - n) // 2
-            s = s[start: start + n]
+            s = s[start : start + n]
         toks = [inv[int(i)] for i in row[1:] if int(i) != tok.pad_id]  # row[0] is CLS
         if tok.kind == "char" or tok.k == 1:
             back = "".join(toks)
@@ -168,7 +187,7 @@ def test_tokenizers_round_trip_every_base(spec, seqs):
 @SETTINGS
 @given(seq=st.text(min_size=1, max_size=30))
 def test_tokenizers_take_every_letter(seq):
-    from edgegen.tokenizers import Tokenizer
+    from edgegen.dna_tokenizer import Tokenizer
 
     for kind in ("char", "kmer_nonoverlap"):
         tok = Tokenizer(kind=kind, k=3, max_len=32)
@@ -181,13 +200,17 @@ def test_tokenizers_take_every_letter(seq):
         assert set(seq.upper()) <= set("ACGTN") and ids.shape == (1, tok.seq_len)
 
 
-JSONISH = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.floats(allow_nan=False), st.text(max_size=8)),
-                       lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text(max_size=8), c, max_size=3)), max_leaves=8)
+JSONISH = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.floats(allow_nan=False), st.text(max_size=8)),
+    lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text(max_size=8), c, max_size=3)),
+    max_leaves=8,
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory, tiny_model_dir, syn_splits):
-    from edgegen.export import ExportConfig, export
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
 
     out = tmp_path_factory.mktemp("prop") / "m.onnx"
     export(tiny_model_dir, out, ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_splits["dev"])
@@ -195,8 +218,30 @@ def tiny_onnx(tmp_path_factory, tiny_model_dir, syn_splits):
 
 
 @SETTINGS
-@given(path=st.lists(st.sampled_from(["input", "shape", "tokenizer", "vocab", "k", "max_len", "kind", "num_classes", "format",
-                                      "file_sha256", "0", "1"]), min_size=1, max_size=3), value=JSONISH, delete=st.booleans())
+@given(
+    path=st.lists(
+        st.sampled_from(
+            [
+                "input",
+                "shape",
+                "tokenizer",
+                "vocab",
+                "k",
+                "max_len",
+                "kind",
+                "num_classes",
+                "format",
+                "file_sha256",
+                "0",
+                "1",
+            ]
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    value=JSONISH,
+    delete=st.booleans(),
+)
 def test_sidecars_load_or_raise_model_file_errors(tiny_onnx, path, value, delete):
     from edgegen.runtime import load_runner
 
@@ -229,7 +274,10 @@ def test_sidecars_load_or_raise_model_file_errors(tiny_onnx, path, value, delete
 
 
 @SETTINGS
-@given(field=st.sampled_from(["name", "runtimes", "threads", "ssh", "python", "bench", "tflite_quant", "bogus"]), value=JSONISH)
+@given(
+    field=st.sampled_from(["name", "runtimes", "threads", "ssh", "python", "bench", "tflite_quant", "bogus"]),
+    value=JSONISH,
+)
 def test_device_profiles_validate_or_raise_config_errors(field, value):
     import yaml
 
@@ -247,21 +295,35 @@ def test_device_profiles_validate_or_raise_config_errors(field, value):
         shutil.rmtree(d)
 
 
-SET_KEYS = st.lists(st.sampled_from(["steps", "0", "1", "9", "x", "", "name", "out", "data", "targets", "epochs", "type", "path", "-1"]),
-                    min_size=1, max_size=4).map(".".join)
+SET_KEYS = st.lists(
+    st.sampled_from(
+        ["steps", "0", "1", "9", "x", "", "name", "out", "data", "targets", "epochs", "type", "path", "-1"]
+    ),
+    min_size=1,
+    max_size=4,
+).map(".".join)
 
 
 @SETTINGS
-@given(key=SET_KEYS, value=st.one_of(st.text(max_size=12), st.just("[1, 2"), st.just("{a: 1}"), st.just("../../x"), st.just("0.5")),
-       name=st.text(max_size=20))
+@given(
+    key=SET_KEYS,
+    value=st.one_of(st.text(max_size=12), st.just("[1, 2"), st.just("{a: 1}"), st.just("../../x"), st.just("0.5")),
+    name=st.text(max_size=20),
+)
 def test_recipes_and_overrides_validate_and_never_escape(tiny_model_dir, key, value, name):
     from edgegen.recipe import load_recipe, plan
 
     d = _tmpdir()
     try:
         run_dir = d / "run"
-        raw = {"out": str(run_dir), "steps": [{"type": "load", "path": str(tiny_model_dir)}, {"type": "prune", "targets": [0.5]},
-                                              {"type": "student", "name": name, "n_layers": 1}]}
+        raw = {
+            "out": str(run_dir),
+            "steps": [
+                {"type": "load", "path": str(tiny_model_dir)},
+                {"type": "prune", "targets": [0.5]},
+                {"type": "student", "name": name, "n_layers": 1},
+            ],
+        }
         try:
             r = load_recipe(raw=raw, overrides=[f"{key}={value}"])
         except EdgegenError as e:
@@ -275,9 +337,25 @@ def test_recipes_and_overrides_validate_and_never_escape(tiny_model_dir, key, va
 
 
 @SETTINGS
-@given(key=st.sampled_from(["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
-                            "model_type", "architectures", "max_position_embeddings", "hidden_act", "position_embedding_type",
-                            "pad_token_id", "layer_norm_eps"]), value=JSONISH)
+@given(
+    key=st.sampled_from(
+        [
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "vocab_size",
+            "model_type",
+            "architectures",
+            "max_position_embeddings",
+            "hidden_act",
+            "position_embedding_type",
+            "pad_token_id",
+            "layer_norm_eps",
+        ]
+    ),
+    value=JSONISH,
+)
 def test_hugging_face_configs_import_or_raise(key, value):
     from edgegen.hf import import_hf
 
@@ -285,12 +363,22 @@ def test_hugging_face_configs_import_or_raise(key, value):
     try:
         src = d / "hf"
         src.mkdir()
-        cfg = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 8, "num_hidden_layers": 1,
-               "num_attention_heads": 2, "intermediate_size": 16, "vocab_size": 9, "max_position_embeddings": 16}
+        cfg = {
+            "model_type": "bert",
+            "architectures": ["BertForMaskedLM"],
+            "hidden_size": 8,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 16,
+            "vocab_size": 9,
+            "max_position_embeddings": 16,
+        }
         cfg[key] = value
         (src / "config.json").write_text(json.dumps(cfg))
-        (src / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "AA", "AC", "AG", "AT"]) + "\n")
-        write_tiny_bert_weights(src)
+        (src / "vocab.txt").write_text(
+            "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "AA", "AC", "AG", "AT"]) + "\n"
+        )
+        write_bert_weights(src, hidden=8)
         try:
             import_hf(src, d / "out")
         except EdgegenError as e:

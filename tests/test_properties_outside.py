@@ -18,9 +18,24 @@ from hypothesis.extra import numpy as hnp
 from edgegen.errors import EdgegenError
 from tests.test_properties import JSONISH, SETTINGS, _tmpdir, one_line
 
-NAMES = st.one_of(st.sampled_from(["../x.npy", "/etc/hostname", "logits-00000.npy", "logits-00001.npy", "", ".", "a/../../b",
-                                   "~/x", "lib/edgegen/io.py", "runner.py", "sub/../logits-00000.npy"]),
-                  st.text(max_size=12))
+NAMES = st.one_of(
+    st.sampled_from(
+        [
+            "../x.npy",
+            "/etc/hostname",
+            "logits-00000.npy",
+            "logits-00001.npy",
+            "",
+            ".",
+            "a/../../b",
+            "~/x",
+            "lib/edgegen/io.py",
+            "runner.py",
+            "sub/../logits-00000.npy",
+        ]
+    ),
+    st.text(max_size=12),
+)
 
 
 def _inside(path: str | Path, folder: Path) -> bool:
@@ -31,7 +46,7 @@ def _inside(path: str | Path, folder: Path) -> bool:
 @pytest.fixture(scope="module")
 def store(tiny_model_dir, syn_dir, tmp_path_factory):
     import edgegen.teacher_logits as tl
-    from edgegen.api import compute_teacher_logits
+    from edgegen.distill import compute_teacher_logits
 
     old, tl.SHARD_ROWS = tl.SHARD_ROWS, 1000  # several shards
     try:
@@ -43,14 +58,24 @@ def store(tiny_model_dir, syn_dir, tmp_path_factory):
 
 
 @SETTINGS
-@given(field=st.lists(st.sampled_from(["format", "num_classes", "rows", "shards", "0", "1", "file", "sha256"]), min_size=1,
-                      max_size=3),
-       value=st.one_of(JSONISH, NAMES), delete=st.booleans(),
-       shard=st.one_of(st.none(), hnp.arrays(st.sampled_from([np.float32, np.float64, np.int64]),
-                                             hnp.array_shapes(min_dims=1, max_dims=3, max_side=1200))),  # NaN, inf too
-       rehash=st.booleans(), truncate=st.booleans())
-def test_a_store_opens_into_finite_logits_inside_its_folder_or_names_its_file(store, field, value, delete, shard, rehash,
-                                                                              truncate):
+@given(
+    field=st.lists(
+        st.sampled_from(["format", "num_classes", "rows", "shards", "0", "1", "file", "sha256"]), min_size=1, max_size=3
+    ),
+    value=st.one_of(JSONISH, NAMES),
+    delete=st.booleans(),
+    shard=st.one_of(
+        st.none(),
+        hnp.arrays(
+            st.sampled_from([np.float32, np.float64, np.int64]), hnp.array_shapes(min_dims=1, max_dims=3, max_side=1200)
+        ),
+    ),  # NaN, inf too
+    rehash=st.booleans(),
+    truncate=st.booleans(),
+)
+def test_a_store_opens_into_finite_logits_inside_its_folder_or_names_its_file(
+    store, field, value, delete, shard, rehash, truncate
+):
     from edgegen.io import sha256_file
     from edgegen.teacher_logits import LogitStore
 
@@ -70,8 +95,12 @@ def test_a_store_opens_into_finite_logits_inside_its_folder_or_names_its_file(st
         cur = meta
         for p in field[:-1]:
             key = int(p) if isinstance(cur, list) and p.isdigit() else p
-            nxt = cur[key] if (isinstance(cur, list) and isinstance(key, int) and key < len(cur)) or \
-                (isinstance(cur, dict) and key in cur) else None
+            nxt = (
+                cur[key]
+                if (isinstance(cur, list) and isinstance(key, int) and key < len(cur))
+                or (isinstance(cur, dict) and key in cur)
+                else None
+            )
             if not isinstance(nxt, (dict, list)):
                 break
             cur = nxt
@@ -83,8 +112,13 @@ def test_a_store_opens_into_finite_logits_inside_its_folder_or_names_its_file(st
                     cur[field[-1]] = value
         (s / "meta.json").write_text(json.dumps(meta))
         try:
-            st_ = LogitStore.open(s, teacher_sha=meta0["teacher_sha256"], tokenizer_sha=meta0["tokenizer_sha256"],
-                                  ids_sha=meta0["ids_sha256"], rows=meta0["rows"])
+            st_ = LogitStore.open(
+                s,
+                teacher_sha=meta0["teacher_sha256"],
+                tokenizer_sha=meta0["tokenizer_sha256"],
+                ids_sha=meta0["ids_sha256"],
+                rows=meta0["rows"],
+            )
         except EdgegenError as e:
             one_line(e)
             assert e.path is not None and _inside(e.path, s), e  # names a file of the store
@@ -100,26 +134,37 @@ def test_the_untouched_store_opens(store):
     from edgegen.teacher_logits import LogitStore
 
     meta = json.loads((store / "meta.json").read_text())
-    s = LogitStore.open(store, teacher_sha=meta["teacher_sha256"], tokenizer_sha=meta["tokenizer_sha256"],
-                        ids_sha=meta["ids_sha256"], rows=meta["rows"])
+    s = LogitStore.open(
+        store,
+        teacher_sha=meta["teacher_sha256"],
+        tokenizer_sha=meta["tokenizer_sha256"],
+        ids_sha=meta["ids_sha256"],
+        rows=meta["rows"],
+    )
     assert len(s._shards) > 1 and np.isfinite(s[np.arange(len(s))]).all()
 
 
 # ---------------------------------------------------------------------------------------------------- bundles
 @pytest.fixture(scope="module")
 def bundle(tiny_model_dir, syn_dir, tmp_path_factory):
-    from edgegen.api import bundle_model
-    from edgegen.export import ExportConfig, export
+    from edgegen.bundle import bundle_model
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
 
     d = tmp_path_factory.mktemp("pbundle")
-    m = export(tiny_model_dir, d / "m.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_dir)
+    m = export(
+        tiny_model_dir, d / "m.onnx", ExportConfig(format="onnx", quant="none", verify_samples=32), calib=syn_dir
+    )
     return bundle_model(m, d / "b", data=syn_dir / "test.csv")
 
 
 @SETTINGS
-@given(op=st.sampled_from(["add", "drop", "resha", "extra_file", "edit_file", "format"]), name=NAMES,
-       sha=st.one_of(st.text(max_size=70), st.just("0" * 64), st.integers()), where=st.sampled_from(["", "lib/", "lib/edgegen/",
-                                                                                                         "wheels/", "venv/"]))
+@given(
+    op=st.sampled_from(["add", "drop", "resha", "extra_file", "edit_file", "format"]),
+    name=NAMES,
+    sha=st.one_of(st.text(max_size=70), st.just("0" * 64), st.integers()),
+    where=st.sampled_from(["", "lib/", "lib/edgegen/", "wheels/", "venv/"]),
+)
 def test_a_bundle_verifies_whole_or_names_the_file(bundle, op, name, sha, where):
     from edgegen.bundle_check import BundleError, verify_bundle
 
@@ -173,10 +218,13 @@ TEXT = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", 
 
 
 @SETTINGS
-@given(host=st.one_of(TEXT, st.sampled_from(["pi.local", "-oProxyCommand=x", "10.0.0.2", "a b", "pi;id", "::1"])),
-       user=st.one_of(st.none(), TEXT), remote_dir=st.one_of(TEXT, st.just("/tmp/edgegen")),
-       python=st.one_of(TEXT, st.just("python3")), option=st.one_of(st.none(), TEXT, st.just("ProxyCommand=x"),
-                                                                    st.just("StrictHostKeyChecking=no")))
+@given(
+    host=st.one_of(TEXT, st.sampled_from(["pi.local", "-oProxyCommand=x", "10.0.0.2", "a b", "pi;id", "::1"])),
+    user=st.one_of(st.none(), TEXT),
+    remote_dir=st.one_of(TEXT, st.just("/tmp/edgegen")),
+    python=st.one_of(TEXT, st.just("python3")),
+    option=st.one_of(st.none(), TEXT, st.just("ProxyCommand=x"), st.just("StrictHostKeyChecking=no")),
+)
 def test_profile_text_is_validated_or_refused_in_one_line(host, user, remote_dir, python, option):
     import shlex
 
@@ -187,19 +235,32 @@ def test_profile_text_is_validated_or_refused_in_one_line(host, user, remote_dir
     d = _tmpdir()
     try:
         f = d / "p.yaml"
-        ssh = {"host": host, "remote_dir": remote_dir, **({"user": user} if user is not None else {}),
-               **({"options": [option]} if option is not None else {})}
+        ssh = {
+            "host": host,
+            "remote_dir": remote_dir,
+            **({"user": user} if user is not None else {}),
+            **({"options": [option]} if option is not None else {}),
+        }
         f.write_text(yaml.safe_dump({"name": "p", "python": python, "ssh": ssh}))
         try:
             p = load_device(f)
         except EdgegenError as e:
             one_line(e)
             return
-        words = [p.ssh.host, *([p.ssh.user] if p.ssh.user else []), p.ssh.remote_dir, p.python_words()[0],
-                 *[o.split("=", 1)[1] for o in p.ssh.options]]
+        words = [
+            p.ssh.host,
+            *([p.ssh.user] if p.ssh.user else []),
+            p.ssh.remote_dir,
+            p.python_words()[0],
+            *[o.split("=", 1)[1] for o in p.ssh.options],
+        ]
         assert not any(w.startswith("-") for w in words)  # nothing a profile says reaches ssh as an option
-        assert all(set(w) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./~+=:@%,-") for w in words)
-        assert all(o.split("=")[0].lower() not in ("proxycommand", "localcommand", "knownhostscommand") for o in p.ssh.options)
+        assert all(
+            set(w) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./~+=:@%,-") for w in words
+        )
+        assert all(
+            o.split("=")[0].lower() not in ("proxycommand", "localcommand", "knownhostscommand") for o in p.ssh.options
+        )
         assert shlex.split(" ".join(shlex.quote(w) for w in p.python_words())) == p.python_words()
     finally:
         shutil.rmtree(d)
@@ -207,14 +268,19 @@ def test_profile_text_is_validated_or_refused_in_one_line(host, user, remote_dir
 
 # ---------------------------------------------------------------------------------------------------- HF vocabularies
 @SETTINGS
-@given(lines=st.lists(st.one_of(st.text(max_size=8), st.sampled_from(["<pad>", "<unk>", "<cls>", "<mask>", "<eos>", "AAAAAA",
-                                                                       "N", "A", ""])), max_size=12),
-       where=st.sampled_from(["start", "end", "replace"]))
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.text(max_size=8), st.sampled_from(["<pad>", "<unk>", "<cls>", "<mask>", "<eos>", "AAAAAA", "N", "A", ""])
+        ),
+        max_size=12,
+    ),
+    where=st.sampled_from(["start", "end", "replace"]),
+)
 def test_a_vocabulary_imports_into_in_bounds_ids_or_names_its_file(lines, where):
-    from tests.conftest import SHARED_FIXTURES, shared_path
-
     from edgegen.checkpoint import load_model
     from edgegen.hf import import_hf
+    from tests.conftest import SHARED_FIXTURES, shared_path
 
     d = _tmpdir()
     try:
@@ -223,7 +289,7 @@ def test_a_vocabulary_imports_into_in_bounds_ids_or_names_its_file(lines, where)
         for f in src.iterdir():
             f.chmod(0o644)
         words = (src / "vocab.txt").read_text().splitlines()
-        words = lines + words if where == "start" else words + lines if where == "end" else lines + words[len(lines):]
+        words = lines + words if where == "start" else words + lines if where == "end" else lines + words[len(lines) :]
         (src / "vocab.txt").write_text("\n".join(words) + "\n")
         try:
             import_hf(src, d / "out")

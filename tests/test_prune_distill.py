@@ -1,16 +1,17 @@
-import copy
-
 import numpy as np
 import pytest
 import torch
 
 from edgegen.checkpoint import load_model, save_model
-from edgegen.distill import DistillConfig, default_layer_map, distill, student_from_teacher
+from edgegen.distill import DistillConfig, distill
+from edgegen.distill_loop import default_layer_map
 from edgegen.errors import UsageError
+from edgegen.inference import predict_logits
 from edgegen.metrics import point_metrics
 from edgegen.model import GenomicTransformer, ModelConfig, count_params
 from edgegen.prune import PruneConfig, prune
-from edgegen.train import OptimConfig, encode, fit, predict_logits
+from edgegen.student import student_from_teacher
+from edgegen.train import encode
 
 
 def tiny(seed=0, **kw):
@@ -69,7 +70,7 @@ def test_target_params_is_met_and_shapes_are_consistent(tmp_path, criterion):
         assert b.fc1.out_features == b.fc2.in_features == p.config.ffn(i)
     assert p.config.d_model == 32
     # the plain loader rebuilds it from config.json: identical logits
-    from edgegen.tokenizers import Tokenizer
+    from edgegen.dna_tokenizer import Tokenizer
 
     tok = Tokenizer(kind="char", max_len=32)
     save_model(p, tok, tmp_path / "p")
@@ -91,7 +92,12 @@ def test_target_macs_and_global_and_layer_drop():
 def test_iterative_schedule_calls_finetune_between_steps():
     m = tiny()
     calls = []
-    p = prune(m, PruneConfig(target_params=0.6, iterative_steps=3), ids()[:2], finetune=lambda mm: calls.append(count_params(mm)))
+    p = prune(
+        m,
+        PruneConfig(target_params=0.6, iterative_steps=3),
+        ids()[:2],
+        finetune=lambda mm: calls.append(count_params(mm)),
+    )
     assert len(calls) == 2 and calls[0] > calls[1] > count_params(p) * 0.99
     assert count_params(p) <= 0.6 * count_params(m)
 
@@ -144,7 +150,7 @@ def test_prune_then_distill_recovers_on_synthetic(syn_splits, tiny_model_dir, to
 
 
 def test_mutate_substitutes_at_the_asked_rate():
-    from edgegen.distill import substitution_copies as mutate
+    from edgegen.distill_data import substitution_copies as mutate
 
     rng = np.random.default_rng(0)
     seqs = ["".join(rng.choice(list("ACGT"), 500)) for _ in range(40)] + ["N" * 500]
@@ -153,7 +159,7 @@ def test_mutate_substitutes_at_the_asked_rate():
     assert set("".join(out)) <= set("ACGTN")
     diff = np.mean([sum(x != y for x, y in zip(a, b)) / 500 for a, b in zip(out, seqs * 2)])
     assert 0.08 < diff < 0.12  # every hit is a real change (a different base)
-    assert out[:len(seqs)] != out[len(seqs):] and mutate(seqs, 1, 0.1, seed=3) == out[:len(seqs)]
+    assert out[: len(seqs)] != out[len(seqs) :] and mutate(seqs, 1, 0.1, seed=3) == out[: len(seqs)]
 
 
 def test_distillation_on_teacher_labelled_mutants(syn_splits, tiny_model_dir, torch_threads):
@@ -166,13 +172,21 @@ def test_distillation_on_teacher_labelled_mutants(syn_splits, tiny_model_dir, to
     assert hist["augmented_sequences"] == n and hist["steps"] == -(-2 * n // 32)
     assert np.isfinite(hist["epochs"][0]["train_loss"])
     with pytest.raises(UsageError, match="beta"):
-        distill(s, t.model, DistillConfig(epochs=1, augment=1, beta=0.0, alpha=1.0), syn_splits, t.tokenizer, show_progress=False)
+        distill(
+            s,
+            t.model,
+            DistillConfig(epochs=1, augment=1, beta=0.0, alpha=1.0),
+            syn_splits,
+            t.tokenizer,
+            show_progress=False,
+        )
 
 
 def test_merged_token_student_distils_exports_and_prunes(syn_splits, tiny_model_dir, torch_threads, tmp_path):
     """A student that merges pairs of tokens (half the encoder rows) learns from the teacher's logits,
     exports to int8 ONNX and TFLite that agree with it, and prunes without touching the merge layer."""
-    from edgegen.export import ExportConfig, export
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
     from edgegen.runtime import load_runner, run_batched
 
     t = load_model(tiny_model_dir)
@@ -190,8 +204,13 @@ def test_merged_token_student_distils_exports_and_prunes(syn_splits, tiny_model_
     for fmt in ("onnx", "tflite"):
         for q in ("none", "int8"):
             p = tmp_path / f"s.{q}.{fmt}"
-            export(tmp_path / "student", p, ExportConfig(format=fmt, quant=q, calib_samples=64, per_channel=False if q == "int8" else None),
-                   calib=syn_splits["dev"], verify=syn_splits["dev"])
+            export(
+                tmp_path / "student",
+                p,
+                ExportConfig(format=fmt, quant=q, calib_samples=64, per_channel=False if q == "int8" else None),
+                calib=syn_splits["dev"],
+                verify=syn_splits["dev"],
+            )
             got = run_batched(load_runner(p), te_ids.astype(np.int32))
             if q == "none":
                 assert np.abs(got - ref).max() <= 1e-4

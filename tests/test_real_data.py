@@ -8,11 +8,13 @@ import pytest
 
 from edgegen.checkpoint import load_model, save_model
 from edgegen.distill import DistillConfig, distill
-from edgegen.export import ExportConfig, export
-from edgegen.metrics import classification_report, point_metrics
+from edgegen.export import export
+from edgegen.export.config import ExportConfig
+from edgegen.inference import predict_logits
+from edgegen.metrics import point_metrics
 from edgegen.prune import PruneConfig, prune
 from edgegen.runtime import load_runner, run_batched
-from edgegen.train import encode, predict_logits
+from edgegen.train import encode
 
 pytestmark = pytest.mark.slow
 
@@ -77,11 +79,20 @@ def test_real_exports_fp32_exact_and_int8_agree(real_teacher, real_splits, tmp_p
     ref = predict_logits(lm.model, ids)
     f32 = export(d, tmp_path / f"t.{fmt}", ExportConfig(format=fmt), calib=real_splits["dev"])
     assert np.abs(run_batched(load_runner(f32), ids) - ref).max() <= 1e-4
-    q = export(d, tmp_path / f"t.int8.{fmt}", ExportConfig(format=fmt, quant="int8", max_drop=1.0), calib=real_splits["train"], verify=real_splits["dev"])
+    q = export(
+        d,
+        tmp_path / f"t.int8.{fmt}",
+        ExportConfig(format=fmt, quant="int8", max_drop=1.0),
+        calib=real_splits["train"],
+        verify=real_splits["dev"],
+    )
     got = run_batched(load_runner(q), ids)
     agree = (got.argmax(1) == ref.argmax(1)).mean()
     acc_f, acc_q = (ref.argmax(1) == te.labels).mean(), (got.argmax(1) == te.labels).mean()
-    print(f"\n{fmt}: int8 agreement {agree:.4f}, accuracy {acc_f:.4f} -> {acc_q:.4f}, size {q.stat().st_size / f32.stat().st_size:.3f} of fp32")
+    print(
+        f"\n{fmt}: int8 agreement {agree:.4f}, accuracy {acc_f:.4f} -> {acc_q:.4f}, size "
+        f"{q.stat().st_size / f32.stat().st_size:.3f} of fp32"
+    )
     assert agree >= 0.98
     assert acc_q >= acc_f - 0.01  # --max-drop 1.0 holds on the held-out test set too
     side = json.loads((tmp_path / f"t.int8.{fmt}.json").read_text())

@@ -53,16 +53,29 @@ steps:
 @pytest.mark.parametrize(
     "text,match",
     [
-        ("name: x\nsteps:\n  - type: train\n    epochs: 2\n    bogus: 1\n", r"r.yaml:2: .*steps.0.bogus: unknown field"),
+        (
+            "name: x\nsteps:\n  - type: train\n    epochs: 2\n    bogus: 1\n",
+            r"r.yaml:2: .*steps.0.bogus: unknown field",
+        ),
         ("name: x\ndata: synthetic:promoter\nsteps:\n  - type: train\n    epochs: two\n", r"steps.0.epochs: .*integer"),
         ("name: x\ndata: /no/such/folder\nsteps:\n  - type: train\n", r"r.yaml:2: data: no such folder"),
         ("name: x\nsteps:\n  - type: train\n", "data is required"),
         ("name: x\ndata: synthetic:promoter\nsteps:\n  - type: smash\n", "unknown step type 'smash'"),
-        ("name: x\ndata: synthetic:promoter\nsteps:\n  - type: train\n  - type: prune\n    targets: [1.5]\n", r"steps.1.*targets must be in \(0, 1\)"),
-        ("name: x\ndata: synthetic:promoter\nsteps:\n  - type: train\n  - type: export\n    formats: [onnx]\n    quant: [16x8]\n", "does not support quant='16x8'"),
+        (
+            "name: x\ndata: synthetic:promoter\nsteps:\n  - type: train\n  - type: prune\n    targets: [1.5]\n",
+            r"steps.1.*targets must be in \(0, 1\)",
+        ),
+        (
+            "name: x\ndata: synthetic:promoter\nsteps:\n  - type: train\n  - type: export\n    formats: [onnx]\n    "
+            "quant: [16x8]\n",
+            "does not support quant='16x8'",
+        ),
         ("name: x\ndata: synthetic:promoter\nsteps:\n  - type: prune\n", "exactly one teacher step"),
         ("name: [unclosed\n", "invalid YAML"),
-        ("name: x\ndata: synthetic:promoter\nunknown_top: 1\nsteps:\n  - type: train\n", r"r.yaml:3: unknown_top: unknown field"),
+        (
+            "name: x\ndata: synthetic:promoter\nunknown_top: 1\nsteps:\n  - type: train\n",
+            r"r.yaml:3: unknown_top: unknown field",
+        ),
     ],
 )
 def test_malformed_recipes_fail_before_any_work(tmp_path, text, match):
@@ -72,7 +85,9 @@ def test_malformed_recipes_fail_before_any_work(tmp_path, text, match):
 
 
 def test_set_overrides_and_builtin_recipes_validate(tmp_path):
-    r = load_recipe(ROOT / "recipes" / "quickstart.yaml", [f"out={tmp_path}/q", "steps.0.epochs=1", "steps.1.targets=[0.5, 0.4]"])
+    r = load_recipe(
+        ROOT / "recipes" / "quickstart.yaml", [f"out={tmp_path}/q", "steps.0.epochs=1", "steps.1.targets=[0.5, 0.4]"]
+    )
     assert r.steps[0].epochs == 1 and r.steps[1].targets == [0.5, 0.4] and r.out.endswith("/q")
     names = [s["stage"] for s in dry_run(r)]
     assert "prune-params50" in names and "prune-params40" in names and names[-1] == "bench"
@@ -97,10 +112,17 @@ def test_fields_added_later_keep_cached_keys_at_their_default():
     set, they change their own stage and what follows."""
     qs = ROOT / "recipes" / "quickstart.yaml"
     a = {s.name: s.key for s in plan(load_recipe(qs))}
-    b = {s.name: s.key for s in plan(load_recipe(qs, ["steps.2.merge_tokens=1", "steps.0.merge_tokens=1", "steps.3.augment=0"]))}
+    b = {
+        s.name: s.key
+        for s in plan(load_recipe(qs, ["steps.2.merge_tokens=1", "steps.0.merge_tokens=1", "steps.3.augment=0"]))
+    }
     assert a == b
     c = {s.name: s.key for s in plan(load_recipe(qs, ["steps.2.merge_tokens=2"]))}
-    assert c["teacher"] == a["teacher"] and c["student-small"] != a["student-small"] and c["distill-small"] != a["distill-small"]
+    assert (
+        c["teacher"] == a["teacher"]
+        and c["student-small"] != a["student-small"]
+        and c["distill-small"] != a["distill-small"]
+    )
     assert c["distill-params50"] == a["distill-params50"]
 
 
@@ -109,7 +131,12 @@ def test_run_is_cached_and_resumes_after_kill_during_distillation(tmp_path, syn_
     out = tmp_path / "run"
     rec = write(tmp_path, BASE.format(data=syn_dir, out=out, distill_epochs=40))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "edgegen.cli", "run", str(rec)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgegen.cli", "run", str(rec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not list(out.glob(".distill-*.tmp")):
         assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
@@ -130,7 +157,11 @@ def test_run_is_cached_and_resumes_after_kill_during_distillation(tmp_path, syn_
     assert (out / "teacher" / "model" / "model.safetensors").read_bytes() == teacher_bytes
     assert (out / "teacher" / "stage.json").read_text() == teacher_stage
     assert not list(out.glob(".*.tmp"))
-    assert summary["models"] and (out / "report" / "report.md").exists() and (out / "report" / "accuracy_vs_latency.png").exists()
+    assert (
+        summary["models"]
+        and (out / "report" / "report.md").exists()
+        and (out / "report" / "accuracy_vs_latency.png").exists()
+    )
     s = json.loads((out / "report" / "summary.json").read_text())
     assert s["teacher_metrics"]["accuracy"] > 0.6
     # a rerun with nothing changed runs nothing
@@ -145,16 +176,20 @@ def test_distill_branches_share_one_teacher_logit_store_and_take_unlabeled_reads
     run's store, and the second branch reuses them."""
     reads = tmp_path / "reads.fa"
     reads.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(syn_splits["test"].sequences[:64])))
-    text = (BASE.format(data=syn_dir, out=tmp_path / "run", distill_epochs=1)
-            .replace("targets: [0.6]", "targets: [0.6, 0.5]")
-            .replace("    batch_size: 16\n", f"    batch_size: 16\n    unlabeled: {reads}\n")
-            .replace("  - type: export\n    formats: [onnx]\n    quant: [int8]\n", ""))
+    text = (
+        BASE.format(data=syn_dir, out=tmp_path / "run", distill_epochs=1)
+        .replace("targets: [0.6]", "targets: [0.6, 0.5]")
+        .replace("    batch_size: 16\n", f"    batch_size: 16\n    unlabeled: {reads}\n")
+        .replace("  - type: export\n    formats: [onnx]\n    quant: [int8]\n", "")
+    )
     text = text[: text.index("  - type: bench")]
     run_recipe(load_recipe(write(tmp_path, text)), show_progress=False)
     run = tmp_path / "run"
     (store,) = run.glob("teacher-logits-*")
     meta = json.loads((store / "meta.json").read_text())
     assert meta["parts"] == {"train": len(syn_splits["train"]), "unlabeled": 64}
-    hists = {b: json.loads((run / f"distill-params{b}" / "model" / "manifest.json").read_text())["history"] for b in (60, 50)}
+    hists = {
+        b: json.loads((run / f"distill-params{b}" / "model" / "manifest.json").read_text())["history"] for b in (60, 50)
+    }
     assert [hists[b]["teacher_logits"]["computed_now"] for b in (60, 50)] == [True, False]
     assert all(h["unlabeled_windows"] == 64 for h in hists.values())

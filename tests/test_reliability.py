@@ -21,8 +21,14 @@ from edgegen.errors import ConfigError, DataError, EdgegenError, ModelFileError,
 
 
 def run(*args, cwd=None, stdin=None, input_bytes=None):
-    return subprocess.run([sys.executable, "-m", "edgegen.cli", *map(str, args)], capture_output=True, cwd=cwd,
-                          input=input_bytes, text=input_bytes is None, stdin=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "edgegen.cli", *map(str, args)],
+        capture_output=True,
+        cwd=cwd,
+        input=input_bytes,
+        text=input_bytes is None,
+        stdin=stdin,
+    )
 
 
 def assert_clean_error(r, *needles, code=1):
@@ -37,12 +43,17 @@ def assert_clean_error(r, *needles, code=1):
 
 def leftovers(folder: Path) -> list[str]:
     """Temp files and folders that edgegen's writers create: none may survive a run."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*") if p.name.endswith((".tmp", ".old", ".lock")) or ".tmp." in p.name)
+    return sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob(".*")
+        if p.name.endswith((".tmp", ".old", ".lock")) or ".tmp." in p.name
+    )
 
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory, tiny_model_dir, syn_splits) -> Path:
-    from edgegen.export import ExportConfig, export
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
 
     out = tmp_path_factory.mktemp("rel") / "tiny.onnx"
     export(tiny_model_dir, out, ExportConfig(format="onnx", quant="none", verify_samples=64), calib=syn_splits["dev"])
@@ -93,15 +104,17 @@ def test_unexpected_exceptions_are_one_line(capsys):
 
 def test_cli_imports_no_click_package():
     """A plain install has no 'click' (typer 0.29 vendors it): importing and running the CLI must not need it."""
-    code = ("import sys, builtins\n"
-            "real = builtins.__import__\n"
-            "def guard(name, *a, **k):\n"
-            "    if name == 'click' or name.startswith('click.'):\n"
-            "        raise ImportError('no click here')\n"
-            "    return real(name, *a, **k)\n"
-            "builtins.__import__ = guard\n"
-            "from edgegen.cli import main\n"
-            "sys.exit(main(['train', '--bogus']))\n")
+    code = (
+        "import sys, builtins\n"
+        "real = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name == 'click' or name.startswith('click.'):\n"
+        "        raise ImportError('no click here')\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        "from edgegen.cli import main\n"
+        "sys.exit(main(['train', '--bogus']))\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
 
@@ -113,8 +126,13 @@ def test_recipe_name_cannot_escape_the_run_folder(tmp_path, tiny_model_dir):
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "keep.txt").write_text("precious")
-    raw = {"out": str(tmp_path / "a" / "b" / "run"), "steps": [{"type": "load", "path": str(tiny_model_dir)},
-                                                               {"type": "student", "name": "x/../../../victim", "n_layers": 1}]}
+    raw = {
+        "out": str(tmp_path / "a" / "b" / "run"),
+        "steps": [
+            {"type": "load", "path": str(tiny_model_dir)},
+            {"type": "student", "name": "x/../../../victim", "n_layers": 1},
+        ],
+    }
     with pytest.raises(ConfigError, match="steps.1.name"):
         load_recipe(raw=raw)
     raw["steps"][1]["name"] = ".."
@@ -129,7 +147,9 @@ def test_outputs_onto_folders_files_and_missing_folders(tmp_path, onnx_model, ti
     (tmp_path / "adir").mkdir()
     assert_clean_error(run("predict", onnx_model, "-i", fa, "-o", tmp_path / "adir"), "adir", "is a folder", code=2)
     (tmp_path / "afile").write_text("x")
-    assert_clean_error(run("predict", onnx_model, "-i", fa, "-o", tmp_path / "afile" / "p.tsv"), "afile", "is a file", code=2)
+    assert_clean_error(
+        run("predict", onnx_model, "-i", fa, "-o", tmp_path / "afile" / "p.tsv"), "afile", "is a file", code=2
+    )
     r = run("predict", onnx_model, "-i", fa, "-o", tmp_path / "new" / "sub" / "p.tsv")  # missing folders are made
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "new" / "sub" / "p.tsv").read_text().count("\n") == 2
@@ -146,8 +166,14 @@ def test_outputs_onto_folders_files_and_missing_folders(tmp_path, onnx_model, ti
 def test_malformed_set_overrides_are_one_line(tmp_path, tiny_model_dir):
     rec = tmp_path / "r.yaml"
     rec.write_text(f"out: {tmp_path / 'run'}\nsteps:\n  - type: load\n    path: {tiny_model_dir}\n")
-    for bad, needle in [("steps.x.path=1", "list index"), ("steps..path=1", "malformed key"), ("out.deeper=1", "plain value"),
-                        ("steps.7.path=1", "no step 7"), ("data=[unclosed", "not valid YAML"), ("noequals", "key=value")]:
+    for bad, needle in [
+        ("steps.x.path=1", "list index"),
+        ("steps..path=1", "malformed key"),
+        ("out.deeper=1", "plain value"),
+        ("steps.7.path=1", "no step 7"),
+        ("data=[unclosed", "not valid YAML"),
+        ("noequals", "key=value"),
+    ]:
         assert_clean_error(run("run", rec, "--set", bad, "--dry-run"), needle, code=2)
 
 
@@ -169,12 +195,18 @@ def test_device_profiles_that_are_folders_or_binary(tmp_path):
 def test_json_and_report_outputs_are_not_clobbered(tmp_path, onnx_model, tiny_model_dir, syn_dir):
     keep = tmp_path / "keep.json"
     keep.write_text('{"precious": 1}')
-    assert_clean_error(run("evaluate", onnx_model, "--data", syn_dir / "test.csv", "--json", keep), "keep.json", "--force", code=2)
-    assert_clean_error(run("bench", onnx_model, "--data", syn_dir / "test.csv", "--json", keep), "keep.json", "--force", code=2)
+    assert_clean_error(
+        run("evaluate", onnx_model, "--data", syn_dir / "test.csv", "--json", keep), "keep.json", "--force", code=2
+    )
+    assert_clean_error(
+        run("bench", onnx_model, "--data", syn_dir / "test.csv", "--json", keep), "keep.json", "--force", code=2
+    )
     rep = tmp_path / "rep"
     rep.mkdir()
     (rep / "mine.md").write_text("mine")
-    assert_clean_error(run("bench", onnx_model, "--data", syn_dir / "test.csv", "--report", rep), "rep", "--force", code=2)
+    assert_clean_error(
+        run("bench", onnx_model, "--data", syn_dir / "test.csv", "--report", rep), "rep", "--force", code=2
+    )
     assert keep.read_text() == '{"precious": 1}' and (rep / "mine.md").read_text() == "mine"
     # an existing sidecar alone (no model file) is not overwritten by export either
     side = tmp_path / "m.onnx.json"
@@ -203,8 +235,22 @@ def test_concurrent_writers_never_mix_model_and_sidecar(tmp_path, tiny_model_dir
     from edgegen.runtime import load_runner
 
     out = tmp_path / "m.onnx"
-    cmds = [[sys.executable, "-m", "edgegen.cli", "export", str(tiny_model_dir), "--out", str(out), "--quant", q, "--calib", str(syn_dir)]
-            for q in ("dynamic", "none")]
+    cmds = [
+        [
+            sys.executable,
+            "-m",
+            "edgegen.cli",
+            "export",
+            str(tiny_model_dir),
+            "--out",
+            str(out),
+            "--quant",
+            q,
+            "--calib",
+            str(syn_dir),
+        ]
+        for q in ("dynamic", "none")
+    ]
     for extra in ([], ["--force"]):
         if extra:
             out.unlink()
@@ -228,8 +274,15 @@ def test_concurrent_predicts_to_one_output(tmp_path, onnx_model):
     bad = tmp_path / "bad.fa"
     bad.write_text("".join(f">b{i}\n{'ACGT' * 50}\n" for i in range(3000)) + ">z\nACGZ\n")
     out = tmp_path / "p.tsv"
-    procs = [subprocess.Popen([sys.executable, "-m", "edgegen.cli", "predict", str(onnx_model), "-i", str(f), "-o", str(out)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in (bad, good)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "edgegen.cli", "predict", str(onnx_model), "-i", str(f), "-o", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in (bad, good)
+    ]
     codes = [p.wait() for p in procs]
     assert codes == [1, 0], [p.stderr.read() for p in procs]
     rows = out.read_text().splitlines()
@@ -239,7 +292,8 @@ def test_concurrent_predicts_to_one_output(tmp_path, onnx_model):
 
 # ------------------------------------------------------------------------------------ checksums
 def test_swapped_model_file_is_refused(tmp_path, tiny_model_dir, syn_dir, syn_splits):
-    from edgegen.export import ExportConfig, export
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
     from edgegen.runtime import load_runner
 
     a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
@@ -260,17 +314,49 @@ def test_bundle_labels_checksums_and_classes(tmp_path, onnx_model, syn_dir):
     r = run("bundle", onnx_model, "--out", b, "--data", syn_dir / "test.csv")
     assert r.returncode == 0, r.stderr
     res_path = tmp_path / "res.json"
-    assert runner_main(["measure", "--model", str(b / onnx_model.name), "--inputs", str(b / "inputs.npz"), "--out", str(res_path),
-                        "--runs", "5", "--warmup", "1", "--no-latency"]) == 0
+    assert (
+        runner_main(
+            [
+                "measure",
+                "--model",
+                str(b / onnx_model.name),
+                "--inputs",
+                str(b / "inputs.npz"),
+                "--out",
+                str(res_path),
+                "--runs",
+                "5",
+                "--warmup",
+                "1",
+                "--no-latency",
+            ]
+        )
+        == 0
+    )
     res = json.loads(res_path.read_text())
-    assert list(res["logits"]) == ["test"] and res["accuracy"]["value"] > 0.8 and res["accuracy"]["n"] == len(res["logits"]["test"])
+    assert (
+        list(res["logits"]) == ["test"]
+        and res["accuracy"]["value"] > 0.8
+        and res["accuracy"]["n"] == len(res["logits"]["test"])
+    )
     # change the model and make its sidecar agree (as a swapped model+sidecar pair would): the manifest catches it
     side = json.loads(Path(str(onnx_model) + ".json").read_text())
     m = b / onnx_model.name
     m.write_bytes(m.read_bytes()[:-1] + bytes([m.read_bytes()[-1] ^ 1]))
     side["file_sha256"] = __import__("hashlib").sha256(m.read_bytes()).hexdigest()
     Path(str(m) + ".json").write_text(json.dumps(side))
-    code = runner_main(["measure", "--model", str(m), "--inputs", str(b / "inputs.npz"), "--out", str(tmp_path / "r2.json"), "--no-latency"])
+    code = runner_main(
+        [
+            "measure",
+            "--model",
+            str(m),
+            "--inputs",
+            str(b / "inputs.npz"),
+            "--out",
+            str(tmp_path / "r2.json"),
+            "--no-latency",
+        ]
+    )
     assert code == 1 and not (tmp_path / "r2.json").exists()
     # 3-class labels for a 2-class model
     three = tmp_path / "three.csv"
@@ -278,8 +364,7 @@ def test_bundle_labels_checksums_and_classes(tmp_path, onnx_model, syn_dir):
     assert_clean_error(run("bundle", onnx_model, "--out", tmp_path / "b3", "--data", three), "three.csv", "2 classes")
     assert not (tmp_path / "b3").exists()
     # a device profile that cannot run the model's runtime
-    from edgegen.api import bundle_model
-    from edgegen.errors import UsageError
+    from edgegen.bundle import bundle_model
 
     with pytest.raises(UsageError, match=r"device rpi4 runs \['tflite'\], not onnxruntime"):
         bundle_model(onnx_model, tmp_path / "b4", device="rpi4")
@@ -290,7 +375,7 @@ def test_more_classes_than_the_model_is_refused_everywhere(tmp_path, tiny_model_
     """evaluate, bundle and distill share one check: labels the model has no class for are an error naming the file."""
     import shutil
 
-    from edgegen.api import distill_model
+    from edgegen.distill import distill_model
     from edgegen.errors import DataError
     from edgegen.evaluate import evaluate
 
@@ -319,7 +404,9 @@ def test_labels_must_be_class_indices_present_in_training(tmp_path):
 
     rng = np.random.default_rng(0)
     seq = lambda: "".join(rng.choice(list("ACGT"), 40))  # noqa: E731
-    d = _split_dir(tmp_path, {"train": [(seq(), 1 + i % 2) for i in range(20)], "test": [(seq(), 1 + i % 2) for i in range(6)]})
+    d = _split_dir(
+        tmp_path, {"train": [(seq(), 1 + i % 2) for i in range(20)], "test": [(seq(), 1 + i % 2) for i in range(6)]}
+    )
     with pytest.raises(DataError, match="train.csv.*no class 0"):
         load_split_dir(d)
     d = _split_dir(tmp_path, {"train": [(seq(), i % 2) for i in range(20)], "test": [(seq(), i % 3) for i in range(6)]})
@@ -371,17 +458,28 @@ def _hf_folder(tmp_path: Path, cfg, vocab: bytes | None = b"[PAD]\n[UNK]\n[CLS]\
     return d
 
 
-BERT = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 32, "num_hidden_layers": 1,
-        "num_attention_heads": 4, "intermediate_size": 64, "vocab_size": 7, "max_position_embeddings": 64}
+BERT = {
+    "model_type": "bert",
+    "architectures": ["BertForMaskedLM"],
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "vocab_size": 7,
+    "max_position_embeddings": 64,
+}
 
 
-@pytest.mark.parametrize("change,needle", [
-    ("list", "must hold an object, not a list"),
-    ("no_hidden", "hidden_size is missing"),
-    ("bad_heads", "num_attention_heads 5 does not divide hidden_size 32"),
-    ("binary_vocab", "vocab.txt is not"),
-    ("missing_weight", "checkpoint lacks"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ("list", "must hold an object, not a list"),
+        ("no_hidden", "hidden_size is missing"),
+        ("bad_heads", "num_attention_heads 5 does not divide hidden_size 32"),
+        ("binary_vocab", "vocab.txt is not"),
+        ("missing_weight", "checkpoint lacks"),
+    ],
+)
 def test_malformed_hugging_face_folders(tmp_path, change, needle):
     import torch
     from safetensors.torch import save_file
@@ -409,19 +507,24 @@ def test_malformed_hugging_face_folders(tmp_path, change, needle):
 def test_shape_mismatch_names_every_tensor():
     from edgegen.hf import shape_mismatch_message
 
-    err = RuntimeError("Error(s) in loading state_dict for GenomicTransformer:\n\tsize mismatch for embed.weight: copying a param "
-                       "with shape torch.Size([7, 16]) from checkpoint, the shape in current model is torch.Size([7, 32]).\n\t"
-                       "size mismatch for classifier.weight: copying a param with shape torch.Size([2, 16]) ...")
+    err = RuntimeError(
+        "Error(s) in loading state_dict for GenomicTransformer:\n\tsize mismatch for embed.weight: copying a param "
+        "with shape torch.Size([7, 16]) from checkpoint, the shape in current model is torch.Size([7, 32]).\n\t"
+        "size mismatch for classifier.weight: copying a param with shape torch.Size([2, 16]) ..."
+    )
     msg = shape_mismatch_message(err)
     assert "embed.weight" in msg and "classifier.weight" in msg and "\n" not in msg
 
 
-@pytest.mark.parametrize("edit,needle", [
-    (lambda s: s.pop("num_classes"), "num_classes"),
-    (lambda s: s.__setitem__("tokenizer", None), "tokenizer"),
-    (lambda s: s["tokenizer"].__setitem__("k", "three"), "k must be int"),
-    (lambda s: s.__setitem__("input", {"shape": "x"}), "input.shape"),
-])
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda s: s.pop("num_classes"), "num_classes"),
+        (lambda s: s.__setitem__("tokenizer", None), "tokenizer"),
+        (lambda s: s["tokenizer"].__setitem__("k", "three"), "k must be int"),
+        (lambda s: s.__setitem__("input", {"shape": "x"}), "input.shape"),
+    ],
+)
 def test_sidecars_missing_or_mistyped_fields(tmp_path, onnx_model, edit, needle):
     from edgegen.runtime import load_runner
 
@@ -451,7 +554,9 @@ def test_unreachable_ssh_device_leaves_no_temp_folder(tmp_path, onnx_model, syn_
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", None)
     prof = tmp_path / "dev.yaml"
-    prof.write_text("name: nowhere\nruntimes: [onnxruntime]\nssh:\n  host: 127.0.0.1\n  port: 1\n  connect_timeout_s: 2\n")
+    prof.write_text(
+        "name: nowhere\nruntimes: [onnxruntime]\nssh:\n  host: 127.0.0.1\n  port: 1\n  connect_timeout_s: 2\n"
+    )
     from edgegen.bench import bench
 
     with pytest.raises(EdgegenError, match="cannot reach"):
@@ -464,9 +569,27 @@ def test_a_run_at_chance_is_refused_unless_allowed(tmp_path):
     """Labels independent of the sequences: dev MCC cannot leave chance; no model is saved, exit 1."""
     rng = np.random.default_rng(0)
     seq = lambda: "".join(rng.choice(list("ACGT"), 48))  # noqa: E731
-    d = _split_dir(tmp_path, {s: [(seq(), int(rng.integers(2))) for _ in range(n)] for s, n in (("train", 300), ("dev", 200), ("test", 50))})
-    args = ["train", "--data", d, "--out", tmp_path / "m", "--epochs", "2", "--d-model", "16", "--n-layers", "1", "--n-heads", "2",
-            "--ffn-dim", "32"]
+    d = _split_dir(
+        tmp_path,
+        {s: [(seq(), int(rng.integers(2))) for _ in range(n)] for s, n in (("train", 300), ("dev", 200), ("test", 50))},
+    )
+    args = [
+        "train",
+        "--data",
+        d,
+        "--out",
+        tmp_path / "m",
+        "--epochs",
+        "2",
+        "--d-model",
+        "16",
+        "--n-layers",
+        "1",
+        "--n-heads",
+        "2",
+        "--ffn-dim",
+        "32",
+    ]
     assert_clean_error(run(*args), "dev MCC stayed at chance", "--allow-chance")
     assert not (tmp_path / "m").exists()
     r = run(*args, "--allow-chance")
@@ -475,8 +598,8 @@ def test_a_run_at_chance_is_refused_unless_allowed(tmp_path):
 
 
 def test_chance_threshold_separates_learning_from_noise():
+    from edgegen.fit import chance_threshold
     from edgegen.metrics import mcc
-    from edgegen.train import chance_threshold
 
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 900)
@@ -495,10 +618,28 @@ def test_bundle_predicts_with_its_own_modules_only(tmp_path, onnx_model, syn_dir
     r = run("bundle", onnx_model, "--out", b)
     assert r.returncode == 0, r.stderr
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    block = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = ['runner.py'] + sys.argv[1:]; "
-             "runpy.run_path('runner.py', run_name='__main__')")
-    r = subprocess.run([sys.executable, "-c", block, "predict", "--model", onnx_model.name, "--input", str(syn_dir / "test.csv"),
-                        "--out", str(tmp_path / "p.tsv")], cwd=b, capture_output=True, text=True, env=env)
+    block = (
+        "import runpy, sys; sys.modules['torch'] = None; sys.argv = ['runner.py'] + sys.argv[1:]; "
+        "runpy.run_path('runner.py', run_name='__main__')"
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            block,
+            "predict",
+            "--model",
+            onnx_model.name,
+            "--input",
+            str(syn_dir / "test.csv"),
+            "--out",
+            str(tmp_path / "p.tsv"),
+        ],
+        cwd=b,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "p.tsv").read_text().count("\n") == 1 + len((syn_dir / "test.csv").read_text().splitlines()) - 1
 
@@ -522,6 +663,7 @@ def test_signal_inside_converter_is_held_until_the_block_ends():
                     os.kill(os.getpid(), sig)
                 reached.append(n_signals)  # the C++ work goes on after one signal
             reached.append("after")
+
         return run
 
     assert boundary.run_guarded(converter(1)) == 143

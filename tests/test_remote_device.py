@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from edgegen.bench import BenchConfig, bench
+from edgegen.bundle import write_bundle
 from edgegen.devices import DeviceProfile, SSHConfig
 from edgegen.errors import RemoteError
-from edgegen.export import ExportConfig, export
-from edgegen.remote import write_bundle
+from edgegen.export import export
+from edgegen.export.config import ExportConfig
 
 pytestmark = pytest.mark.slow
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -39,7 +40,11 @@ def _need(cond: bool, why: str):
 def _venv(path: Path, packages: list[str]) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
     py = path / "bin" / "python"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *packages], capture_output=True, text=True)
+    r = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *packages],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return py
 
@@ -50,8 +55,17 @@ def lite_venvs(tmp_path_factory):
     tfl = _venv(base / "tflite", ["numpy", "ai-edge-litert"])
     ort = _venv(base / "ort", ["numpy", "onnxruntime"])
     for py in (tfl, ort):
-        out = subprocess.run([str(py), "-c", "import importlib.util as u; print(u.find_spec('torch') is None and u.find_spec('edgegen') is None)"],
-                             capture_output=True, text=True, check=True, cwd=base).stdout.strip()
+        out = subprocess.run(
+            [
+                str(py),
+                "-c",
+                "import importlib.util as u; print(u.find_spec('torch') is None and u.find_spec('edgegen') is None)",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=base,
+        ).stdout.strip()
         assert out == "True"
     return {"tflite": tfl, "onnxruntime": ort}
 
@@ -69,7 +83,8 @@ def sshd(tmp_path_factory):
     cfg.write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\nPidFile {d / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nSubsystem sftp internal-sftp\n"
+        "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nSubsystem sftp "
+        "internal-sftp\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -90,28 +105,52 @@ def sshd(tmp_path_factory):
 
 def _profile(sshd, python: Path, runtimes=("tflite",), port=None, **kw) -> DeviceProfile:
     d = sshd["dir"]
-    ssh = SSHConfig(host="127.0.0.1", user=os.environ.get("USER", "root") if os.geteuid() != 0 else "root", port=port or sshd["port"],
-                    identity_file=str(d / "user_key"), remote_dir=str(d / "remote"), connect_timeout_s=5,
-                    options=[f"UserKnownHostsFile={d / 'known_hosts'}", "StrictHostKeyChecking=yes"], **kw)
-    return DeviceProfile(name="loopback-pi", runtimes=list(runtimes), python=str(python), ssh=ssh, threads=[1],
-                         bench={"warmup": 2, "runs": 10, "batch": 8})
+    ssh = SSHConfig(
+        host="127.0.0.1",
+        user=os.environ.get("USER", "root") if os.geteuid() != 0 else "root",
+        port=port or sshd["port"],
+        identity_file=str(d / "user_key"),
+        remote_dir=str(d / "remote"),
+        connect_timeout_s=5,
+        options=[f"UserKnownHostsFile={d / 'known_hosts'}", "StrictHostKeyChecking=yes"],
+        **kw,
+    )
+    return DeviceProfile(
+        name="loopback-pi",
+        runtimes=list(runtimes),
+        python=str(python),
+        ssh=ssh,
+        threads=[1],
+        bench={"warmup": 2, "runs": 10, "batch": 8},
+    )
 
 
 @pytest.fixture(scope="module")
 def int8_tflite(tiny_model_dir, syn_splits, tmp_path_factory):
     p = tmp_path_factory.mktemp("tfl") / "tiny.int8.tflite"
-    return export(tiny_model_dir, p, ExportConfig(format="tflite", quant="int8", calib_samples=64, per_channel=False), calib=syn_splits["dev"])
+    return export(
+        tiny_model_dir,
+        p,
+        ExportConfig(format="tflite", quant="int8", calib_samples=64, per_channel=False),
+        calib=syn_splits["dev"],
+    )
 
 
 def test_remote_bench_equals_local_accuracy(sshd, lite_venvs, int8_tflite, syn_dir):
     cfg = BenchConfig(n_boot=100, max_samples=120)
     remote = bench([int8_tflite], syn_dir, _profile(sshd, lite_venvs["tflite"]), cfg, show_progress=False)
-    local = bench([int8_tflite], syn_dir, DeviceProfile(name="local", threads=[1], bench={"warmup": 2, "runs": 10, "batch": 8}), cfg, show_progress=False)
-    r, l = remote["models"][0], local["models"][0]
+    local = bench(
+        [int8_tflite],
+        syn_dir,
+        DeviceProfile(name="local", threads=[1], bench={"warmup": 2, "runs": 10, "batch": 8}),
+        cfg,
+        show_progress=False,
+    )
+    r, here = remote["models"][0], local["models"][0]
     assert "error" not in r, r.get("error")
-    assert r["metrics"]["accuracy"]["value"] == l["metrics"]["accuracy"]["value"]
-    assert r["metrics"]["mcc"]["value"] == l["metrics"]["mcc"]["value"]
-    assert r["validity"]["rc_consistency"] == l["validity"]["rc_consistency"]
+    assert r["metrics"]["accuracy"]["value"] == here["metrics"]["accuracy"]["value"]
+    assert r["metrics"]["mcc"]["value"] == here["metrics"]["mcc"]["value"]
+    assert r["validity"]["rc_consistency"] == here["validity"]["rc_consistency"]
     assert r["versions"]["tflite_package"] == "ai_edge_litert"
     assert "torch" not in r["versions"]
     assert r["timing"]["1"]["latency_b1"]["p50_ms"] > 0
@@ -133,13 +172,39 @@ def test_standalone_runner_in_torch_free_venv(lite_venvs, tiny_model_dir, syn_sp
     from edgegen.runtime import load_runner, run_batched
 
     q = "int8"
-    m = export(tiny_model_dir, tmp_path / f"m.{q}.{fmt}", ExportConfig(format=fmt, quant=q, calib_samples=64, per_channel=False),
-               calib=syn_splits["dev"])
+    m = export(
+        tiny_model_dir,
+        tmp_path / f"m.{q}.{fmt}",
+        ExportConfig(format=fmt, quant=q, calib_samples=64, per_channel=False),
+        calib=syn_splits["dev"],
+    )
     tok_ids = load_runner(m).tokenizer.encode(syn_splits["test"].sequences)
     b = write_bundle(m, tmp_path / "bundle", inputs={"test": tok_ids})
     py = lite_venvs["tflite" if fmt == "tflite" else "onnxruntime"]
-    r = subprocess.run([str(py), "runner.py", "measure", "--model", m.name, "--inputs", "inputs.npz", "--out", "res.json",
-                        "--threads", "1", "--runs", "5", "--warmup", "1", "--batch", "64"], cwd=b, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            str(py),
+            "runner.py",
+            "measure",
+            "--model",
+            m.name,
+            "--inputs",
+            "inputs.npz",
+            "--out",
+            "res.json",
+            "--threads",
+            "1",
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--batch",
+            "64",
+        ],
+        cwd=b,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((b / "res.json").read_text())
     import numpy as np

@@ -19,11 +19,17 @@ WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 
 def start(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edgegen.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgegen.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def interrupt(proc: subprocess.Popen, sig, ready=lambda: True, min_s: float = 0.0, timeout: float = 120.0) -> tuple[int, str]:
+def interrupt(
+    proc: subprocess.Popen, sig, ready=lambda: True, min_s: float = 0.0, timeout: float = 120.0
+) -> tuple[int, str]:
     """Send ``sig`` once ``ready()`` holds and ``min_s`` have passed; the command must still be running then."""
     t0 = time.monotonic()
     while not (ready() and time.monotonic() - t0 >= min_s):
@@ -54,9 +60,31 @@ def test_train_stops_cleanly_and_reruns(tmp_path, sig):
     code, err = interrupt(p, sig, min_s=6.0)
     assert_stopped(code, err, sig)
     assert not out.exists() and temp_files(tmp_path) == []
-    r = subprocess.run([sys.executable, "-m", "edgegen.cli", "train", "--data", "synthetic:promoter:300:80", "--out", out,
-                        "--epochs", "1", "--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--ffn-dim", "32", "--allow-chance"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgegen.cli",
+            "train",
+            "--data",
+            "synthetic:promoter:300:80",
+            "--out",
+            out,
+            "--epochs",
+            "1",
+            "--d-model",
+            "16",
+            "--n-layers",
+            "1",
+            "--n-heads",
+            "2",
+            "--ffn-dim",
+            "32",
+            "--allow-chance",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -71,8 +99,11 @@ def test_predict_stops_cleanly_and_reruns(tmp_path, sig, tiny_model_dir):
     assert not out.exists() and temp_files(tmp_path) == []
     small = tmp_path / "small.fa"
     small.write_text(">a\n" + "ACGT" * 50 + "\n")
-    r = subprocess.run([sys.executable, "-m", "edgegen.cli", "predict", str(tiny_model_dir), "-i", str(small), "-o", str(out)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "edgegen.cli", "predict", str(tiny_model_dir), "-i", str(small), "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and out.read_text().count("\n") == 2, r.stderr
 
 
@@ -83,8 +114,11 @@ def test_export_stops_cleanly_and_reruns(tmp_path, sig, tiny_model_dir, syn_dir)
     code, err = interrupt(p, sig, ready=lambda: bool(list(tmp_path.glob(".m.tflite.*"))))
     assert_stopped(code, err, sig)
     assert not out.exists() and list(tmp_path.iterdir()) == []
-    r = subprocess.run([sys.executable, "-m", "edgegen.cli", "export", str(tiny_model_dir), "--out", str(tmp_path / "m.onnx")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "edgegen.cli", "export", str(tiny_model_dir), "--out", str(tmp_path / "m.onnx")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -92,10 +126,13 @@ def test_export_stops_cleanly_and_reruns(tmp_path, sig, tiny_model_dir, syn_dir)
 def test_run_stops_cleanly_and_resumes(tmp_path, sig):
     rec = tmp_path / "r.yaml"
     run_dir = tmp_path / "run"
-    rec.write_text(f"data: synthetic:promoter:400:80\nout: {run_dir}\nsteps:\n"
-                   "  - {type: train, tokenizer: char, d_model: 32, n_layers: 2, n_heads: 4, ffn_dim: 128, epochs: 1, allow_chance: true}\n"
-                   "  - {type: prune, targets: [0.8]}\n"
-                   "  - {type: export, formats: [onnx], quant: [dynamic], max_drop: null}\n")
+    rec.write_text(
+        f"data: synthetic:promoter:400:80\nout: {run_dir}\nsteps:\n"
+        "  - {type: train, tokenizer: char, d_model: 32, n_layers: 2, n_heads: 4, ffn_dim: 128, epochs: 1, "
+        "allow_chance: true}\n"
+        "  - {type: prune, targets: [0.8]}\n"
+        "  - {type: export, formats: [onnx], quant: [dynamic], max_drop: null}\n"
+    )
     # a long teacher first: interrupted mid-stage
     p = start("run", rec, "--set", "steps.0.epochs=500", "--set", "data=synthetic:promoter:3000:200")
     code, err = interrupt(p, sig, ready=lambda: bool(list(run_dir.glob(".teacher.*.tmp"))), min_s=3.0)

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from edgegen.alphabet import default_vocab
+from edgegen.dna_tokenizer import Tokenizer
 from edgegen.errors import ConfigError, ModelFileError
-from edgegen.tokenizers import Tokenizer, default_vocab
 
 
 def test_char_tokens_case_and_padding():

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 
-from edgegen.api import train_teacher
 from edgegen.checkpoint import load_model
 from edgegen.evaluate import evaluate
 from edgegen.metrics import auroc_binary, classification_report, mcc
-from edgegen.train import TrainConfig
+from edgegen.train import TrainConfig, train_teacher
 
-from .conftest import TINY, real_data
+from .conftest import TINY
 
 
 def test_metrics_against_hand_computed_values():
@@ -31,7 +30,9 @@ def test_tiny_teacher_learns_synthetic_task(tiny_model_dir, syn_dir):
 
 
 def test_training_is_deterministic_under_a_seed(tmp_path, syn_dir, torch_threads):
-    cfg = TrainConfig(**{**TINY, "epochs": 1, "max_steps": 15, "allow_chance": True})  # 15 steps: plumbing, not learning
+    cfg = TrainConfig(
+        **{**TINY, "epochs": 1, "max_steps": 15, "allow_chance": True}
+    )  # 15 steps: plumbing, not learning
     a = train_teacher(syn_dir, tmp_path / "a", cfg, show_progress=False)
     b = train_teacher(syn_dir, tmp_path / "b", cfg, show_progress=False)
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
@@ -42,35 +43,59 @@ def test_training_device_is_checked_and_the_model_comes_back_home(tmp_path, syn_
     import torch
     from pydantic import ValidationError
 
-    from edgegen.distill import DistillConfig, distill, student_from_teacher
+    from edgegen.distill import DistillConfig, distill
     from edgegen.errors import UsageError
+    from edgegen.student import student_from_teacher
 
     with pytest.raises(ValidationError):
         TrainConfig(device="gpu")
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="no such CUDA GPU"):
-            train_teacher(syn_dir, tmp_path / "c", TrainConfig(**{**TINY, "max_steps": 2, "device": "cuda"}), show_progress=False)
+            train_teacher(
+                syn_dir, tmp_path / "c", TrainConfig(**{**TINY, "max_steps": 2, "device": "cuda"}), show_progress=False
+            )
         assert not (tmp_path / "c").exists()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    res = train_teacher(syn_dir, tmp_path / "m", TrainConfig(**{**TINY, "epochs": 1, "max_steps": 15, "device": dev, "allow_chance": True}), show_progress=False)
+    res = train_teacher(
+        syn_dir,
+        tmp_path / "m",
+        TrainConfig(**{**TINY, "epochs": 1, "max_steps": 15, "device": dev, "allow_chance": True}),
+        show_progress=False,
+    )
     assert res["history"]["device"].startswith(dev)
     lm = load_model(tmp_path / "m")
     teacher = lm.model
     student = student_from_teacher(teacher, d_model=16, n_layers=1, n_heads=2)
-    h = distill(student, teacher, DistillConfig(epochs=1, max_steps=10, device=dev), syn_splits, lm.tokenizer, show_progress=False)
+    h = distill(
+        student,
+        teacher,
+        DistillConfig(epochs=1, max_steps=10, device=dev),
+        syn_splits,
+        lm.tokenizer,
+        show_progress=False,
+    )
     assert h["device"].startswith(dev) and h["steps"] == 10
     # both models are back on the CPU they came from, the teacher's parameters trainable again
     assert {p.device.type for p in teacher.parameters()} == {"cpu"} == {p.device.type for p in student.parameters()}
     assert all(p.requires_grad for p in teacher.parameters())
     # an error in the middle of training (here from the loss) still hands the model back on its device, in eval mode
-    from edgegen.train import OptimConfig, fit
+    from edgegen.fit import OptimConfig, fit
 
     def boom(m, idx, ids, y):
         raise RuntimeError("boom")
 
     tr = syn_splits["train"]
     with pytest.raises(RuntimeError, match="boom"):
-        fit(student, lm.tokenizer.encode(tr.sequences), tr.labels, None, None, OptimConfig(epochs=1, device=dev), boom, show_progress=False)
+        fit(
+            student,
+            lm.tokenizer.encode(tr.sequences),
+            tr.labels,
+            None,
+            None,
+            OptimConfig(epochs=1, device=dev),
+            boom,
+            show_progress=False,
+        )
     assert not student.training and {p.device.type for p in student.parameters()} == {"cpu"}
 
 

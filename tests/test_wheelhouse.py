@@ -12,16 +12,21 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def float_tflite(tiny_model_dir, syn_splits, tmp_path_factory):
-    from edgegen.export import ExportConfig, export
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
 
-    return export(tiny_model_dir, tmp_path_factory.mktemp("wh") / "tiny.none.tflite", ExportConfig(format="tflite", verify_samples=32),
-                  calib=syn_splits["dev"])
+    return export(
+        tiny_model_dir,
+        tmp_path_factory.mktemp("wh") / "tiny.none.tflite",
+        ExportConfig(format="tflite", verify_samples=32),
+        calib=syn_splits["dev"],
+    )
 
 
 def test_tflite_runtime_wheelhouse_for_an_older_pi_python(float_tflite, tmp_path):
     """tflite-runtime (the interpreter many Pi images use) is built against numpy 1.x and has wheels up to CPython
     3.10: a bundle for such a Pi pins numpy<2 with it; for 3.11 the error names the runtime, platform and Python."""
-    from edgegen.api import bundle_model
+    from edgegen.bundle import bundle_model
     from edgegen.errors import BackendError, UsageError
 
     b = tmp_path / "b310"
@@ -36,7 +41,14 @@ def test_tflite_runtime_wheelhouse_for_an_older_pi_python(float_tflite, tmp_path
     assert "tflite_runtime==" in req and "--hash=sha256:" in req
     assert 'want="3.10"' in (b / "install.sh").read_text()
     with pytest.raises(BackendError, match=r"no wheel of tflite-runtime for linux_aarch64 / CPython 3\.11"):
-        bundle_model(float_tflite, tmp_path / "b311", wheelhouse=True, platform="linux_aarch64", python="3.11", tflite_runtime=True)
+        bundle_model(
+            float_tflite,
+            tmp_path / "b311",
+            wheelhouse=True,
+            platform="linux_aarch64",
+            python="3.11",
+            tflite_runtime=True,
+        )
     assert not (tmp_path / "b311").exists()
     with pytest.raises(UsageError, match="add --wheelhouse"):
         bundle_model(float_tflite, tmp_path / "b", tflite_runtime=True)

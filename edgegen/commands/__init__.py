@@ -1,6 +1,7 @@
 """The ``edgegen`` commands (typer): each one only turns options into a config, calls one library function and prints
 its result through :mod:`edgegen.report`. ``models`` (train, evaluate, prune, distill, teacher-logits, import),
-``deploy`` (export, bench, devices, bundle, predict), ``pipeline`` (run). The entry point is :func:`edgegen.cli.main`."""
+``deploy`` (export, bench, devices, bundle, predict), ``pipeline`` (run). The entry point is
+:func:`edgegen.cli.main`."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ def _version(value: bool):
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ):
     """edgegen: small, fast genomic transformers for field devices."""

@@ -12,7 +12,9 @@ from edgegen.commands import app, check_outputs, console, load_yaml_config, save
 
 @app.command()
 def train(
-    data: str = typer.Option(..., "--data", help="Folder with train/dev/test CSVs, or synthetic:promoter|splice[:N[:LEN]]."),
+    data: str = typer.Option(
+        ..., "--data", help="Folder with train/dev/test CSVs, or synthetic:promoter|splice[:N[:LEN]]."
+    ),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with TrainConfig fields."),
     tokenizer: Optional[str] = typer.Option(None, help="char | kmer | kmer_nonoverlap (default kmer_nonoverlap)"),
@@ -23,30 +25,64 @@ def train(
     n_heads: Optional[int] = typer.Option(None),
     ffn_dim: Optional[int] = typer.Option(None),
     positions: Optional[str] = typer.Option(None, help="learned | sinusoidal | rotary"),
-    merge_tokens: Optional[int] = typer.Option(None, help="merge this many adjacent tokens after embedding (shorter encoder input)"),
+    pooling: Optional[str] = typer.Option(None, help="cls | mean (mean: composition tasks, e.g. enhancers; README)"),
+    patience: Optional[int] = typer.Option(None, help="epochs without dev improvement before stopping (default 3)"),
+    merge_tokens: Optional[int] = typer.Option(
+        None, help="merge this many adjacent tokens after embedding (shorter encoder input)"
+    ),
     epochs: Optional[int] = typer.Option(None),
     lr: Optional[float] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None),
     max_steps: Optional[int] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
     threads: Optional[int] = typer.Option(None),
-    train_device: Optional[str] = typer.Option(None, "--train-device", help="auto (a CUDA GPU when torch sees one) | cpu | cuda[:N]"),
-    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune this model directory instead of a fresh model."),
-    allow_chance: bool = typer.Option(False, "--allow-chance", help="Save the model even if its dev MCC is not above chance."),
-    nproc: int = typer.Option(1, "--nproc", min=1, help="Run in N processes on this machine (as torchrun --standalone "
-                              "--nproc-per-node N; errors keep their one line and exit code)."),
+    train_device: Optional[str] = typer.Option(
+        None, "--train-device", help="auto (a CUDA GPU when torch sees one) | cpu | cuda[:N]"
+    ),
+    init: Optional[Path] = typer.Option(
+        None, "--init", help="Fine-tune this model directory instead of a fresh model."
+    ),
+    allow_chance: bool = typer.Option(
+        False, "--allow-chance", help="Save the model even if its dev MCC is not above chance."
+    ),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        min=1,
+        help="Run in N processes on this machine (as torchrun --standalone "
+        "--nproc-per-node N; errors keep their one line and exit code).",
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
 ):
     """Train a model from labels, evaluate it on the test split, save a model directory."""
-    from edgegen.api import train_teacher
-    from edgegen.report import metrics_table
-    from edgegen.train import TrainConfig
+    from edgegen.tables import metrics_table
+    from edgegen.train import TrainConfig, train_teacher
 
-    cfg = load_yaml_config(TrainConfig, config, dict(
-        tokenizer=tokenizer, k=k, max_len=max_len, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-        ffn_dim=ffn_dim, positions=positions, merge_tokens=merge_tokens, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
-        seed=seed, threads=threads, device=train_device, allow_chance=allow_chance or None,
-    ))
+    cfg = load_yaml_config(
+        TrainConfig,
+        config,
+        dict(
+            tokenizer=tokenizer,
+            k=k,
+            max_len=max_len,
+            d_model=d_model,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            ffn_dim=ffn_dim,
+            positions=positions,
+        pooling=pooling,
+        patience=patience,
+            merge_tokens=merge_tokens,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            max_steps=max_steps,
+            seed=seed,
+            threads=threads,
+            device=train_device,
+            allow_chance=allow_chance or None,
+        ),
+    )
     res = train_teacher(data, out, cfg, init=init, force=force)
     from edgegen import distributed
 
@@ -54,7 +90,8 @@ def train(
         return
     if res["test"]:
         console().print(metrics_table(res["test"], title=f"test set ({out})"))
-    base, dev = res["history"].get("kmer_baseline"), [e["dev_mcc"] for e in res["history"].get("epochs", []) if "dev_mcc" in e]
+    hist = res.get("history") or {}
+    base, dev = hist.get("kmer_baseline"), [e["dev_mcc"] for e in hist.get("epochs", []) if "dev_mcc" in e]
     if base and dev:
         console().print(f"dev MCC: transformer {max(dev):.3f}, {base['model']} {base['mcc']:.3f} (same split)")
     console().print(f"saved model to {out}")
@@ -71,7 +108,7 @@ def evaluate(
 ):
     """Accuracy, F1, MCC, AUROC with bootstrap 95% intervals, per class."""
     from edgegen.evaluate import evaluate as _evaluate
-    from edgegen.report import metrics_table
+    from edgegen.tables import metrics_table
 
     check_outputs(force, json_out, inputs=(model, data))
     rep = _evaluate(model, data, batch_size=batch_size, threads=threads)
@@ -92,25 +129,36 @@ def prune(
     criterion: Optional[str] = typer.Option(None, help="l1 | l2 | taylor | random"),
     global_pruning: Optional[bool] = typer.Option(None, "--global/--local", help="Rank across layers or per layer."),
     iterative_steps: Optional[int] = typer.Option(None),
-    data: Optional[str] = typer.Option(None, "--data", help="Data folder: calibration for taylor/drop-layers, and test metrics."),
+    data: Optional[str] = typer.Option(
+        None, "--data", help="Data folder: calibration for taylor/drop-layers, and test metrics."
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     force: bool = typer.Option(False, "--force"),
 ):
     """Remove attention heads, FFN channels and layers physically (torch-pruning)."""
     check_outputs(force, json_out, inputs=(model, data))
-    from edgegen.api import prune_model
-    from edgegen.prune import PruneConfig
+    from edgegen.prune import PruneConfig, prune_model
 
-    cfg = load_yaml_config(PruneConfig, config, dict(
-        target_params=target_params, target_macs=target_macs, head_ratio=head_ratio, ffn_ratio=ffn_ratio,
-        drop_layers=drop_layers, criterion=criterion, global_pruning=global_pruning, iterative_steps=iterative_steps,
-    ))
+    cfg = load_yaml_config(
+        PruneConfig,
+        config,
+        dict(
+            target_params=target_params,
+            target_macs=target_macs,
+            head_ratio=head_ratio,
+            ffn_ratio=ffn_ratio,
+            drop_layers=drop_layers,
+            criterion=criterion,
+            global_pruning=global_pruning,
+            iterative_steps=iterative_steps,
+        ),
+    )
     rep = prune_model(model, out, cfg, data=data, force=force)
-    from edgegen.report import prune_table
+    from edgegen.tables import prune_table
 
     console().print(prune_table(rep))
     if rep.get("metrics"):
-        from edgegen.report import metrics_table
+        from edgegen.tables import metrics_table
 
         console().print(metrics_table(rep["metrics"]["test"], title="pruned model, test set (before fine-tuning)"))
     console().print(f"saved pruned model to {out}")
@@ -120,7 +168,9 @@ def prune(
 @app.command()
 def distill(
     teacher: Path = typer.Option(..., "--teacher", help="Teacher model directory."),
-    student: Path = typer.Option(..., "--student", help="Student model directory (e.g. pruned) or YAML with d_model/n_layers/n_heads/ffn_dim."),
+    student: Path = typer.Option(
+        ..., "--student", help="Student model directory (e.g. pruned) or YAML with d_model/n_layers/n_heads/ffn_dim."
+    ),
     data: str = typer.Option(..., "--data", help="Folder with train/dev/test CSVs."),
     out: Path = typer.Option(..., "--out"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with DistillConfig fields."),
@@ -131,32 +181,65 @@ def distill(
     temperature: Optional[float] = typer.Option(None),
     hidden_weight: Optional[float] = typer.Option(None),
     attn_weight: Optional[float] = typer.Option(None),
-    augment: Optional[int] = typer.Option(None, help="Teacher-labelled mutated copies of each training sequence (KD term only)."),
-    mutation_rate: Optional[float] = typer.Option(None, help="Per-base substitution rate of those copies (default 0.05)."),
+    augment: Optional[int] = typer.Option(
+        None, help="Teacher-labelled mutated copies of each training sequence (KD term only)."
+    ),
+    mutation_rate: Optional[float] = typer.Option(
+        None, help="Per-base substitution rate of those copies (default 0.05)."
+    ),
     max_steps: Optional[int] = typer.Option(None),
     threads: Optional[int] = typer.Option(None),
-    train_device: Optional[str] = typer.Option(None, "--train-device", help="auto (a CUDA GPU when torch sees one) | cpu | cuda[:N]"),
-    unlabeled: Optional[Path] = typer.Option(None, "--unlabeled", help="Reads (FASTA/FASTQ[.gz] or a table) for the KD term "
-                                             "only, windowed as in predict: what the teacher knows beyond the labels."),
-    teacher_logits: Optional[Path] = typer.Option(None, "--teacher-logits", help="Teacher-logit store: reused when it exists "
-                                                  "(checked against teacher and data), else computed there first."),
+    train_device: Optional[str] = typer.Option(
+        None, "--train-device", help="auto (a CUDA GPU when torch sees one) | cpu | cuda[:N]"
+    ),
+    unlabeled: Optional[Path] = typer.Option(
+        None,
+        "--unlabeled",
+        help="Reads (FASTA/FASTQ[.gz] or a table) for the KD term "
+        "only, windowed as in predict: what the teacher knows beyond the labels.",
+    ),
+    teacher_logits: Optional[Path] = typer.Option(
+        None,
+        "--teacher-logits",
+        help="Teacher-logit store: reused when it exists "
+        "(checked against teacher and data), else computed there first.",
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json"),
-    nproc: int = typer.Option(1, "--nproc", min=1, help="Run in N processes on this machine (as torchrun --standalone "
-                              "--nproc-per-node N; errors keep their one line and exit code)."),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        min=1,
+        help="Run in N processes on this machine (as torchrun --standalone "
+        "--nproc-per-node N; errors keep their one line and exit code).",
+    ),
     force: bool = typer.Option(False, "--force"),
 ):
     """Win back accuracy: distil the teacher into a pruned or smaller student."""
     check_outputs(force, json_out, inputs=(teacher, student, data, unlabeled, teacher_logits))
     from edgegen import distributed
-    from edgegen.api import distill_model
-    from edgegen.report import metrics_table
+    from edgegen.distill import distill_model
+    from edgegen.tables import metrics_table
 
-    cfg = _distill_config(config, dict(
-        epochs=epochs, lr=lr, alpha=alpha, beta=beta, temperature=temperature, hidden_weight=hidden_weight,
-        attn_weight=attn_weight, augment=augment, mutation_rate=mutation_rate, max_steps=max_steps, threads=threads,
-        device=train_device,
-    ))
-    res = distill_model(teacher, student, data, out, cfg, unlabeled=unlabeled, teacher_logits=teacher_logits, force=force)
+    cfg = _distill_config(
+        config,
+        dict(
+            epochs=epochs,
+            lr=lr,
+            alpha=alpha,
+            beta=beta,
+            temperature=temperature,
+            hidden_weight=hidden_weight,
+            attn_weight=attn_weight,
+            augment=augment,
+            mutation_rate=mutation_rate,
+            max_steps=max_steps,
+            threads=threads,
+            device=train_device,
+        ),
+    )
+    res = distill_model(
+        teacher, student, data, out, cfg, unlabeled=unlabeled, teacher_logits=teacher_logits, force=force
+    )
     if not distributed.is_main():
         return
     if "test" in res:
@@ -178,20 +261,31 @@ def teacher_logits(
     data: str = typer.Option(..., "--data", help="Folder with train/dev/test CSVs (the training split is scored)."),
     out: Path = typer.Option(..., "--out", help="Store folder to write (use it with distill --teacher-logits)."),
     unlabeled: Optional[Path] = typer.Option(None, "--unlabeled", help="Reads to score too (as distill --unlabeled)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML with DistillConfig fields (augment and seed decide the rows)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="YAML with DistillConfig fields (augment and seed decide the rows)."
+    ),
     augment: Optional[int] = typer.Option(None, help="As distill --augment: the store holds those rows too."),
     mutation_rate: Optional[float] = typer.Option(None),
     threads: Optional[int] = typer.Option(None),
-    train_device: Optional[str] = typer.Option(None, "--train-device", help="Where the teacher runs: auto | cpu | cuda[:N]"),
-    nproc: int = typer.Option(1, "--nproc", min=1, help="Run in N processes on this machine (as torchrun --standalone "
-                              "--nproc-per-node N; errors keep their one line and exit code)."),
+    train_device: Optional[str] = typer.Option(
+        None, "--train-device", help="Where the teacher runs: auto | cpu | cuda[:N]"
+    ),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        min=1,
+        help="Run in N processes on this machine (as torchrun --standalone "
+        "--nproc-per-node N; errors keep their one line and exit code).",
+    ),
     force: bool = typer.Option(False, "--force"),
 ):
     """Run the teacher once over every training window and store its logits for later distillations."""
     from edgegen import distributed
-    from edgegen.api import compute_teacher_logits
+    from edgegen.distill import compute_teacher_logits
 
-    cfg = _distill_config(config, dict(augment=augment, mutation_rate=mutation_rate, threads=threads, device=train_device))
+    cfg = _distill_config(
+        config, dict(augment=augment, mutation_rate=mutation_rate, threads=threads, device=train_device)
+    )
     res = compute_teacher_logits(teacher, data, out, cfg, unlabeled=unlabeled, force=force)
     if distributed.is_main():
         parts = ", ".join(f"{v:,} {k}" for k, v in res["parts"].items())
@@ -218,7 +312,8 @@ def import_(
 
     lm = load_model(out)
     c = lm.config
-    console().print(f"imported {src} -> {out}: {c.n_layers} layers, d_model {c.d_model}, {c.n_heads} heads, "
-                     f"{c.positions} positions, {lm.tokenizer.kind} k={lm.tokenizer.k}, window {lm.tokenizer.max_len} nt, "
-                     f"{c.num_classes} classes")
-
+    console().print(
+        f"imported {src} -> {out}: {c.n_layers} layers, d_model {c.d_model}, {c.n_heads} heads, "
+        f"{c.positions} positions, {lm.tokenizer.kind} k={lm.tokenizer.k}, window {lm.tokenizer.max_len} nt, "
+        f"{c.num_classes} classes"
+    )

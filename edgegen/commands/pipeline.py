@@ -13,7 +13,9 @@ from edgegen.commands import app, console
 @app.command()
 def run(
     recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a field: key=value (dotted keys, e.g. steps.0.epochs=2)."),
+    set_: Optional[List[str]] = typer.Option(
+        None, "--set", help="Override a field: key=value (dotted keys, e.g. steps.0.epochs=2)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan and what is cached; run nothing."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (instead of the recipe's out)."),
 ):
@@ -26,7 +28,7 @@ def run(
         r = r.model_copy(update={"out": str(out)})
     con = console()
     if dry_run:
-        from edgegen.report import plan_table
+        from edgegen.tables import plan_table
 
         con.print_json(r.model_dump_json())
         con.print(plan_table(r, _dry_run(r)))
@@ -43,13 +45,14 @@ def run(
 
     summary = run_recipe(r, on_stage=on_stage)
     if summary:
-        from edgegen.report import summary_table
+        from edgegen.tables import summary_table
 
         con.print(summary_table(summary))
         if summary.get("best"):
             b = summary["best"]
-            con.print(f"best within 1 pp of the teacher: [bold]{b['name']}[/bold] - {b['size_ratio']:.1f}x smaller, "
-                      f"{b['latency_ratio_t1']:.1f}x faster (batch 1, 1 thread), accuracy {b['accuracy_delta_pp']:+.2f} pp")
+            con.print(
+                f"best within 1 pp of the teacher: [bold]{b['name']}[/bold] - {b['size_ratio']:.1f}x smaller, "
+                f"{b['latency_ratio_t1']:.1f}x faster (batch 1, 1 thread), accuracy {b['accuracy_delta_pp']:+.2f} pp"
+            )
         con.print(f"report: {summary['report']}  (summary: {Path(r.out) / 'report' / 'summary.json'})")
     con.print(f"done in {_time.perf_counter() - t0:.1f} s")
-

@@ -47,7 +47,9 @@ def data_report(splits: dict[str, SequenceSet], near_k: int = 0) -> dict:
         n_frac = np.array([s.count("N") / max(1, len(s)) for s in ds.sequences])
         rep["splits"][name] = {
             "n": len(ds),
-            "class_counts": np.bincount(ds.labels, minlength=ds.num_classes).tolist() if ds.labels is not None else None,
+            "class_counts": np.bincount(ds.labels, minlength=ds.num_classes).tolist()
+            if ds.labels is not None
+            else None,
             "length": {"min": int(lens.min()), "median": float(np.median(lens)), "max": int(lens.max())},
             "length_by_class": length_by_class(ds) if ds.labels is not None else None,
             "n_content_mean": float(n_frac.mean()),

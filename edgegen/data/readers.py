@@ -169,7 +169,9 @@ def read_labelled(
                 except ValueError as e:
                     raise DataError(str(e), path=p, line=lineno) from None
                 if len(s) < min_len:
-                    raise DataError(f"sequence of length {len(s)} is shorter than the minimum {min_len}", path=p, line=lineno)
+                    raise DataError(
+                        f"sequence of length {len(s)} is shorter than the minimum {min_len}", path=p, line=lineno
+                    )
                 seqs.append(s)
                 if not labelled:
                     continue
@@ -179,8 +181,11 @@ def read_labelled(
                 except ValueError:
                     raise DataError(f"label {raw!r} is not an integer class index", path=p, line=lineno) from None
                 if lab >= MAX_LABEL:
-                    raise DataError(f"label {raw} is not a class index (expected 0..K-1, K at most {MAX_LABEL:,})", path=p,
-                                    line=lineno)
+                    raise DataError(
+                        f"label {raw} is not a class index (expected 0..K-1, K at most {MAX_LABEL:,})",
+                        path=p,
+                        line=lineno,
+                    )
                 if lab < 0 or (num_classes is not None and lab >= num_classes):
                     bound = f"0..{num_classes - 1}" if num_classes else ">= 0"
                     raise DataError(f"unknown label {lab} (expected {bound})", path=p, line=lineno)
@@ -240,18 +245,26 @@ def check_labels(splits: dict[str, SequenceSet]) -> int:
         return k
     seen = set(np.unique(train.labels).tolist())
     if len(seen) < 2:
-        raise DataError(f"the training split has a single class ({sorted(seen)}); a classifier needs at least two", path=train.path)
+        raise DataError(
+            f"the training split has a single class ({sorted(seen)}); a classifier needs at least two", path=train.path
+        )
     missing = sorted(set(range(k)) - seen)
     for name, ds in splits.items():
         if name == "train" or ds.labels is None:
             continue
         extra = sorted(set(np.unique(ds.labels).tolist()) - seen)
         if extra:
-            raise DataError(f"label {extra[0]} never occurs in the training split {Path(train.path or 'train').name} "
-                            f"(training labels: {sorted(seen)}); labels must be class indices 0..K-1 present in training", path=ds.path)
+            raise DataError(
+                f"label {extra[0]} never occurs in the training split {Path(train.path or 'train').name} "
+                f"(training labels: {sorted(seen)}); labels must be class indices 0..K-1 present in training",
+                path=ds.path,
+            )
     if missing:
-        raise DataError(f"labels must be class indices 0..{k - 1}, but training has no class {missing[0]} "
-                        f"(labels seen: {sorted(seen)}); renumber the classes from 0", path=train.path)
+        raise DataError(
+            f"labels must be class indices 0..{k - 1}, but training has no class {missing[0]} "
+            f"(labels seen: {sorted(seen)}); renumber the classes from 0",
+            path=train.path,
+        )
     return k
 
 
@@ -259,35 +272,6 @@ def check_fits_model(n_classes: int, model_classes: int, path, what: str = "the 
     """Labels ``0..n_classes-1`` must be classes the model has (a 3-class set on a 2-class model is an error)."""
     if n_classes > model_classes:
         raise DataError(f"labels go up to {n_classes - 1} but {what} has {model_classes} classes", path=path)
-
-
-def read_sequences(path: str | Path, **kw) -> SequenceSet:
-    """Load a whole FASTA/FASTQ or labelled table into memory (tables keep labels)."""
-    p = Path(path)
-    name = p.name.lower()
-    if any(name.endswith(e) for e in (".csv", ".csv.gz", ".tsv", ".tsv.gz")):
-        return read_labelled(p)
-    from edgegen.data.reads import iter_reads
-
-    reads = list(iter_reads(p, **kw))
-    if not reads:
-        raise DataError("no records", path=p)
-    return SequenceSet([r.sequence for r in reads], None, [r.id for r in reads], str(p))
-
-
-def as_dataset(path_or_set, *, split: str = "test") -> SequenceSet:
-    """Accept a SequenceSet, a table/FASTA file, or a split folder (then use ``split``)."""
-    if isinstance(path_or_set, SequenceSet):
-        return path_or_set
-    p = Path(path_or_set)
-    if p.is_dir():
-        f = find_split(p, split)
-        if f is None:
-            raise DataError(f"folder has no {split}.csv[.gz]", path=p)
-        return read_labelled(f)
-    if not p.exists():
-        raise DataError("no such file", path=p)
-    return read_sequences(p)
 
 
 def check_usage_path(path: str | Path, what: str) -> Path:

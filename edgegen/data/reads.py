@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
 
-from edgegen.data.readers import require_file, validate_sequence
+from edgegen.data.readers import SequenceSet, find_split, read_labelled, require_file, validate_sequence
 from edgegen.errors import DataError
 
 
@@ -88,3 +88,30 @@ def _stdin_binary():
     if head == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=raw, mode="rb")
     return raw
+
+
+def read_sequences(path: str | Path, **kw) -> SequenceSet:
+    """Load a whole FASTA/FASTQ or labelled table into memory (tables keep labels)."""
+    p = Path(path)
+    name = p.name.lower()
+    if any(name.endswith(e) for e in (".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+        return read_labelled(p)
+    reads = list(iter_reads(p, **kw))
+    if not reads:
+        raise DataError("no records", path=p)
+    return SequenceSet([r.sequence for r in reads], None, [r.id for r in reads], str(p))
+
+
+def as_dataset(path_or_set, *, split: str = "test") -> SequenceSet:
+    """Accept a SequenceSet, a table/FASTA file, or a split folder (then use ``split``)."""
+    if isinstance(path_or_set, SequenceSet):
+        return path_or_set
+    p = Path(path_or_set)
+    if p.is_dir():
+        f = find_split(p, split)
+        if f is None:
+            raise DataError(f"folder has no {split}.csv[.gz]", path=p)
+        return read_labelled(f)
+    if not p.exists():
+        raise DataError("no such file", path=p)
+    return read_sequences(p)

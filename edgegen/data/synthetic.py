@@ -35,7 +35,9 @@ def _plant(arr: np.ndarray, row: int, pos: int, motif: str, rng: np.random.Gener
     arr[row, pos : pos + len(m)] = m
 
 
-def make_task(task: Task = "promoter", n: int = 2000, length: int = 200, seed: int = 0, noise: float = 0.1) -> SequenceSet:
+def make_task(
+    task: Task = "promoter", n: int = 2000, length: int = 200, seed: int = 0, noise: float = 0.1
+) -> SequenceSet:
     """Generate ``n`` labelled sequences of one ``length`` (same length in every class)."""
     if length < 80:
         raise ValueError(f"synthetic tasks need length >= 80, got {length}")

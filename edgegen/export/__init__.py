@@ -15,77 +15,16 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgegen.errors import UsageError
-from edgegen.integrity import require_finite
+from edgegen.export.config import ExportConfig, graph_mode
 from edgegen.export.quant_modes import quant_mode
 from edgegen.export.verify import granularities, judge, pick_granularity, size_rule, verification
+from edgegen.integrity import require_finite
 
 log = logging.getLogger("edgegen")
-
-Quant = Literal["none", "fp16", "dynamic", "int8", "int8-full", "16x8"]
-
-
-class ExportConfig(BaseModel):
-    """Format, quantization and verification settings for :func:`export`.
-
-    ``quant``: ``none`` (fp32), ``fp16`` (fp16 weights), ``dynamic`` (int8
-    weights, activations quantized at run time), ``int8`` (the fastest accurate
-    CPU int8: ORT dynamic for ONNX; PT2E static per-channel with float
-    LayerNorm/softmax for TFLite), ``int8-full`` (static w8a8 everywhere, for
-    int8-only accelerators), ``16x8`` (TFLite int16 activations / int8 weights).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    format: Literal["onnx", "tflite"] = "onnx"
-    quant: Quant = "none"
-    calibrator: Literal["minmax", "percentile", "entropy"] = "minmax"
-    calib_samples: int = Field(128, ge=1)
-    per_channel: bool | None = Field(
-        None, description="static int8 weight scales: True one per output channel, False one per tensor (smaller: TFLite "
-        "stores ~24 bytes of scales per channel, bias included); None: TFLite int8 exports both and keeps per-tensor "
-        "unless per-channel is better on the verification set (see verify.pick_granularity), or, for a model over "
-        "verify.COMPARE_SCALES_MAX_PARAMS, converts once per-channel; ONNX int8-full per-channel")
-    batch_size: int | None = Field(None, ge=1, description="fixed batch (TFLite default 1); ONNX default: dynamic")
-    opset: int = Field(18, ge=17)
-    strip_names: bool = Field(True, description="drop internal tensor/node names (TFLite strip_strings; short ONNX names): "
-                              "5-20% smaller files; graph inputs, outputs and signatures keep theirs")
-    graph_rewrites: bool = Field(True, description="edgegen's exact graph rewrites (edgegen.export.modes.export_mode): a CLS-pooled "
-                                 "model's last layer computes only the CLS row; padding masked by an additive bias where "
-                                 "attention stays float. False exports the plain graph (what a hand-written export gives)")
-    fused_attention: bool = Field(False, description="ONNX, with graph_rewrites, for float attention (quant none/fp16/"
-                                  "dynamic/int8): attention as ONNX Runtime's fused com.microsoft.MultiHeadAttention kernel (exact); "
-                                  "the file then runs on ONNX Runtime only. Off by default: on a CPU 3-6% slower at batch 1 and "
-                                  "0.94-1.5x the plain graph's batch-64 rate; on a CUDA GPU ~1.2x faster for 4096-nt inputs "
-                                  "(benchmarks/fused_attention.py, README)")
-    external_data: bool | None = Field(None, description="ONNX: the weights in FILE.onnx.data beside the file (True) or "
-                                       "inside it (False); None: beside it only when they exceed ~1.8 GB (protobuf cannot "
-                                       "write one file over 2 GiB: NT-v2 500M in float32)")
-    max_drop: float | None = Field(None, gt=0, description="accuracy budget (percentage points) vs float, needs labelled calibration data")
-    atol: float = Field(1e-4, gt=0, description="max abs logit difference allowed for float exports")
-    min_agreement: float = Field(0.9, ge=0, le=1, description="argmax agreement with torch required of quantized exports")
-    threads: int = Field(1, ge=1)
-    verify_samples: int = Field(512, ge=1, description="sequences used to verify the export against torch")
-
-    @model_validator(mode="after")
-    def _check(self) -> "ExportConfig":
-        quant_mode(self.format, self.quant)  # raises on unsupported pairs
-        if self.external_data and self.format != "onnx":
-            raise ValueError("external_data is an ONNX option (a TFLite file holds its weights itself)")
-        return self
-
-
-def graph_mode(cfg: ExportConfig) -> dict:
-    """Options of :class:`edgegen.export.modes.export_mode` for this export."""
-    on = cfg.graph_rewrites
-    float_attention = not quant_mode(cfg.format, cfg.quant).static_activations
-    return {"cls_shortcut": on, "additive_mask": on and float_attention,
-            "ort_attention": on and float_attention and cfg.fused_attention and cfg.format == "onnx"}
 
 
 def calib_ids(tok, calib, n: int, seed: int = 0):
@@ -116,8 +55,15 @@ class ExportResult:
         return model_files(self.path, self.sidecar)
 
 
-def export(model_dir: str | Path, out: str | Path, cfg: ExportConfig = ExportConfig(), *, calib=None, verify=None,
-           force: bool = False) -> Path:
+def export(
+    model_dir: str | Path,
+    out: str | Path,
+    cfg: ExportConfig = ExportConfig(),
+    *,
+    calib=None,
+    verify=None,
+    force: bool = False,
+) -> Path:
     """:func:`export_model`, returning only the written file."""
     return export_model(model_dir, out, cfg, calib=calib, verify=verify, force=force).path
 
@@ -151,10 +97,11 @@ def export_model(
             ``max_drop`` cannot be met.
 
     Example:
-        >>> export("runs/student", "student.int8.tflite", ExportConfig(format="tflite", quant="int8"), calib="data/dev.csv")  # doctest: +SKIP
+        >>> export("runs/student", "student.int8.tflite", ExportConfig(format="tflite", quant="int8"),
+        calib="data/dev.csv")  # doctest: +SKIP
     """
     from edgegen.checkpoint import load_model
-    from edgegen.data.readers import as_dataset
+    from edgegen.data.reads import as_dataset
     from edgegen.io import check_output, commit, remove_quietly, sha256_file, temp_dir, write_json
     from edgegen.runtime.sidecar import data_file, seal
 
@@ -162,19 +109,27 @@ def export_model(
     want = ".onnx" if cfg.format == "onnx" else ".tflite"
     if out.suffix != want:
         raise UsageError(f"output for format {cfg.format} must end in {want}", path=out)
-    protect = (model_dir, calib if isinstance(calib, (str, Path)) else None, verify if isinstance(verify, (str, Path)) else None)
+    protect = (
+        model_dir,
+        calib if isinstance(calib, (str, Path)) else None,
+        verify if isinstance(verify, (str, Path)) else None,
+    )
     check_output(out, force, kind="file", inputs=protect)
     check_output(str(out) + ".json", force, kind="file", inputs=protect)
     if cfg.format == "onnx":
         check_output(data_file(out), force, kind="file", inputs=protect)
     lm = load_model(model_dir)
     calib_set = as_dataset(calib, split="dev") if calib is not None and not hasattr(calib, "sequences") else calib
-    verify_set = as_dataset(verify) if verify is not None and not hasattr(verify, "sequences") else (verify or calib_set)
+    verify_set = (
+        as_dataset(verify) if verify is not None and not hasattr(verify, "sequences") else (verify or calib_set)
+    )
     if calib_set is None and cfg.quant in ("int8", "int8-full", "16x8"):
-        log.warning("calibrating %s on random DNA: pass --calib with real sequences for a trustworthy int8 model", cfg.quant)
+        log.warning(
+            "calibrating %s on random DNA: pass --calib with real sequences for a trustworthy int8 model", cfg.quant
+        )
     cal_ids, _ = calib_ids(lm.tokenizer, calib_set, cfg.calib_samples)
     ver_ids, ver_y = calib_ids(lm.tokenizer, verify_set, cfg.verify_samples, seed=1)
-    from edgegen.train import predict_logits
+    from edgegen.inference import predict_logits
 
     ref = predict_logits(lm.model, ver_ids)
     require_finite(ref, "the PyTorch model's logits on the verification set", path=lm.path)
@@ -189,7 +144,10 @@ def export_model(
         else:
             from edgegen.export import tflite as backend
         if cfg.max_drop is not None and cfg.quant != "none" and ver_y is None:
-            raise UsageError("--max-drop needs labelled data to measure accuracy (pass --calib/--verify with a labelled CSV or data folder)")
+            raise UsageError(
+                "--max-drop needs labelled data to measure accuracy (pass --calib/--verify with a labelled CSV or "
+                "data folder)"
+            )
         from edgegen.runtime import load_runner, run_batched
 
         n_params = sum(p.numel() for p in lm.model.parameters())
@@ -222,7 +180,11 @@ def export_model(
         sidecar["file_sha256"] = sha256_file(tmp)
         moves = [(tmp, out), (Path(str(tmp) + ".json"), Path(str(out) + ".json"))]
         if cfg.format == "onnx" and data_file(tmp).exists():
-            sidecar["external_data"] = {"file": data_file(out).name, "sha256": sha256_file(data_file(tmp)), "bytes": data_file(tmp).stat().st_size}
+            sidecar["external_data"] = {
+                "file": data_file(out).name,
+                "sha256": sha256_file(data_file(tmp)),
+                "bytes": data_file(tmp).stat().st_size,
+            }
             moves.insert(0, (data_file(tmp), data_file(out)))
         write_json(str(tmp) + ".json", sidecar)
         commit(moves, force)
@@ -238,13 +200,25 @@ def _sidecar(lm, model_dir, cfg: ExportConfig, info: dict, cal_ids, calib_set, s
 
     mode = quant_mode(cfg.format, cfg.quant)
     return sidecar.build(
-        model_format=cfg.format, quant=cfg.quant, impl=info.get("impl"), input_name=info["input_name"], input_shape=info["input_shape"],
-        output_name=info["output_name"], num_classes=lm.model.config.num_classes, params=sum(p.numel() for p in lm.model.parameters()),
-        macs=lm.model.config.macs(lm.tokenizer.seq_len, cls_only_last=graph_mode(cfg)["cls_shortcut"]), graph=graph_mode(cfg),
-        tokenizer=lm.tokenizer.to_dict(), source_model={"path": str(model_dir), "sha256": lm.manifest["files"]["model.safetensors"]},
-        calibration={"source": getattr(calib_set, "path", None) or "random DNA", "samples": int(len(cal_ids)),
-                     "sha256": hashlib.sha256(cal_ids.tobytes()).hexdigest(), "method": cfg.calibrator if mode.calibrates else None},
-        config=cfg.model_dump(), seconds=seconds, kept_float=info.get("kept_float", []))
-
-
-
+        model_format=cfg.format,
+        quant=cfg.quant,
+        impl=info.get("impl"),
+        input_name=info["input_name"],
+        input_shape=info["input_shape"],
+        output_name=info["output_name"],
+        num_classes=lm.model.config.num_classes,
+        params=sum(p.numel() for p in lm.model.parameters()),
+        macs=lm.model.config.macs(lm.tokenizer.seq_len, cls_only_last=graph_mode(cfg)["cls_shortcut"]),
+        graph=graph_mode(cfg),
+        tokenizer=lm.tokenizer.to_dict(),
+        source_model={"path": str(model_dir), "sha256": lm.manifest["files"]["model.safetensors"]},
+        calibration={
+            "source": getattr(calib_set, "path", None) or "random DNA",
+            "samples": int(len(cal_ids)),
+            "sha256": hashlib.sha256(cal_ids.tobytes()).hexdigest(),
+            "method": cfg.calibrator if mode.calibrates else None,
+        },
+        config=cfg.model_dump(),
+        seconds=seconds,
+        kept_float=info.get("kept_float", []),
+    )

@@ -9,7 +9,6 @@ from edgegen.errors import UsageError
 from edgegen.export.quant_modes import quant_mode
 from edgegen.runtime import sidecar
 
-
 EMBEDDINGS_UNIT = "embeddings"  # everything outside the blocks and the head: lookups, position adds, embedding norm
 HEAD_UNITS = ("head_dense", "classifier")
 
@@ -64,7 +63,9 @@ def accuracy_aware(backend, lm, tmp: Path, cfg, cal_ids, ver_ids, ver_y, ref) ->
             for u in units(lm.model):
                 a, _ = acc_with([u])
                 sens[u] = a - acc0
-                log_rows.append({"keep_float": [u], "accuracy": a, "drop_pp": 100 * (base_acc - a), "sensitivity": a - acc0})
+                log_rows.append(
+                    {"keep_float": [u], "accuracy": a, "drop_pp": 100 * (base_acc - a), "sensitivity": a - acc0}
+                )
             for u in sorted(sens, key=sens.get, reverse=True):
                 keep.append(u)
                 a, info = acc_with(keep)
@@ -77,8 +78,14 @@ def accuracy_aware(backend, lm, tmp: Path, cfg, cal_ids, ver_ids, ver_y, ref) ->
             if p.exists():
                 p.unlink()
     final["kept_float"] = keep
-    final["search"] = {"max_drop_pp": cfg.max_drop, "float_accuracy": base_acc, "search_log": log_rows,
-                       "kept_float_reason": "most accuracy recovered per module on the verification set" if keep else "int8 everywhere met the budget"}
+    final["search"] = {
+        "max_drop_pp": cfg.max_drop,
+        "float_accuracy": base_acc,
+        "search_log": log_rows,
+        "kept_float_reason": "most accuracy recovered per module on the verification set"
+        if keep
+        else "int8 everywhere met the budget",
+    }
     return final
 
 

@@ -27,8 +27,9 @@ class export_mode:
       needs ONNX Runtime (``ExportConfig.fused_attention``).
     """
 
-    def __init__(self, model: nn.Module, cls_shortcut: bool = False, additive_mask: bool = False,
-                 ort_attention: bool = False):
+    def __init__(
+        self, model: nn.Module, cls_shortcut: bool = False, additive_mask: bool = False, ort_attention: bool = False
+    ):
         self.mods = [m for m in model.modules() if isinstance(m, Attention)]
         self.tops = [m for m in model.modules() if isinstance(m, GenomicTransformer)]
         self.cls_shortcut = cls_shortcut
@@ -52,7 +53,6 @@ class export_mode:
             m.fused, m.ort_fused = f, o
         for m, (g, c, a) in zip(self.tops, self.saved_top):
             m.gather_positions, m.cls_only_last, m.additive_mask = g, c, a
-
 
 
 class Int8Table(nn.Module):

@@ -49,7 +49,14 @@ def save(m, path: Path, external: bool | None = None) -> None:
     data = data_file(path)
     data.unlink(missing_ok=True)  # onnx appends to an existing data file
     if external:
-        onnx.save_model(m, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name, size_threshold=1024)
+        onnx.save_model(
+            m,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=data.name,
+            size_threshold=1024,
+        )
     else:
         onnx.save_model(m, str(path))
 
@@ -93,8 +100,6 @@ class _Reader:
         self.i = 0
 
 
-
-
 def _nodes_under(onnx_path: Path, units: list[str]) -> list[str]:
     """ONNX node names exported from the given keep-float units (the TorchScript exporter names nodes
     after their module path, ``/blocks.0/attn/q/MatMul``; top-level ops have no module part)."""
@@ -127,10 +132,10 @@ def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[st
 
 
 def _export(model, tok, path, cfg, cal_ids, keep_float, batch) -> dict:
-    from edgegen.export import graph_mode
-
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    from edgegen.export.config import graph_mode
 
     info = {"input_name": "input_ids", "output_name": "logits", "input_shape": [batch, tok.seq_len]}
     # over 2 GiB of float weights, every intermediate file keeps them apart too (torch.onnx.export does so itself)
@@ -146,27 +151,48 @@ def _export(model, tok, path, cfg, cal_ids, keep_float, batch) -> dict:
             return info
         info["kept_float"] = list(keep_float)
         if cfg.quant in ("dynamic", "int8"):
-            quantize_dynamic(str(f32), str(path), weight_type=QuantType.QInt8, per_channel=False, use_external_data_format=big,
-                             nodes_to_exclude=_nodes_under(f32, list(keep_float)))
+            quantize_dynamic(
+                str(f32),
+                str(path),
+                weight_type=QuantType.QInt8,
+                per_channel=False,
+                use_external_data_format=big,
+                nodes_to_exclude=_nodes_under(f32, list(keep_float)),
+            )
             info["impl"] = "onnxruntime quantize_dynamic (int8 weights, dynamic int8 activations for MatMul)"
         elif cfg.quant == "int8-full":
             from onnxruntime.quantization.shape_inference import quant_pre_process
 
             pre = work / "pre.onnx"
             quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True, save_as_external_data=big)
-            method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}[cfg.calibrator]
+            method = {
+                "minmax": CalibrationMethod.MinMax,
+                "percentile": CalibrationMethod.Percentile,
+                "entropy": CalibrationMethod.Entropy,
+            }[cfg.calibrator]
             quantize_static(
-                str(pre), str(path), _Reader(cal_ids, 1), quant_format=QuantFormat.QDQ, per_channel=cfg.per_channel,
-                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+                str(pre),
+                str(path),
+                _Reader(cal_ids, 1),
+                quant_format=QuantFormat.QDQ,
+                per_channel=cfg.per_channel,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=method,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-                nodes_to_exclude=_nodes_under(pre, list(keep_float)), use_external_data_format=big,
+                nodes_to_exclude=_nodes_under(pre, list(keep_float)),
+                use_external_data_format=big,
             )
             info["impl"] = f"onnxruntime quantize_static QDQ per-channel, {cfg.calibrator} calibration"
         elif cfg.quant == "fp16":
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
-            onnx.save(convert_float_to_float16(onnx.load(str(f32)), keep_io_types=True), str(path),
-                      save_as_external_data=big, location=data_file(path).name)
+            onnx.save(
+                convert_float_to_float16(onnx.load(str(f32)), keep_io_types=True),
+                str(path),
+                save_as_external_data=big,
+                location=data_file(path).name,
+            )
             info["impl"] = "onnxruntime.transformers float16 (float32 inputs/outputs kept)"
         else:  # pragma: no cover - guarded by ExportConfig
             raise BackendError(f"unsupported ONNX quant mode {cfg.quant}")

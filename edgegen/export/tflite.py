@@ -83,8 +83,16 @@ def convert_fp32(model, tok, path: Path, batch: int, mode: dict | None = None) -
         litert_torch.convert(model.eval(), (_example(tok, batch),)).export(str(path))
 
 
-def convert_pt2e_int8(model, tok, path: Path, batch: int, cal_ids: np.ndarray, keep_float: list[str] = (), per_channel: bool = True,
-                      mode: dict | None = None) -> None:
+def convert_pt2e_int8(
+    model,
+    tok,
+    path: Path,
+    batch: int,
+    cal_ids: np.ndarray,
+    keep_float: list[str] = (),
+    per_channel: bool = True,
+    mode: dict | None = None,
+) -> None:
     """PT2E static int8, symmetric weights (per channel or per tensor); LayerNorm/softmax stay float;
     embedding and position tables are weight-only int8 (:class:`edgegen.export.modes.int8_embedding_tables`).
 
@@ -103,7 +111,8 @@ def convert_pt2e_int8(model, tok, path: Path, batch: int, cal_ids: np.ndarray, k
         # the tables' dequantizing multiply stays float: quantizing its per-row scales as an int8
         # activation moved 4% of a student's predictions (0.1% in torch with the same tables)
         q = _skipping(PT2EQuantizer, list(keep_float) + ["int8_tables"])().set_global(
-            get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=False))
+            get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=False)
+        )
         ex = _example(tok, batch)
         tables = int8_embedding_tables(model) if "embeddings" not in keep_float else contextlib.nullcontext()
         with export_mode(model, **(mode or {})), tables:
@@ -168,7 +177,9 @@ def quantize_aeq(float_path: Path, out: Path, mode: str, cal_ids: np.ndarray | N
             key = next(iter(sig))
             in_name = sig[key]["inputs"][0]
             data = {key: [{in_name: cal_ids[i : i + batch]} for i in range(0, len(cal_ids) - batch + 1, batch)]}
-            cal = calibrator.Calibrator(bytes(qt._float_model_buffer), num_threads=os.cpu_count() or 1, qsv_update_func=qsv_utils.min_max_update)
+            cal = calibrator.Calibrator(
+                bytes(qt._float_model_buffer), num_threads=os.cpu_count() or 1, qsv_update_func=qsv_utils.min_max_update
+            )
             cal.calibrate(data, qt._recipe_manager)
             result = cal.get_model_qsvs()
         qt.quantize(result).export_model(str(out), overwrite=True)
@@ -189,10 +200,8 @@ def _fp16_recipe():
     ]
 
 
-
-
 def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[str] = (), **_) -> dict:
-    from edgegen.export import graph_mode
+    from edgegen.export.config import graph_mode
 
     batch = cfg.batch_size or 1
     info = {"input_name": "args_0", "output_name": "output_0", "input_shape": [batch, tok.seq_len]}
@@ -201,8 +210,10 @@ def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[st
         info["impl"] = "litert-torch convert fp32"
     elif cfg.quant == "int8":
         convert_pt2e_int8(model, tok, path, batch, cal_ids, keep_float, cfg.per_channel, graph_mode(cfg))
-        info["impl"] = (f"litert-torch PT2E static int8, {'per-channel' if cfg.per_channel else 'per-tensor'} weights, "
-                        "int8 embedding/position tables, float LayerNorm/softmax")
+        info["impl"] = (
+            f"litert-torch PT2E static int8, {'per-channel' if cfg.per_channel else 'per-tensor'} weights, "
+            "int8 embedding/position tables, float LayerNorm/softmax"
+        )
         info["kept_float"] = list(keep_float)
     else:
         work = Path(tempfile.mkdtemp(prefix="edgegen-tfl-"))
@@ -212,7 +223,9 @@ def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[st
             quantize_aeq(f32, path, cfg.quant, cal_ids, batch)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        info["impl"] = f"ai-edge-quantizer {cfg.quant}" + (" (min/max calibration)" if cfg.quant in ("int8-full", "16x8") else "")
+        info["impl"] = f"ai-edge-quantizer {cfg.quant}" + (
+            " (min/max calibration)" if cfg.quant in ("int8-full", "16x8") else ""
+        )
     if cfg.strip_names:
         _strip_tensor_names(path)
     return info

@@ -10,7 +10,6 @@ import numpy as np
 from edgegen.errors import ExportVerificationError
 from edgegen.export.quant_modes import quant_mode
 
-
 PER_TENSOR_SLACK = 0.005  # per-tensor is kept unless per-channel agrees (or scores) better by more than this
 # Above this size TFLite int8 is converted once, per-channel: per-tensor's saving (24 bytes per output channel) is
 # a few percent of the weights, and a second PT2E conversion of a 10M-parameter student costs minutes.
@@ -50,10 +49,18 @@ def granularities(cfg, params: int = 0) -> list[bool | None]:
 
 def size_rule(cfg, params: int) -> dict | None:
     """What the sidecar records when the model's size alone chose per-channel scales (None when it did not)."""
-    if cfg.format != "tflite" or cfg.quant != "int8" or cfg.per_channel is not None or params <= COMPARE_SCALES_MAX_PARAMS:
+    if (
+        cfg.format != "tflite"
+        or cfg.quant != "int8"
+        or cfg.per_channel is not None
+        or params <= COMPARE_SCALES_MAX_PARAMS
+    ):
         return None
-    return {"chosen": "per-channel", "rule": f"one conversion above {COMPARE_SCALES_MAX_PARAMS / 1e6:g} M parameters "
-            f"({params / 1e6:.1f} M): per-channel, whose scales weigh little next to the weights"}
+    return {
+        "chosen": "per-channel",
+        "rule": f"one conversion above {COMPARE_SCALES_MAX_PARAMS / 1e6:g} M parameters "
+        f"({params / 1e6:.1f} M): per-channel, whose scales weigh little next to the weights",
+    }
 
 
 def verification(ref: np.ndarray, got: np.ndarray, y=None) -> dict:
@@ -66,7 +73,9 @@ def verification(ref: np.ndarray, got: np.ndarray, y=None) -> dict:
     }
     if y is not None:
         a, b = point_metrics(y, ref), point_metrics(y, got)
-        v.update(torch_accuracy=a["accuracy"], accuracy=b["accuracy"], accuracy_drop_pp=100 * (a["accuracy"] - b["accuracy"]))
+        v.update(
+            torch_accuracy=a["accuracy"], accuracy=b["accuracy"], accuracy_drop_pp=100 * (a["accuracy"] - b["accuracy"])
+        )
     return v
 
 
@@ -74,7 +83,8 @@ def judge(cfg, ver: dict, out: Path) -> None:
     if quant_mode(cfg.format, cfg.quant).float:
         if ver["max_abs_diff"] > cfg.atol:
             raise ExportVerificationError(
-                f"fp32 {cfg.format} logits differ from torch by {ver['max_abs_diff']:.3g} (> atol {cfg.atol:g}); nothing written",
+                f"fp32 {cfg.format} logits differ from torch by {ver['max_abs_diff']:.3g} (> atol {cfg.atol:g}); "
+                "nothing written",
                 path=out,
             )
     elif ver["argmax_agreement"] < cfg.min_agreement:
@@ -85,5 +95,6 @@ def judge(cfg, ver: dict, out: Path) -> None:
         )
     if cfg.max_drop is not None and "accuracy_drop_pp" in ver and ver["accuracy_drop_pp"] > cfg.max_drop:
         raise ExportVerificationError(
-            f"accuracy drop {ver['accuracy_drop_pp']:.2f} pp exceeds --max-drop {cfg.max_drop}; nothing written", path=out
+            f"accuracy drop {ver['accuracy_drop_pp']:.2f} pp exceeds --max-drop {cfg.max_drop}; nothing written",
+            path=out,
         )

@@ -22,7 +22,7 @@ class RunContext:
 
     def splits(self) -> dict | None:
         if self._splits is None and self.recipe.data:
-            from edgegen.api import load_data
+            from edgegen.data.load import load_data
 
             self._splits = load_data(self.recipe.data)
         return self._splits

@@ -45,7 +45,9 @@ def content_key(spec: str) -> str:
         return sha256_file(p)
     if not p.is_dir():
         raise ConfigError("recipe input not found: no such file or folder", path=p)
-    files = sorted(f for f in p.rglob("*") if f.is_file() and not any(x.startswith(".") for x in f.relative_to(p).parts))
+    files = sorted(
+        f for f in p.rglob("*") if f.is_file() and not any(x.startswith(".") for x in f.relative_to(p).parts)
+    )
     return stage_hash({str(f.relative_to(p)): sha256_file(f) for f in files})
 
 
@@ -114,8 +116,17 @@ def _run_stages(recipe, run_dir: Path, p, show_progress: bool, on_stage) -> dict
         t0 = time.perf_counter()
         with staging_dir(run_dir / st.name, force=True) as tmp:
             info = kind_of(st.step.type).run(ctx, st, tmp)
-            write_json(tmp / "stage.json", {"stage": st.name, "key": st.key, "kind": st.kind, "seconds": time.perf_counter() - t0,
-                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(info or {})})
+            write_json(
+                tmp / "stage.json",
+                {
+                    "stage": st.name,
+                    "key": st.key,
+                    "kind": st.kind,
+                    "seconds": time.perf_counter() - t0,
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    **(info or {}),
+                },
+            )
         if on_stage:
             on_stage(st.name, "done")
     summary = summarize(recipe, run_dir)

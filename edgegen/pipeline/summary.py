@@ -25,17 +25,32 @@ def summarize(recipe, run_dir: Path) -> dict | None:
     t1 = str(res["methodology"]["threads"][0])
     summary = {"recipe": recipe.name, "run_dir": str(run_dir), "teacher": teacher["name"], "models": []}
     for x in rs[1:]:
-        summary["models"].append({
-            "name": x["name"], "backend": x["backend"], "quant": x["quant"], "accuracy": x["acc"], "mcc": x["mcc"],
-            "accuracy_delta_pp": 100 * (x["acc"] - teacher["acc"]), "mcc_delta": x["mcc"] - teacher["mcc"],
-            "mcc_delta_ci": x["d_mcc_ci"], "size_bytes": x["size"], "size_ratio": x["size_ratio"],
-            "latency_ratio_t1": x.get(f"speedup_t{t1}"), "p50_ms_t1": x.get(f"p50_t{t1}"),
-            "rc_consistency": x.get("rc"),
-        })
+        summary["models"].append(
+            {
+                "name": x["name"],
+                "backend": x["backend"],
+                "quant": x["quant"],
+                "accuracy": x["acc"],
+                "mcc": x["mcc"],
+                "accuracy_delta_pp": 100 * (x["acc"] - teacher["acc"]),
+                "mcc_delta": x["mcc"] - teacher["mcc"],
+                "mcc_delta_ci": x["d_mcc_ci"],
+                "size_bytes": x["size"],
+                "size_ratio": x["size_ratio"],
+                "latency_ratio_t1": x.get(f"speedup_t{t1}"),
+                "p50_ms_t1": x.get(f"p50_t{t1}"),
+                "rc_consistency": x.get("rc"),
+            }
+        )
     ok = [m for m in summary["models"] if m["accuracy_delta_pp"] >= -1.0]
     if ok:
-        summary["best"] = max(ok, key=lambda m: (m["latency_ratio_t1"] or 0))
-    summary["teacher_metrics"] = {"accuracy": teacher["acc"], "mcc": teacher["mcc"], "size_bytes": teacher["size"], "p50_ms_t1": teacher.get(f"p50_t{t1}")}
+        summary["best"] = max(ok, key=lambda m: m["latency_ratio_t1"] or 0)
+    summary["teacher_metrics"] = {
+        "accuracy": teacher["acc"],
+        "mcc": teacher["mcc"],
+        "size_bytes": teacher["size"],
+        "p50_ms_t1": teacher.get(f"p50_t{t1}"),
+    }
     summary["report"] = str(rep_dir / "report.md")
     return summary
 

@@ -36,7 +36,9 @@ class OnnxRunner:
     def _open(self) -> None:
         so = self._ort.SessionOptions()
         so.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 4  # fatal only: node-placement advice is not for end users, and errors come back as ours
+        so.log_severity_level = (
+            4  # fatal only: node-placement advice is not for end users, and errors come back as ours
+        )
         if self._threads:
             so.intra_op_num_threads = self._threads
             so.inter_op_num_threads = 1
@@ -47,18 +49,27 @@ class OnnxRunner:
             self.session = self._ort.InferenceSession(src, so, providers=self.providers)
         except Exception as e:  # onnxruntime raises its own exception types
             msg = str(e).splitlines()[0][:300]
-            raise ModelFileError(f"ONNX Runtime cannot load the model ({type(e).__name__}: {msg})", path=self.path) from None
+            raise ModelFileError(
+                f"ONNX Runtime cannot load the model ({type(e).__name__}: {msg})", path=self.path
+            ) from None
         inp = self.session.get_inputs()[0]
         want = self.sidecar["input"]["shape"][1]
         if inp.shape[1] != want:
-            raise ModelFileError(f"model input length {inp.shape[1]} does not match its sidecar ({want})", path=self.path)
+            raise ModelFileError(
+                f"model input length {inp.shape[1]} does not match its sidecar ({want})", path=self.path
+            )
         self.input_name = inp.name
         self._input_shape = inp.shape
 
     @property
     def input_spec(self) -> dict:
         b = self._input_shape[0]
-        return {"name": self.input_name, "shape": list(self._input_shape), "dtype": "int32", "batch": b if isinstance(b, int) else None}
+        return {
+            "name": self.input_name,
+            "shape": list(self._input_shape),
+            "dtype": "int32",
+            "batch": b if isinstance(b, int) else None,
+        }
 
     def set_threads(self, n: int) -> None:
         self._threads = n
@@ -67,6 +78,8 @@ class OnnxRunner:
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(ids, dtype=np.int32)})[0]
         if out.ndim != 2 or out.shape[1] != self.num_classes:
-            raise ModelFileError(f"model outputs shape {list(out.shape)}, but its sidecar says {self.num_classes} classes",
-                                 path=self.path)
+            raise ModelFileError(
+                f"model outputs shape {list(out.shape)}, but its sidecar says {self.num_classes} classes",
+                path=self.path,
+            )
         return out.astype(np.float32, copy=False)

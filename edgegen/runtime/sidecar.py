@@ -15,19 +15,47 @@ FORMAT = "edgegen-export/1"
 
 def minimal(input_name: str, input_shape: list, num_classes: int, tokenizer: dict) -> dict:
     """The fields a runner needs to open a model (what a trial file of the accuracy search gets)."""
-    return {"format": FORMAT, "input": {"name": input_name, "shape": input_shape, "dtype": "int32"},
-            "num_classes": num_classes, "tokenizer": tokenizer}
+    return {
+        "format": FORMAT,
+        "input": {"name": input_name, "shape": input_shape, "dtype": "int32"},
+        "num_classes": num_classes,
+        "tokenizer": tokenizer,
+    }
 
 
-def build(*, model_format: str, quant: str, impl: str | None, input_name: str, input_shape: list, output_name: str,
-          num_classes: int, params: int, macs: int, graph: dict, tokenizer: dict, source_model: dict, calibration: dict,
-          config: dict, seconds: float, kept_float: list) -> dict:
+def build(
+    *,
+    model_format: str,
+    quant: str,
+    impl: str | None,
+    input_name: str,
+    input_shape: list,
+    output_name: str,
+    num_classes: int,
+    params: int,
+    macs: int,
+    graph: dict,
+    tokenizer: dict,
+    source_model: dict,
+    calibration: dict,
+    config: dict,
+    seconds: float,
+    kept_float: list,
+) -> dict:
     """A finished export's sidecar (``verification``, ``file_sha256`` and ``external_data`` are added once known)."""
     return minimal(input_name, input_shape, num_classes, tokenizer) | {
-        "model_format": model_format, "quant": quant, "quant_impl": impl,
+        "model_format": model_format,
+        "quant": quant,
+        "quant_impl": impl,
         "output": {"name": output_name, "shape": [input_shape[0], num_classes], "dtype": "float32"},
-        "params": params, "macs": macs, "graph": graph, "source_model": source_model, "calibration": calibration,
-        "config": config, "export_seconds": seconds, "kept_float": kept_float,
+        "params": params,
+        "macs": macs,
+        "graph": graph,
+        "source_model": source_model,
+        "calibration": calibration,
+        "config": config,
+        "export_seconds": seconds,
+        "kept_float": kept_float,
     }
 
 
@@ -72,9 +100,13 @@ def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
         ModelFileError: a missing, unreadable, incomplete or mismatched sidecar.
     """
     side = Path(str(path) + ".json")
-    d = read_json(side, missing=f"missing sidecar {side.name} (written by 'edgegen export' beside the model)", where=path)
+    d = read_json(
+        side, missing=f"missing sidecar {side.name} (written by 'edgegen export' beside the model)", where=path
+    )
     if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise ModelFileError(f"unknown sidecar format {d.get('format') if isinstance(d, dict) else type(d).__name__!r}", path=side)
+        raise ModelFileError(
+            f"unknown sidecar format {d.get('format') if isinstance(d, dict) else type(d).__name__!r}", path=side
+        )
     shape = (d.get("input") or {}).get("shape") if isinstance(d.get("input"), dict) else None
     if not (isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0):
         raise ModelFileError("sidecar field input.shape is missing or not [batch, tokens]", path=side)
@@ -84,34 +116,54 @@ def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
         raise ModelFileError("sidecar field tokenizer is missing or not an object", path=side)
     want = d.get("file_sha256")
     if (want is not None or check_file) and not (isinstance(want, str) and SHA256.fullmatch(want)):
-        raise ModelFileError("sidecar field file_sha256 is missing or not a sha256 hex digest (every export records the "
-                             "model file's sha256; export it again)", path=side)
+        raise ModelFileError(
+            "sidecar field file_sha256 is missing or not a sha256 hex digest (every export records the "
+            "model file's sha256; export it again)",
+            path=side,
+        )
     ext = d.get("external_data")
-    if ext is not None and not (isinstance(ext, dict) and isinstance(ext.get("file"), str) and "/" not in ext["file"]
-                                and ext["file"] not in ("", ".", "..") and isinstance(ext.get("sha256"), str)):
-        raise ModelFileError("sidecar field external_data is not {file, sha256} naming a file beside the model", path=side)
+    if ext is not None and not (
+        isinstance(ext, dict)
+        and isinstance(ext.get("file"), str)
+        and "/" not in ext["file"]
+        and ext["file"] not in ("", ".", "..")
+        and isinstance(ext.get("sha256"), str)
+    ):
+        raise ModelFileError(
+            "sidecar field external_data is not {file, sha256} naming a file beside the model", path=side
+        )
     if check_file:
         got = sha256_file(Path(path))
         if got != want:
-            raise ModelFileError(f"does not match its sidecar (sha256 {got[:12]}..., sidecar says {want[:12]}...): "
-                                 "the file was replaced or corrupted after export; export it again", path=path)
+            raise ModelFileError(
+                f"does not match its sidecar (sha256 {got[:12]}..., sidecar says {want[:12]}...): "
+                "the file was replaced or corrupted after export; export it again",
+                path=path,
+            )
     if check_file and ext:
         data = Path(path).parent / ext["file"]
         if not data.is_file():
-            raise ModelFileError(f"missing {ext['file']}, the model's external weights (keep it beside the model)", path=path)
+            raise ModelFileError(
+                f"missing {ext['file']}, the model's external weights (keep it beside the model)", path=path
+            )
         if sha256_file(data) != ext["sha256"]:
-            raise ModelFileError("does not match its model's sidecar (sha256): the weights were replaced or corrupted after "
-                                 "export; export it again", path=data)
+            raise ModelFileError(
+                "does not match its model's sidecar (sha256): the weights were replaced or corrupted after "
+                "export; export it again",
+                path=data,
+            )
     return d
 
 
 def tokenizer_from_sidecar(d: dict, path: Path | None = None):
-    from edgegen.tokenizers import Tokenizer
+    from edgegen.dna_tokenizer import Tokenizer
 
     try:
         return Tokenizer.from_dict(d["tokenizer"])
     except ModelFileError:
         raise
     except Exception as e:  # a sidecar edited by hand: name it, one line
-        raise ModelFileError(f"sidecar tokenizer is invalid ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
-                             path=None if path is None else Path(str(path) + ".json")) from None
+        raise ModelFileError(
+            f"sidecar tokenizer is invalid ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+            path=None if path is None else Path(str(path) + ".json"),
+        ) from None

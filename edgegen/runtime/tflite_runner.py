@@ -25,7 +25,9 @@ def interpreter_class():
 
         return Interpreter, "tflite_runtime"
     except ImportError:
-        raise BackendError("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime, which needs numpy<2)") from None
+        raise BackendError(
+            "no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime, which needs numpy<2)"
+        ) from None
 
 
 class _quiet_fd2:
@@ -73,7 +75,9 @@ class TFLiteRunner:
         self._out = self.interp.get_output_details()[0]
         want = self.sidecar["input"]["shape"]
         if list(self._in["shape"]) != list(want):
-            raise ModelFileError(f"model input shape {list(self._in['shape'])} does not match its sidecar ({want})", path=self.path)
+            raise ModelFileError(
+                f"model input shape {list(self._in['shape'])} does not match its sidecar ({want})", path=self.path
+            )
         self._scale, self._zp = self._out.get("quantization", (0.0, 0))
 
     @property
@@ -90,8 +94,10 @@ class TFLiteRunner:
         self.interp.invoke()
         out = self.interp.get_tensor(self._out["index"])
         if out.ndim != 2 or out.shape[1] != self.num_classes:
-            raise ModelFileError(f"model outputs shape {list(out.shape)}, but its sidecar says {self.num_classes} classes",
-                                 path=self.path)
+            raise ModelFileError(
+                f"model outputs shape {list(out.shape)}, but its sidecar says {self.num_classes} classes",
+                path=self.path,
+            )
         if self._scale:
             return ((out.astype(np.float32) - self._zp) * self._scale).astype(np.float32)
         return out.astype(np.float32, copy=True)

@@ -27,8 +27,16 @@ class Bench(StageKind):
 
     def expand(self, step, plan) -> None:
         models = [plan.teacher] + plan.finals + plan.exports
-        plan.add(Stage("bench", stage_hash("bench", step.model_dump(), [m.key for m in models], plan.data_fingerprint), "bench", step,
-                       tuple(models), output="bench.json"))
+        plan.add(
+            Stage(
+                "bench",
+                stage_hash("bench", step.model_dump(), [m.key for m in models], plan.data_fingerprint),
+                "bench",
+                step,
+                tuple(models),
+                output="bench.json",
+            )
+        )
 
     def run(self, ctx, stage, tmp) -> dict:
         from edgegen.bench import BenchConfig, bench
@@ -38,8 +46,15 @@ class Bench(StageKind):
         if not splits or "test" not in splits:
             raise UsageError("bench needs a test split in the recipe's data")
         models = [ctx.path(m) for m in stage.inputs]
-        res = bench(models, splits["test"], b.device, BenchConfig(runs=b.runs, warmup=b.warmup, threads=b.threads, max_samples=b.max_samples,
-                                                                  validity=b.validity), show_progress=ctx.show_progress)
+        res = bench(
+            models,
+            splits["test"],
+            b.device,
+            BenchConfig(
+                runs=b.runs, warmup=b.warmup, threads=b.threads, max_samples=b.max_samples, validity=b.validity
+            ),
+            show_progress=ctx.show_progress,
+        )
         if ctx.data and not ctx.data.startswith("synthetic:"):
             from edgegen.data.checks import data_report
 

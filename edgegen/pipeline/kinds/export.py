@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from edgegen.export import ExportConfig
+from edgegen.export.config import ExportConfig
 from edgegen.pipeline.registry import Stage, StageKind, StepModel, key_of, register, stage_hash
 
 # bumped when exported graphs change (2: CLS-row-only last layer, additive mask; 3: TokenMerge as a sum of
@@ -24,8 +24,11 @@ class ExportStep(StepModel):
     max_drop: float | None = Field(1.0, gt=0)
     include_teacher: bool = False
     calib_samples: int = Field(128, ge=1)
-    per_channel: bool | None = Field(None, description="static int8 weight scales (ExportConfig.per_channel; None: TFLite "
-                                     "int8 tries both and keeps per-tensor unless per-channel is better)")
+    per_channel: bool | None = Field(
+        None,
+        description="static int8 weight scales (ExportConfig.per_channel; None: TFLite "
+        "int8 tries both and keeps per-tensor unless per-channel is better)",
+    )
     later_fields: ClassVar[dict[str, tuple]] = {"per_channel": (None,)}
 
     @model_validator(mode="after")
@@ -46,20 +49,34 @@ class Export(StageKind):
             for fmt in step.formats:
                 for q in step.quant:
                     tag = f"{src.name}.{q}.{fmt}"
-                    key = stage_hash("export", EXPORT_GRAPH_VERSION, key_of(step), fmt, q, src.key, plan.data_fingerprint)
-                    plan.exports.append(plan.add(Stage(f"export-{tag}", key, "export", step, (src,), {"format": fmt, "quant": q}, output=tag)))
+                    key = stage_hash(
+                        "export", EXPORT_GRAPH_VERSION, key_of(step), fmt, q, src.key, plan.data_fingerprint
+                    )
+                    plan.exports.append(
+                        plan.add(
+                            Stage(f"export-{tag}", key, "export", step, (src,), {"format": fmt, "quant": q}, output=tag)
+                        )
+                    )
 
     def run(self, ctx, stage, tmp) -> dict:
         from edgegen.export import export_model
 
         e, splits = stage.step, ctx.splits()
         q = stage.params["quant"]
-        cfg = ExportConfig(format=stage.params["format"], quant=q, max_drop=e.max_drop if q != "none" else None, calib_samples=e.calib_samples,
-                           per_channel=e.per_channel)
+        cfg = ExportConfig(
+            format=stage.params["format"],
+            quant=q,
+            max_drop=e.max_drop if q != "none" else None,
+            calib_samples=e.calib_samples,
+            per_channel=e.per_channel,
+        )
         calib = splits["train"] if splits else None
         verify = splits.get("dev", splits.get("test")) if splits else None
         if verify is None or cfg.max_drop is None or calib is None:
             cfg = cfg.model_copy(update={"max_drop": None})
         out = tmp / stage.output
         side = export_model(ctx.path(stage.inputs[0]), out, cfg, calib=calib, verify=verify).sidecar
-        return {"verification": {k: v for k, v in side["verification"].items() if k != "search_log"}, "kept_float": side.get("kept_float")}
+        return {
+            "verification": {k: v for k, v in side["verification"].items() if k != "search_log"},
+            "kept_float": side.get("kept_float"),
+        }

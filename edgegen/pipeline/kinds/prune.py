@@ -30,15 +30,23 @@ class PruneStep(StepModel):
                 raise ValueError(f"targets must be in (0, 1), got {t}")
             pct = int(round(t * 100))
             if pct in seen:  # one stage folder per whole percent: two targets there would overwrite each other
-                raise ValueError(f"targets {seen[pct]} and {t} are both {pct}% (stage prune-{self.metric}{pct}); give "
-                                 "targets that differ by at least one percent")
+                raise ValueError(
+                    f"targets {seen[pct]} and {t} are both {pct}% (stage prune-{self.metric}{pct}); give "
+                    "targets that differ by at least one percent"
+                )
             seen[pct] = t
         return self
 
     def config(self, target: float) -> PruneConfig:
         key = "target_params" if self.metric == "params" else "target_macs"
-        return PruneConfig(**{key: target}, criterion=self.criterion, global_pruning=self.global_pruning,
-                           drop_layers=self.drop_layers, prune_heads=self.prune_heads, prune_ffn=self.prune_ffn)
+        return PruneConfig(
+            **{key: target},
+            criterion=self.criterion,
+            global_pruning=self.global_pruning,
+            drop_layers=self.drop_layers,
+            prune_heads=self.prune_heads,
+            prune_ffn=self.prune_ffn,
+        )
 
 
 @register
@@ -49,12 +57,16 @@ class Prune(StageKind):
         for tgt in step.targets:
             cfg = step.config(tgt)
             key = stage_hash("prune", cfg.model_dump(), plan.teacher.key, plan.data_fingerprint)
-            st = plan.add(Stage(f"prune-{step.metric}{int(round(tgt * 100))}", key, "prune", step, (plan.teacher,), {"config": cfg}))
+            st = plan.add(
+                Stage(
+                    f"prune-{step.metric}{int(round(tgt * 100))}", key, "prune", step, (plan.teacher,), {"config": cfg}
+                )
+            )
             plan.branches.append(st)
             plan.finals.append(st)  # usable as it is when nothing distils it
 
     def run(self, ctx, stage, tmp) -> dict:
-        from edgegen.api import prune_model
+        from edgegen.prune import prune_model
 
         rep = prune_model(ctx.teacher_dir, tmp / "model", stage.params["config"], data=ctx.data, splits=ctx.splits())
         return {"params_ratio": rep["params_ratio"], "macs_ratio": rep["macs_ratio"], "after": rep["after"]}

@@ -14,7 +14,11 @@ class TrainStep(TrainConfig):
     """Train the teacher from the recipe's data."""
 
     type: Literal["train"]
-    later_fields: ClassVar[dict[str, tuple]] = {"merge_tokens": (1, None), "device": ("auto",), "allow_chance": (False,)}
+    later_fields: ClassVar[dict[str, tuple]] = {
+        "merge_tokens": (1, None),
+        "device": ("auto",),
+        "allow_chance": (False,),
+    }
 
     def key_fields(self) -> dict:
         d = key_of(self)
@@ -40,8 +44,13 @@ class _Teacher(StageKind):
             from edgegen.pipeline.engine import content_key
 
             inputs = (content_key(step.path),)
-        key = stage_hash("teacher", step.key_fields() if hasattr(step, "key_fields") else key_of(step), plan.data_fingerprint,
-                         plan.recipe.seed, *inputs)
+        key = stage_hash(
+            "teacher",
+            step.key_fields() if hasattr(step, "key_fields") else key_of(step),
+            plan.data_fingerprint,
+            plan.recipe.seed,
+            *inputs,
+        )
         plan.teacher = plan.add(Stage("teacher", key, "teacher", step))
 
 
@@ -51,7 +60,7 @@ class Train(_Teacher):
     needs_data = "data is required to train a teacher (set it in the recipe or with --set data=PATH)"
 
     def run(self, ctx, stage, tmp) -> dict:
-        from edgegen.api import train_teacher
+        from edgegen.train import train_teacher
 
         cfg = TrainConfig(**{k: v for k, v in stage.step.model_dump().items() if k != "type"})
         res = train_teacher(ctx.data, tmp / "model", cfg, show_progress=ctx.show_progress, splits=ctx.splits())
@@ -72,5 +81,11 @@ class Load(_Teacher):
             from edgegen.checkpoint import load_model, save_model
 
             lm = load_model(t.path)
-            save_model(lm.model, lm.tokenizer, tmp / "model", metrics=lm.manifest.get("metrics"), dataset=lm.manifest.get("dataset"))
+            save_model(
+                lm.model,
+                lm.tokenizer,
+                tmp / "model",
+                metrics=lm.manifest.get("metrics"),
+                dataset=lm.manifest.get("dataset"),
+            )
         return {"source": t.path}

@@ -17,33 +17,13 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from edgegen.alphabet import CODE as _CODE
+from edgegen.alphabet import NUCLEOTIDES, PAD_CODE, TokenizerKind, default_vocab
 from edgegen.errors import ConfigError, DataError, ModelFileError
 
 
 class SequenceError(DataError, ValueError):
     """A letter outside ACGTN in a sequence given to a tokenizer."""
-
-TokenizerKind = Literal["char", "kmer", "kmer_nonoverlap", "bpe"]
-NUCLEOTIDES = "ACGT"
-
-# Byte -> code: A C G T = 0..3, N = 4, padding = 5, anything else = 6 (invalid).
-_CODE = np.full(256, 6, dtype=np.uint8)
-for _i, _c in enumerate("ACGTN"):
-    _CODE[ord(_c)] = _i
-    _CODE[ord(_c.lower())] = _i
-PAD_CODE = 5
-
-
-def default_vocab(kind: TokenizerKind, k: int) -> dict[str, int]:
-    """Specials first, then k-mers in lexicographic ACGT order, then single letters."""
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    if kind == "char":
-        vocab += list("ACGTN")
-    else:
-        vocab += ["".join(p) for p in itertools.product(NUCLEOTIDES, repeat=k)]
-        if kind == "kmer_nonoverlap":
-            vocab += [c for c in "ACGTN" if c not in vocab]
-    return {tok: i for i, tok in enumerate(vocab)}
 
 
 @dataclass
@@ -240,7 +220,9 @@ class Tokenizer:
                 run = row[start:end]
                 full = len(run) // k
                 if full:
-                    toks.extend(self._lut[(run[: full * k].reshape(full, k).astype(np.int64) * self._pow).sum(1)].tolist())
+                    toks.extend(
+                        self._lut[(run[: full * k].reshape(full, k).astype(np.int64) * self._pow).sum(1)].tolist()
+                    )
                 toks.extend(self._char_ids[run[full * k :]].tolist())
                 if end < len(row):
                     toks.append(int(self._char_ids[4]))
@@ -276,17 +258,32 @@ class Tokenizer:
             raise ConfigError(f"bad tokenizer description: expected an object, got {type(d).__name__}")
         d = dict(d)
         d.pop("format", None)
-        types = {"kind": str, "k": int, "max_len": int, "crop": str, "add_cls": bool, "add_sep": bool, "vocab": dict,
-                 "n_singles": bool, "bpe": dict, "max_tokens": int}
+        types = {
+            "kind": str,
+            "k": int,
+            "max_len": int,
+            "crop": str,
+            "add_cls": bool,
+            "add_sep": bool,
+            "vocab": dict,
+            "n_singles": bool,
+            "bpe": dict,
+            "max_tokens": int,
+        }
         types.update({f: str for f in ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")})
         for name, value in d.items():
             want = types.get(name)
             if want is None:
                 raise ConfigError(f"bad tokenizer description: unknown field {name!r}")
             if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-                raise ConfigError(f"bad tokenizer description: {name} must be {want.__name__}, got {type(value).__name__}")
+                raise ConfigError(
+                    f"bad tokenizer description: {name} must be {want.__name__}, got {type(value).__name__}"
+                )
         vocab = d.get("vocab", {})
-        if not all(isinstance(t, str) and isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1 << 24 for t, i in vocab.items()):
+        if not all(
+            isinstance(t, str) and isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1 << 24
+            for t, i in vocab.items()
+        ):
             raise ConfigError("bad tokenizer description: vocab must map token strings to ids in 0..2^24")
         if not 1 <= d.get("max_len", 200) <= 1 << 22:
             raise ConfigError(f"bad tokenizer description: max_len must be in 1..{1 << 22}")
