@@ -4,7 +4,7 @@ Every file the manifest lists is checked against its sha256, each listed name mu
 file the manifest does not list is refused where code or models live (``lib/``, ``wheels/``, and ``.py``/``.so``/
 model/input/JSON files at the top). A bundle's ``runner.py`` is this file's source between a header that takes the
 bundle folder off ``sys.path`` and a ``main`` that runs edgegen's runner once the check passed
-(``remote.runner_script``),
+(``bundle.runner_script``),
 so nothing of the bundle is imported before it is verified. On the host, ``bench --device`` runs the same check before
 it copies a bundle. Needs Python 3.8+, nothing else.
 """
