@@ -64,7 +64,7 @@ class GenomicTransformer(nn.Module):
 
     @staticmethod
     def _init(m: nn.Module) -> None:
-        # std 0.02 for embeddings too: N(0,1) embeddings swamp the positions (see TOOLCHAIN.md).
+        # std 0.02 for embeddings too: N(0,1) embeddings swamp the learned positions.
         if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, std=0.02)
             if m.bias is not None:

@@ -58,31 +58,8 @@ def train(
     from edgegen.tables import metrics_table
     from edgegen.train import TrainConfig, train_teacher
 
-    cfg = load_yaml_config(
-        TrainConfig,
-        config,
-        dict(
-            tokenizer=tokenizer,
-            k=k,
-            max_len=max_len,
-            d_model=d_model,
-            n_layers=n_layers,
-            n_heads=n_heads,
-            ffn_dim=ffn_dim,
-            positions=positions,
-            pooling=pooling,
-            patience=patience,
-            merge_tokens=merge_tokens,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            max_steps=max_steps,
-            seed=seed,
-            threads=threads,
-            device=train_device,
-            allow_chance=allow_chance or None,
-        ),
-    )
+    given = dict(locals(), device=train_device, allow_chance=allow_chance or None)  # the options, by config field
+    cfg = load_yaml_config(TrainConfig, config, {f: given[f] for f in TrainConfig.model_fields if f in given})
     res = train_teacher(data, out, cfg, init=init, force=force)
     from edgegen import distributed
 
@@ -90,11 +67,15 @@ def train(
         return
     if res["test"]:
         console().print(metrics_table(res["test"], title=f"test set ({out})"))
-    hist = res.get("history") or {}
+    _print_baseline(res.get("history") or {})
+    console().print(f"saved model to {out}")
+
+
+def _print_baseline(hist: dict) -> None:
+    """The transformer's best dev MCC beside the k-mer baseline's (edgegen.baseline), when both were measured."""
     base, dev = hist.get("kmer_baseline"), [e["dev_mcc"] for e in hist.get("epochs", []) if "dev_mcc" in e]
     if base and dev:
         console().print(f"dev MCC: transformer {max(dev):.3f}, {base['model']} {base['mcc']:.3f} (same split)")
-    console().print(f"saved model to {out}")
 
 
 @app.command()

@@ -1,5 +1,5 @@
 """What each quantization mode means, per format: one table, read by the config check, the backends, the sidecar
-and verification (see TOOLCHAIN.md for the measurements behind the ``int8`` choices)."""
+and verification (the measurements behind the ``int8`` choices: README, "int8: which mode is the default")."""
 
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ def _skipping(base, keep_float: list[str]):
 
 def quantize_aeq(float_path: Path, out: Path, mode: str, cal_ids: np.ndarray | None, batch: int) -> None:
     """ai-edge-quantizer recipes on a float .tflite. Static modes calibrate with a
-    min/max update (its default moving average clipped logits badly, TOOLCHAIN.md)."""
+    min/max update (its default moving average clipped logits badly; README, "int8: which mode is the default")."""
     with _quiet(), signals_deferred():
         from ai_edge_quantizer import calibrator, quantizer, recipe
         from ai_edge_quantizer.utils import qsv_utils
