@@ -288,11 +288,40 @@ def test_device_profiles_validate_or_raise_config_errors(field, value):
         f = d / "p.yaml"
         f.write_text(yaml.safe_dump({"name": "x", field: value}))
         try:
-            load_device(f)
+            p = load_device(f)
         except EdgegenError as e:
             one_line(e)
+            return
+        # accepted: the profile holds what the file said, in the types the fields declare
+        assert p.model_dump().get(field) == value or field in ("bench", "ssh") or value is None
+        assert (
+            isinstance(p.runtimes, list) and p.runtimes and all(isinstance(t, int) and t >= 1 for t in p.threads or [])
+        )
     finally:
         shutil.rmtree(d)
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("threads", [1, 2]),
+        ("runtimes", ["tflite"]),
+        ("python", "python3.11"),
+        ("tflite_quant", "int8-full"),
+        ("ssh", {"host": "pi.local", "user": "lab", "port": 2222}),
+        ("bench", {"runs": 20}),
+    ],
+)
+def test_valid_device_profile_fields_load(field, value, tmp_path):
+    """The property above would hold if every profile were refused: valid values load, as written."""
+    import yaml
+
+    from edgegen.devices import load_device
+
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump({"name": "x", field: value}))
+    got = load_device(f).model_dump()[field]
+    assert got == value or all(got[k] == v for k, v in value.items())
 
 
 SET_KEYS = st.lists(
