@@ -1,3 +1,4 @@
+import hashlib
 import json
 import subprocess
 import sys
@@ -115,6 +116,7 @@ def test_bench_cli_keeps_partial_results(tiny_model_dir, syn_dir, tmp_path):
                 "tokenizer": json.loads((tiny_model_dir / "tokenizer.json").read_text()),
                 "num_classes": 2,
                 "input": {"shape": [None, 41]},
+                "file_sha256": hashlib.sha256(b"garbage").hexdigest(),  # checked: only the runtime finds it broken
             }
         )
     )
