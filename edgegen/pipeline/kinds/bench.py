@@ -54,10 +54,7 @@ class Bench(StageKind):
                 runs=b.runs, warmup=b.warmup, threads=b.threads, max_samples=b.max_samples, validity=b.validity
             ),
             show_progress=ctx.show_progress,
+            splits=splits if ctx.data and not ctx.data.startswith("synthetic:") else None,
         )
-        if ctx.data and not ctx.data.startswith("synthetic:"):
-            from edgegen.data.checks import data_report
-
-            res["data_check"] = data_report(splits)
         write_report(res, tmp)
         return {"models": len(models), "errors": res["errors"]}
