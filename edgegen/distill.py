@@ -125,45 +125,23 @@ def distill_model(
     from edgegen.distill_data import unlabeled_windows
     from edgegen.inference import evaluate_on_test
     from edgegen.io import check_output
-    from edgegen.student import StudentConfig, student_from_teacher
     from edgegen.teacher_logits import teacher_logit_store
 
     check_output(out, force, kind="dir", inputs=(teacher_dir, student, data, unlabeled, teacher_logits))
     cfg = cfg or DistillConfig()
     distributed.init_from_env(cfg.device)
     t = load_model(teacher_dir)
-    sp = Path(student)
-    if sp.is_dir():
-        s = load_model(sp)
-        if s.tokenizer.to_dict() != t.tokenizer.to_dict():
-            raise UsageError("student and teacher use different tokenizers", path=sp)
-        smodel = s.model
-    else:
-        from edgegen.config_io import load_config
-
-        sc = load_config(StudentConfig, sp)
-        smodel = student_from_teacher(t.model, **sc.shape(), seed=cfg.seed)
+    smodel = _student(student, t, cfg.seed)
     splits = splits if splits is not None else load_data(data)
     from edgegen.data.readers import check_fits_model
 
     check_fits_model(max(sp_.num_classes for sp_ in splits.values()), t.model.config.num_classes, data, "the teacher")
     unl = unlabeled_windows(t.tokenizer, unlabeled)
     store = None
-    if teacher_logits is not None:
-        from edgegen.fit import resolve_device
-
-        t.model.to(distributed.local_device(resolve_device(cfg.device)))  # the teacher runs where training does
-        store = teacher_logit_store(
-            t,
-            teacher_dir,
-            splits,
-            cfg,
-            unl,
-            teacher_logits,
-            data=data,
-            unlabeled=unlabeled,
-            show_progress=show_progress,
-        )
+    if teacher_logits is not None:  # opened, or filled now by the teacher, on the device training uses
+        t.model.to(distributed.local_device(resolve_device(cfg.device)))
+        opts = dict(data=data, unlabeled=unlabeled, show_progress=show_progress)
+        store = teacher_logit_store(t, teacher_dir, splits, cfg, unl, teacher_logits, **opts)
     hist = distill(
         smodel, t.model, cfg, splits, t.tokenizer, show_progress=show_progress, unlabeled_ids=unl, teacher_logits=store
     )
@@ -192,6 +170,22 @@ def distill_model(
         )
     distributed.barrier()
     return {"path": str(out), "history": hist, **metrics}
+
+
+def _student(student: str | Path, teacher, seed: int):
+    """The student to distil into: a model directory (a pruned teacher; the same tokenizer required), or a YAML of
+    :class:`~edgegen.student.StudentConfig` fields for a fresh, smaller model."""
+    from edgegen.checkpoint import load_model
+    from edgegen.config_io import load_config
+    from edgegen.student import StudentConfig, student_from_teacher
+
+    sp = Path(student)
+    if sp.is_dir():
+        s = load_model(sp)
+        if s.tokenizer.to_dict() != teacher.tokenizer.to_dict():
+            raise UsageError("student and teacher use different tokenizers", path=sp)
+        return s.model
+    return student_from_teacher(teacher.model, **load_config(StudentConfig, sp).shape(), seed=seed)
 
 
 def compute_teacher_logits(

@@ -175,7 +175,6 @@ STILL_TO_SPLIT = {
     "report.py:markdown": 112,
     "distill_loop.py:run_distillation": 102,
     "foundation.py:nt_v2": 94,
-    "distill.py:distill_model": 93,
     "standalone.py:measure": 83,
     "commands/models.py:distill": 81,
 }
