@@ -81,6 +81,66 @@ def _records(path: str | Path, cfg: PredictConfig, stats) -> Iterator[tuple[str,
         yield r.id, r.sequence
 
 
+class ReadClassifier:
+    """Reads in, one probability row per read out: each read cut into windows (:func:`windows`), with their reverse
+    complements when ``rc_average``, run through ``runner`` in batches and aggregated per read (mean, or max
+    renormalised). ``predict`` streams a file through it; a live run folder can feed it a batch file at a time."""
+
+    def __init__(self, runner, cfg: PredictConfig, source=None):
+        self.runner, self.cfg, self.source = runner, cfg, source
+        self.size = runner.tokenizer.max_len
+        self.stride = cfg.stride or max(1, self.size // 2)
+        self.counts = {"reads": 0, "bases": 0, "windows": 0, "skipped_short": 0}
+        self._pending: list[tuple[str, int, int]] = []  # (id, length, n_windows) in order
+        self._buf: list[str] = []
+
+    def add(self, rid: str, seq: str) -> None:
+        """Queue one read (a read shorter than ``min_len``, or than the window with ``short: skip``, is counted)."""
+        from edgegen.validity import reverse_complement
+
+        if len(seq) < self.cfg.min_len or (self.cfg.short == "skip" and len(seq) < self.size):
+            self.counts["skipped_short"] += 1
+            return
+        ws = windows(seq, self.size, self.stride)
+        for w in ws:
+            self._buf.append(w)
+            if self.cfg.rc_average:
+                self._buf.append(reverse_complement(w))
+        self._pending.append((rid, len(seq), len(ws)))
+        self.counts["reads"] += 1
+        self.counts["bases"] += len(seq)
+        self.counts["windows"] += len(ws)
+
+    @property
+    def full(self) -> bool:
+        """Enough windows queued for a few batches: time to :meth:`flush`."""
+        return len(self._buf) >= self.cfg.batch_size * 4
+
+    def flush(self) -> list[tuple[str, int, int, np.ndarray]]:
+        """Classify every queued read: ``(id, length, windows, probabilities)`` each, in the order they came."""
+        from edgegen.runtime import run_batched
+
+        if not self._buf:
+            return []
+        try:
+            ids = self.runner.tokenizer.encode(self._buf)
+        except ValueError as e:  # letters were validated by the reader; guard anyway
+            raise DataError(str(e), path=None if str(self.source) == "-" else self.source) from None
+        logits = run_batched(self.runner, ids, self.cfg.batch_size)
+        z = logits - logits.max(1, keepdims=True)
+        probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        rows, i, per = [], 0, 2 if self.cfg.rc_average else 1
+        for rid, length, nw in self._pending:
+            pw = probs[i : i + nw * per]
+            i += nw * per
+            if self.cfg.rc_average:
+                pw = (pw[0::2] + pw[1::2]) / 2
+            p = pw.mean(0) if self.cfg.aggregate == "mean" else pw.max(0) / pw.max(0).sum()
+            rows.append((rid, length, nw, p))
+        self._buf, self._pending = [], []
+        return rows
+
+
 def predict(
     model,
     reads: str | Path,
@@ -107,16 +167,10 @@ def predict(
         >>> predict("student.int8.tflite", "reads.fastq.gz", "preds.tsv")  # doctest: +SKIP
     """
     from edgegen.data.reads import ReadStats
-    from edgegen.runtime import Runner, load_runner, run_batched
-    from edgegen.validity import reverse_complement
+    from edgegen.runtime import Runner, load_runner
 
     runner = model if isinstance(model, Runner) else (open_runner or load_runner)(model, threads=cfg.threads)
-    tok = runner.tokenizer
-    size = tok.max_len
-    stride = cfg.stride or max(1, size // 2)
-    k = runner.num_classes
-    stats = ReadStats()
-    counts = {"reads": 0, "bases": 0, "windows": 0, "skipped_short": 0}
+    clf, stats = ReadClassifier(runner, cfg, source=reads), ReadStats()
     to_stdout = str(out) == "-"
     if not to_stdout:
         from edgegen.io import check_output, temp_path
@@ -126,54 +180,19 @@ def predict(
         fh = open(tmp, "w")
     else:
         fh = sys.stdout
-    fh.write("id\tlength\twindows\tprediction\t" + "\t".join(f"prob_{c}" for c in range(k)) + "\n")
-    pending: list[tuple[str, int, int]] = []  # (id, length, n_windows) in order
-    buf: list[str] = []
+    fh.write("id\tlength\twindows\tprediction\t" + "\t".join(f"prob_{c}" for c in range(runner.num_classes)) + "\n")
     t0 = time.perf_counter()
 
-    def flush():
-        nonlocal buf, pending
-        if not buf:
-            return
-        try:
-            ids = tok.encode(buf)
-        except ValueError as e:  # letters were validated by the reader; guard anyway
-            raise DataError(str(e), path=None if str(reads) == "-" else reads) from None
-        logits = run_batched(runner, ids, cfg.batch_size)
-        z = logits - logits.max(1, keepdims=True)
-        probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
-        i = 0
-        for rid, length, nw in pending:
-            per = 2 if cfg.rc_average else 1
-            pw = probs[i : i + nw * per]
-            i += nw * per
-            if cfg.rc_average:
-                pw = (pw[0::2] + pw[1::2]) / 2
-            if cfg.aggregate == "mean":
-                p = pw.mean(0)
-            else:
-                p = pw.max(0)
-                p = p / p.sum()
+    def write(rows):
+        for rid, length, nw, p in rows:
             fh.write(f"{rid}\t{length}\t{nw}\t{int(p.argmax())}\t" + "\t".join(f"{x:.6f}" for x in p) + "\n")
-        buf, pending = [], []
 
     try:
         for rid, seq in _records(reads, cfg, stats):
-            if len(seq) < cfg.min_len or (cfg.short == "skip" and len(seq) < size):
-                counts["skipped_short"] += 1
-                continue
-            ws = windows(seq, size, stride)
-            for w in ws:
-                buf.append(w)
-                if cfg.rc_average:
-                    buf.append(reverse_complement(w))
-            pending.append((rid, len(seq), len(ws)))
-            counts["reads"] += 1
-            counts["bases"] += len(seq)
-            counts["windows"] += len(ws)
-            if len(buf) >= cfg.batch_size * 4:
-                flush()
-        flush()
+            clf.add(rid, seq)
+            if clf.full:
+                write(clf.flush())
+        write(clf.flush())
     except BaseException:
         if not to_stdout:
             fh.close()
@@ -190,16 +209,21 @@ def predict(
                 os.unlink(tmp)
     else:
         fh.flush()
-    dt = time.perf_counter() - t0
+    return _summary(clf, stats, time.perf_counter() - t0)
+
+
+def _summary(clf: ReadClassifier, stats, dt: float) -> dict:
+    """What a prediction run did: counts, skips, throughput, window and stride."""
+    n = clf.counts
     return {
-        **counts,
+        **n,
         "records_seen": stats.total,
         "skipped_bad": stats.bad,
         "skipped_empty": stats.empty,
         "bad_ids": stats.bad_ids,
         "seconds": dt,
-        "reads_per_s": counts["reads"] / dt if dt else 0.0,
-        "bases_per_s": counts["bases"] / dt if dt else 0.0,
-        "window": size,
-        "stride": stride,
+        "reads_per_s": n["reads"] / dt if dt else 0.0,
+        "bases_per_s": n["bases"] / dt if dt else 0.0,
+        "window": clf.size,
+        "stride": clf.stride,
     }
