@@ -171,7 +171,6 @@ STILL_TO_SPLIT = {
     "hf.py:_import_hf": 170,
     "fit.py:fit": 128,
     "export/__init__.py:export_model": 125,
-    "report.py:markdown": 112,
     "distill_loop.py:run_distillation": 102,
     "foundation.py:nt_v2": 94,
     "standalone.py:measure": 83,
