@@ -198,26 +198,11 @@ def distill(
     """Win back accuracy: distil the teacher into a pruned or smaller student."""
     check_outputs(force, json_out, inputs=(teacher, student, data, unlabeled, teacher_logits))
     from edgegen import distributed
-    from edgegen.distill import distill_model
+    from edgegen.distill import DistillConfig, distill_model
     from edgegen.tables import metrics_table
 
-    cfg = _distill_config(
-        config,
-        dict(
-            epochs=epochs,
-            lr=lr,
-            alpha=alpha,
-            beta=beta,
-            temperature=temperature,
-            hidden_weight=hidden_weight,
-            attn_weight=attn_weight,
-            augment=augment,
-            mutation_rate=mutation_rate,
-            max_steps=max_steps,
-            threads=threads,
-            device=train_device,
-        ),
-    )
+    given = dict(locals(), device=train_device)  # the options, by config field
+    cfg = _distill_config(config, {f: given[f] for f in DistillConfig.model_fields if f in given})
     res = distill_model(
         teacher, student, data, out, cfg, unlabeled=unlabeled, teacher_logits=teacher_logits, force=force
     )
