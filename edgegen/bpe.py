@@ -1,6 +1,5 @@
-"""Byte-pair encoding (DNABERT-2) for :class:`edgegen.dna_tokenizer.Tokenizer`, through the ``tokenizers`` library on
-the
-cropped window (numpy and tokenizers only: it travels to devices)."""
+"""Byte-pair encoding (DNABERT-2) for :class:`edgegen.dna_tokenizer.Tokenizer`, through the ``tokenizers`` library
+on the cropped window (numpy and tokenizers only: it travels to devices)."""
 
 from __future__ import annotations
 
@@ -20,14 +19,26 @@ def init_bpe(tok) -> None:
     if model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
         raise ConfigError("bpe: tokenizer.json holds no BPE model with a vocab")
     if not tok.vocab:
-        tok.vocab = {str(t): int(i) for t, i in model["vocab"].items()}
-        for added in tok.bpe.get("added_tokens") or []:
-            tok.vocab.setdefault(str(added["content"]), int(added["id"]))
+        tok.vocab = {}
+        for t, i in model["vocab"].items():
+            tok.vocab[str(t)] = _token_id(i, f"model.vocab[{t!r}]")
+        added = tok.bpe.get("added_tokens") or []
+        for n, a in enumerate(added if isinstance(added, list) else [None]):
+            if not isinstance(a, dict) or not isinstance(a.get("content"), str) or not a["content"]:
+                raise ConfigError(f"tokenizer.json: added_tokens[{n}] has no token text (content)")
+            tok.vocab.setdefault(a["content"], _token_id(a.get("id"), f"added_tokens[{n}].id"))
     if tok.max_tokens is None:
         tok.max_tokens = tok.max_len // 3 + 2
     if tok.max_tokens < 3:
         raise ConfigError(f"max_tokens must be >= 3, got {tok.max_tokens}")
     tok._bpe = None  # the tokenizers.Tokenizer, built on first use
+
+
+def _token_id(value, where: str) -> int:
+    """A token id from tokenizer.json: a non-negative integer (a bool, float or text is refused, naming the field)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"tokenizer.json: {where} is {value!r}, not a token id (an integer >= 0)")
+    return value
 
 
 def _backend(tok):

@@ -510,3 +510,34 @@ def test_labels_of_nearby_points_do_not_overlap(tmp_path):
     for i in range(len(boxes)):
         for j in range(i + 1, len(boxes)):
             assert not boxes[i].overlaps(boxes[j]), (names[i], names[j])
+
+
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda t: t["added_tokens"][0].pop("content"), "added_tokens[0] has no token text"),
+        (lambda t: t["model"]["vocab"].update(A="seven"), "model.vocab['A'] is 'seven', not a token id"),
+    ],
+)
+def test_l1_a_bpe_tokenizer_json_with_a_bad_token_names_the_file(tmp_path, edit, needle):
+    src = tmp_path / "d2"
+    shutil.copytree(shared_path(SHARED_FIXTURES, "hf/dnabert2_tiny_cls", "HF fixture"), src)
+    for f in src.iterdir():
+        f.chmod(0o644)
+    tok = json.loads((src / "tokenizer.json").read_text())
+    edit(tok)
+    (src / "tokenizer.json").write_text(json.dumps(tok))
+    line = one_line_error(cli("import", src, "--out", tmp_path / "m"))
+    assert "d2" in line and needle in line and "unexpected" not in line
+
+
+def test_l1_a_sidecar_tokenizer_that_does_not_fit_the_model_input_is_refused(onnx_pair, tmp_path):
+    from edgegen.errors import ModelFileError
+    from edgegen.runtime import load_runner
+
+    m = _copy_model(onnx_pair["plain"], tmp_path / "m")
+    side = json.loads(Path(f"{m}.json").read_text())
+    side["tokenizer"]["max_len"] += 30  # ten more 3-mer tokens than the graph takes
+    Path(f"{m}.json").write_text(json.dumps(side))
+    with pytest.raises(ModelFileError, match=r"m.onnx.json: sidecar tokenizer gives \d+ tokens, the model takes \d+"):
+        load_runner(m)

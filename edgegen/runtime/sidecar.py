@@ -156,14 +156,20 @@ def read_sidecar(path: Path, *, check_file: bool = True) -> dict:
 
 
 def tokenizer_from_sidecar(d: dict, path: Path | None = None):
+    """The sidecar's tokenizer, which must give exactly the model's input length (``input.shape[1]`` tokens)."""
     from edgegen.dna_tokenizer import Tokenizer
 
+    side = None if path is None else Path(str(path) + ".json")
     try:
-        return Tokenizer.from_dict(d["tokenizer"])
+        tok = Tokenizer.from_dict(d["tokenizer"])
     except ModelFileError:
         raise
     except Exception as e:  # a sidecar edited by hand: name it, one line
         raise ModelFileError(
             f"sidecar tokenizer is invalid ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
-            path=None if path is None else Path(str(path) + ".json"),
+            path=side,
         ) from None
+    want = d["input"]["shape"][1]
+    if tok.seq_len != want:
+        raise ModelFileError(f"sidecar tokenizer gives {tok.seq_len} tokens, the model takes {want}", path=side)
+    return tok
