@@ -21,7 +21,7 @@ class GenomicTransformer(nn.Module):
 
     Example:
         >>> cfg = ModelConfig(vocab_size=10, max_positions=33, num_classes=2, d_model=32, n_layers=2, n_heads=4,
-        ffn_dim=64)
+        ...                   ffn_dim=64)
         >>> m = GenomicTransformer(cfg)
         >>> m(torch.zeros(3, 33, dtype=torch.int32)).shape
         torch.Size([3, 2])

@@ -176,8 +176,8 @@ def train(
     Example:
         >>> from edgegen.data.synthetic import make_task
         >>> ds = make_task("promoter", 200, 100)
-        >>> m, tok, h = train({"train": ds}, TrainConfig(epochs=1, d_model=16, n_layers=1, n_heads=2, ffn_dim=32),
-        show_progress=False)
+        >>> cfg = TrainConfig(epochs=1, d_model=16, n_layers=1, n_heads=2, ffn_dim=32)
+        >>> m, tok, h = train({"train": ds}, cfg, show_progress=False)
     """
     import torch
 

@@ -61,9 +61,8 @@ if [ "$machine" != "@MACHINE@" ]; then
 fi
 $PY -m venv --without-pip venv
 site=$($PY -c 'import sysconfig; print(sysconfig.get_path("purelib", vars={"base": "venv", "platbase": "venv"}))')
-$PY wheels/@PIP@/pip install --no-index --find-links wheels --no-warn-script-location --disable-pip-version-check
---root-user-action=ignore \
-    --require-hashes --target "$site" -r requirements.txt
+$PY wheels/@PIP@/pip install --no-index --find-links wheels --no-warn-script-location \
+    --disable-pip-version-check --root-user-action=ignore --require-hashes --target "$site" -r requirements.txt
 echo "installed; run: venv/bin/python runner.py measure --model @MODEL@ --inputs inputs.npz --out result.json"
 """
 

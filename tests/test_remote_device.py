@@ -214,4 +214,4 @@ def test_standalone_runner_in_torch_free_venv(lite_venvs, tiny_model_dir, syn_sp
     here = run_batched(load_runner(m), tok_ids, 64)
     assert np.allclose(device_logits, here, atol=1e-5)
     man = json.loads((b / "MANIFEST.json").read_text())
-    assert m.name in man["files"] and "lib/edgegen/tokenizers.py" in man["files"]
+    assert m.name in man["files"] and "lib/edgegen/dna_tokenizer.py" in man["files"]

@@ -97,8 +97,8 @@ def export_model(
             ``max_drop`` cannot be met.
 
     Example:
-        >>> export("runs/student", "student.int8.tflite", ExportConfig(format="tflite", quant="int8"),
-        calib="data/dev.csv")  # doctest: +SKIP
+        >>> cfg = ExportConfig(format="tflite", quant="int8")
+        >>> export("runs/student", "student.int8.tflite", cfg, calib="data/dev.csv")  # doctest: +SKIP
     """
     from edgegen.checkpoint import load_model
     from edgegen.data.reads import as_dataset
