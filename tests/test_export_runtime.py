@@ -111,6 +111,10 @@ def test_corrupt_and_mismatched_files_fail_clearly(exported, tmp_path):
     side = json.loads((exported[("onnx", "none")].parent / (exported[("onnx", "none")].name + ".json")).read_text())
     side["input"]["shape"] = [None, 999]
     (tmp_path / "mism.onnx.json").write_text(json.dumps(side))
+    with pytest.raises(ModelFileError, match="sidecar tokenizer gives 41 tokens, the model takes 999"):
+        load_runner(mism)  # the sidecar contradicts itself: refused before the model is opened
+    side["tokenizer"]["max_len"] = 999 * 3 - 3  # a consistent sidecar for another model: the file disagrees
+    (tmp_path / "mism.onnx.json").write_text(json.dumps(side))
     with pytest.raises(ModelFileError, match="does not match its sidecar"):
         load_runner(mism)
     with pytest.raises(ModelFileError, match="unrecognised"):
