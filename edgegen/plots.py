@@ -17,18 +17,20 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
 
 
 def place_labels(ax, pts: list[tuple[float, float]], names: list[str], fontsize: int = 8) -> list[tuple[float, float]]:
-    """Annotate each point with its name at the first offset (points) whose text box overlaps no label placed before
-    and no other point: nearby models (an int8 TFLite and ONNX of one student) stay readable. Returns the offsets."""
+    """Annotate each point with its name at the first offset (points) whose text box stays inside the axes and
+    overlaps no label placed before and no other point: nearby models (an int8 TFLite and ONNX of one student) stay
+    readable, and a point at the edge is labelled on its inner side. Returns the offsets."""
     ax.figure.canvas.draw()  # limits and transforms as they will be saved
     to_px = ax.transData.transform
     scale = ax.figure.dpi / 72.0
     points = [to_px(p) for p in pts]
+    frame = ax.bbox.extents
     boxes, chosen = [], []
     for (x, y), name in zip(points, names):
         w, h = 0.6 * fontsize * len(name) * scale, fontsize * 1.2 * scale
-
         cands = [_box(x, y, w, h, dx, dy, scale) for dx, dy in LABEL_OFFSETS]
-        k = next((i for i, b in enumerate(cands) if _free(b, boxes, points)), 0)
+        inside = [i for i, b in enumerate(cands) if _within(b, frame)] or list(range(len(cands)))
+        k = next((i for i in inside if _free(cands[i], boxes, points)), inside[0])
         dx, dy = LABEL_OFFSETS[k]
         boxes.append(cands[k])
         chosen.append((dx, dy))
@@ -47,6 +49,11 @@ def _box(x, y, w, h, dx, dy, scale) -> tuple[float, float, float, float]:
     """The pixel box of a label of size ``w`` x ``h`` at offset (``dx``, ``dy``) points from (``x``, ``y``)."""
     left = x + dx * scale - (w if dx < 0 else 0)
     return left, y + dy * scale, left + w, y + dy * scale + h
+
+
+def _within(b, frame) -> bool:
+    """Box ``b`` lies inside the axes' pixel extents ``frame`` (x0, y0, x1, y1)."""
+    return b[0] >= frame[0] and b[1] >= frame[1] and b[2] <= frame[2] and b[3] <= frame[3]
 
 
 def _free(b, boxes, points) -> bool:

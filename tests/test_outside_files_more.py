@@ -541,3 +541,24 @@ def test_l1_a_sidecar_tokenizer_that_does_not_fit_the_model_input_is_refused(onn
     Path(f"{m}.json").write_text(json.dumps(side))
     with pytest.raises(ModelFileError, match=r"m.onnx.json: sidecar tokenizer gives \d+ tokens, the model takes \d+"):
         load_runner(m)
+
+
+def test_a_label_at_the_edge_stays_inside_the_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgegen.plots import place_labels
+
+    pts = [(0.03, 0.84), (0.17, 0.893), (1.3, 0.897)]  # the slowest model sits at the right edge
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(*zip(*pts))
+    ax.set_xscale("log")
+    fig.tight_layout()
+    place_labels(ax, pts, ["distill-small.int8.tflite", "distill-params50.int8.onnx", "teacher"])
+    fig.canvas.draw()
+    frame = ax.bbox
+    boxes = [t.get_window_extent() for t in ax.texts]
+    plt.close(fig)
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
