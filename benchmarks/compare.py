@@ -354,9 +354,10 @@ def main(argv=None) -> int:
     # distilled student vs the same student from labels (paired bootstrap on the same test set)
     def logits_of(path):
         from edgegen.evaluate import predict_set
-        from edgegen.inference import load_runner
+        from edgegen.inference import TorchRunner
+        from edgegen.runtime import load_runner
 
-        return predict_set(load_runner(path), splits["test"])[0]
+        return predict_set(load_runner(path, open_dir=TorchRunner), splits["test"])[0]
 
     # per student shape: is the teacher clearly better than it trained from labels (the target's precondition),
     # and does distillation beat the label-trained one (paired bootstrap on the same test set)

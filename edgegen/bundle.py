@@ -30,6 +30,7 @@ LITE_MODULES = [
     "runtime/onnx_runner.py",
     "runtime/tflite_runner.py",
     "standalone.py",
+    "runner_cli.py",
     "bundle_check.py",
 ]
 
@@ -39,7 +40,7 @@ RUNNER_HEAD = '''#!/usr/bin/env python3
 runtime: ai-edge-litert / tflite-runtime / onnxruntime; never torch).
 
     python3 runner.py verify                 # only the check (install.sh runs it before pip)
-    python3 runner.py measure|predict ...    # the check, then edgegen.standalone
+    python3 runner.py measure|predict ...    # the check, then edgegen.runner_cli
 """
 import sys
 
@@ -61,7 +62,7 @@ def main() -> int:
         print(f"bundle verified: {len(manifest['files'])} files match {MANIFEST}")
         return 0
     sys.path.insert(0, os.path.join(here, "lib"))
-    from edgegen.standalone import main as run
+    from edgegen.runner_cli import main as run
 
     return run()
 
@@ -73,7 +74,7 @@ if __name__ == "__main__":
 
 def runner_script() -> str:
     """A bundle's ``runner.py``: a header that takes the bundle folder off ``sys.path``, the source of
-    :mod:`edgegen.bundle_check` (standard library only), and a main that runs :mod:`edgegen.standalone` once the
+    :mod:`edgegen.bundle_check` (standard library only), and a main that runs :mod:`edgegen.runner_cli` once the
     whole bundle matches its manifest."""
     from edgegen import bundle_check
 

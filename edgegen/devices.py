@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgegen.errors import ConfigError, UsageError
+from edgegen.export.quant_modes import OnnxQuant, TfliteQuant
 
 Runtime = Literal["tflite", "onnxruntime", "torch"]
 
@@ -158,10 +159,8 @@ class DeviceProfile(BaseModel):
     description: str = ""
     runtimes: list[Runtime] = Field(default_factory=lambda: ["onnxruntime", "tflite", "torch"])
     onnx_providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
-    tflite_quant: Literal["int8", "int8-full", "16x8", "dynamic", "none"] = Field(
-        "int8", description="TFLite mode to export for this device"
-    )
-    onnx_quant: Literal["int8", "int8-full", "dynamic", "fp16", "none"] = "int8"
+    tflite_quant: TfliteQuant = Field("int8", description="TFLite mode to export for this device")
+    onnx_quant: OnnxQuant = "int8"
     threads: list[int] | None = Field(None, description="thread counts to time; default [1, all cores]")
     python: str = "python3"
     emulated: bool = Field(

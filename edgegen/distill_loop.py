@@ -29,34 +29,11 @@ def run_distillation(student, teacher, cfg, splits, tokenizer, show_progress, un
     import torch
     import torch.nn.functional as F
 
-    from edgegen import distributed
-
     tr, dev = splits["train"], splits.get("dev")
     tr_ids, tr_y, parts = training_windows(tokenizer, tr, cfg, unlabeled_ids)
     dev_ids = dev.encoded(tokenizer) if dev is not None else None
     need_feats = cfg.hidden_weight > 0 or cfg.attn_weight > 0
-    if need_feats and distributed.world_size() > 1:
-        raise UsageError(
-            "hidden/attention distillation runs in one process; under torchrun distil logits (hidden_weight 0, "
-            "attn_weight 0)"
-        )
-    if teacher_logits is not None and (need_feats or len(teacher_logits) != len(tr_ids)):
-        raise UsageError(
-            "stored teacher logits serve logit distillation of the same training windows "
-            f"({len(teacher_logits)} stored, {len(tr_ids)} "
-            f"here{', hidden/attention terms asked' if need_feats else ''})"
-        )
-    if need_feats and student.config.merge_tokens != teacher.config.merge_tokens:
-        raise UsageError(
-            f"hidden/attention distillation needs the same rows in both models; the student merges "
-            f"{student.config.merge_tokens} tokens, the teacher {teacher.config.merge_tokens} (use logit KD only)"
-        )
-    n_s, n_t = student.config.n_layers, teacher.config.n_layers
-    lmap = cfg.layer_map or default_layer_map(n_s, n_t)
-    if len(lmap) != n_s or any(not 1 <= j <= n_t for j in lmap):
-        raise UsageError(
-            f"layer_map must give a teacher layer in 1..{n_t} for each of {n_s} student layers, got {lmap}"
-        )
+    lmap = _checked_layer_map(student, teacher, cfg, teacher_logits, len(tr_ids))
     device = model_device(teacher)  # distill() put it on cfg.device
     proj = None
     extra_params = []
@@ -96,18 +73,8 @@ def run_distillation(student, teacher, cfg, splits, tokenizer, show_progress, un
                 F.log_softmax(logits / T, -1), F.log_softmax(t_logits / T, -1), log_target=True, reduction="batchmean"
             )
             loss = loss + cfg.beta * T * T * kd
-        if cfg.hidden_weight:
-            for i, j in enumerate(lmap):
-                h = hs[i + 1]
-                if proj is not None:
-                    h = proj[i](h)
-                loss = loss + cfg.hidden_weight * F.mse_loss(h, th[j]) / len(lmap)
-        if cfg.attn_weight:
-            for i, j in enumerate(lmap):
-                a_s = att[i].mean(1).clamp_min(1e-9)  # (B, T, T), head-averaged
-                a_t = ta[j - 1].mean(1).clamp_min(1e-9)
-                kl = (a_t * (a_t.log() - a_s.log())).sum(-1).mean()
-                loss = loss + cfg.attn_weight * kl / len(lmap)
+        if need_feats:
+            loss = _plus_feature_terms(loss, cfg, lmap, proj, hs, th, att, ta)
         return loss
 
     params = list(student.parameters()) + extra_params
@@ -127,3 +94,53 @@ def run_distillation(student, teacher, cfg, splits, tokenizer, show_progress, un
     hist["augmented_sequences"] = parts.get("augmented", 0)
     hist["unlabeled_windows"] = parts.get("unlabeled", 0)
     return hist
+
+
+def _checked_layer_map(student, teacher, cfg, teacher_logits, n_rows: int) -> list[int]:
+    """The teacher layer each student layer learns from; UsageError when the request cannot be met (features
+    under torchrun, a store for other windows, different token merging, a layer map out of range)."""
+    from edgegen import distributed
+
+    need_feats = cfg.hidden_weight > 0 or cfg.attn_weight > 0
+    if need_feats and distributed.world_size() > 1:
+        raise UsageError(
+            "hidden/attention distillation runs in one process; under torchrun distil logits (hidden_weight 0, "
+            "attn_weight 0)"
+        )
+    if teacher_logits is not None and (need_feats or len(teacher_logits) != n_rows):
+        raise UsageError(
+            "stored teacher logits serve logit distillation of the same training windows "
+            f"({len(teacher_logits)} stored, {n_rows} "
+            f"here{', hidden/attention terms asked' if need_feats else ''})"
+        )
+    if need_feats and student.config.merge_tokens != teacher.config.merge_tokens:
+        raise UsageError(
+            f"hidden/attention distillation needs the same rows in both models; the student merges "
+            f"{student.config.merge_tokens} tokens, the teacher {teacher.config.merge_tokens} (use logit KD only)"
+        )
+    n_s, n_t = student.config.n_layers, teacher.config.n_layers
+    lmap = cfg.layer_map or default_layer_map(n_s, n_t)
+    if len(lmap) != n_s or any(not 1 <= j <= n_t for j in lmap):
+        raise UsageError(
+            f"layer_map must give a teacher layer in 1..{n_t} for each of {n_s} student layers, got {lmap}"
+        )
+    return lmap
+
+
+def _plus_feature_terms(loss, cfg, lmap, proj, hs, th, att, ta):
+    """``loss`` plus the hidden-state MSE and head-averaged attention KL terms, averaged over the mapped layers."""
+    import torch.nn.functional as F
+
+    if cfg.hidden_weight:
+        for i, j in enumerate(lmap):
+            h = hs[i + 1]
+            if proj is not None:
+                h = proj[i](h)
+            loss = loss + cfg.hidden_weight * F.mse_loss(h, th[j]) / len(lmap)
+    if cfg.attn_weight:
+        for i, j in enumerate(lmap):
+            a_s = att[i].mean(1).clamp_min(1e-9)  # (B, T, T), head-averaged
+            a_t = ta[j - 1].mean(1).clamp_min(1e-9)
+            kl = (a_t * (a_t.log() - a_s.log())).sum(-1).mean()
+            loss = loss + cfg.attn_weight * kl / len(lmap)
+    return loss

@@ -10,8 +10,8 @@ import numpy as np
 from edgegen.data.readers import SequenceSet, check_fits_model
 from edgegen.data.reads import as_dataset
 from edgegen.errors import DataError
-from edgegen.inference import load_runner
-from edgegen.runtime import Runner, run_batched
+from edgegen.inference import TorchRunner
+from edgegen.runtime import Runner, load_runner, run_batched
 
 
 def tokenize_for(runner: Runner, ds: SequenceSet) -> np.ndarray:
@@ -38,7 +38,7 @@ def evaluate(
     Example:
         >>> evaluate("runs/teacher", "data/promoter/test.csv")["mcc"]["value"]  # doctest: +SKIP
     """
-    runner = model if isinstance(model, Runner) else load_runner(model, threads=threads)
+    runner = model if isinstance(model, Runner) else load_runner(model, threads=threads, open_dir=TorchRunner)
     ds = as_dataset(data)
     if ds.labels is None:
         raise DataError("needs labels (a sequence,label table)", path=ds.path)

@@ -74,6 +74,88 @@ def _score(y: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
     return mcc(y, p, logits.shape[1]), float((p == y).mean())
 
 
+def _optimizer_and_schedule(params: list, cfg, n_rows: int):
+    """AdamW (no decay on biases and norms) with linear warm-up then cosine decay; returns (opt, sched, total)."""
+    import torch
+
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+    total = math.ceil(n_rows / cfg.batch_size) * cfg.epochs
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    warm = max(1, int(cfg.warmup_ratio * total))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        prog = (step - warm) / max(1, total - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, prog)))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at), total
+
+
+class _BestDevEpoch:
+    """Keeps the weights of the best dev epoch (MCC, then accuracy) and counts the epochs without progress."""
+
+    def __init__(self, dev_rows: int):
+        self.best, self.state, self.epoch, self.bad = (-float("inf"), -float("inf")), None, None, 0
+        self.dev_rows = dev_rows
+
+    def score(self, model, epoch: int, dev_ids, dev_y, batch_size: int) -> dict:
+        """Score the dev set, keep the weights if best; returns the epoch's dev metrics."""
+        m, a = _score(dev_y, predict_logits(model, dev_ids, batch_size))
+        self.update(model, epoch, (m, a))
+        return {"dev_mcc": m, "dev_accuracy": a}
+
+    def update(self, model, epoch: int, score: tuple[float, float]) -> None:
+        if score > self.best:
+            self.best, self.bad, self.epoch = score, 0, epoch
+            self.state = copy.deepcopy(model.state_dict())
+        elif self.best[0] > chance_threshold(self.dev_rows):
+            self.bad += 1  # patience counts from the first epoch above chance: slow starters get every epoch
+
+
+def _placed(model, cfg):
+    """Move ``model`` to its device and seed torch; returns (device, the module a step calls, world size).
+
+    Under torchrun the module is a DistributedDataParallel: each rank takes its slice of every global batch, and
+    the gradients are averaged (the mean over the global batch when the slices are equal)."""
+    import torch
+
+    from edgegen import distributed
+
+    dev = distributed.local_device(resolve_device(cfg.device))
+    model.to(dev)
+    torch.manual_seed(cfg.seed)
+    world = distributed.world_size()
+    if world == 1:
+        return dev, model, world
+    from torch.nn.parallel import DistributedDataParallel
+
+    return dev, DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None), world
+
+
+def _optimizer_step(loss, params: list, opt, sched) -> float:
+    """Backward, clip the gradient norm to 1, step the optimiser and the schedule; returns the loss."""
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
+def _default_loss(m, idx, ids, y):
+    import torch.nn.functional as F
+
+    return F.cross_entropy(m(ids), y)
+
+
 def fit(
     model,
     train_ids: np.ndarray,
@@ -101,104 +183,62 @@ def fit(
         History dict: per-epoch train loss and dev MCC/accuracy, best epoch, steps, seconds.
     """
     import torch
-    import torch.nn.functional as F
 
     from edgegen import distributed
     from edgegen.progress import progress
 
     set_threads(cfg.threads)
-    dev = distributed.local_device(resolve_device(cfg.device))
     home = model_device(model)
-    model.to(dev)
-    torch.manual_seed(cfg.seed)
-    world = distributed.world_size()
-    # under torchrun the student is in DistributedDataParallel: each rank takes its slice of every global batch,
-    # and the gradients are averaged (the mean over the global batch when the slices are equal)
-    step_model = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        step_model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    dev, step_model, world = _placed(model, cfg)
     show_progress = show_progress and distributed.is_main()
     rng = np.random.default_rng(cfg.seed)
-    if loss_fn is None:
-
-        def loss_fn(m, idx, ids, y):
-            return F.cross_entropy(m(ids), y)
-
+    loss_fn = loss_fn or _default_loss
     params = list(params if params is not None else model.parameters())
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
-    n = len(train_ids)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
-    warm = max(1, int(cfg.warmup_ratio * total))
-
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        prog = (step - warm) / max(1, total - warm)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, prog)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    hist: dict = {"epochs": [], "best_epoch": None, "steps": 0}
-    best, best_state, bad = (-float("inf"), -float("inf")), None, 0
+    opt, sched, total = _optimizer_and_schedule(params, cfg, len(train_ids))
+    hist: dict = {"epochs": []}
+    keeper = _BestDevEpoch(0 if dev_ids is None else len(dev_ids))
     t0 = time.perf_counter()
     step = 0
+
+    def train_step(idx) -> float:
+        ids, y = (torch.from_numpy(a[idx]).to(dev, non_blocking=True) for a in (train_ids, train_y))
+        return _optimizer_step(loss_fn(step_model, idx, ids, y), params, opt, sched)
+
     try:
         with progress(show_progress) as prog:
             task = prog.add_task(description, total=total, info="")
-            for epoch in range(cfg.epochs):
+            for epoch in range(1, cfg.epochs + 1):
                 model.train()
-                perm = rng.permutation(n)
                 losses = []
-                for b in range(steps_per_epoch):
+                for idx in _epoch_batches(rng, len(train_ids), cfg.batch_size, world):
                     if step >= total:
                         break
-                    idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                    if len(idx) < world:
-                        break  # a last batch too small to give every rank a row (all ranks see the same perm)
-                    idx = distributed.my_slice(idx)
-                    ids = torch.from_numpy(train_ids[idx]).to(dev, non_blocking=True)
-                    y = torch.from_numpy(train_y[idx]).to(dev, non_blocking=True)
-                    loss = loss_fn(step_model, idx, ids, y)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(params, 1.0)
-                    opt.step()
-                    sched.step()
+                    losses.append(train_step(distributed.my_slice(idx)))
                     step += 1
-                    losses.append(float(loss.detach()))
-                    prog.update(task, advance=1, info=f"epoch {epoch + 1} loss {np.mean(losses[-50:]):.4f}")
-                rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan")}
+                    prog.update(task, advance=1, info=f"epoch {epoch} loss {np.mean(losses[-50:]):.4f}")
+                rec = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan")}
                 if dev_ids is not None and len(dev_ids):
-                    m, a = _score(dev_y, predict_logits(model, dev_ids, cfg.eval_batch_size))
-                    rec.update(dev_mcc=m, dev_accuracy=a)
-                    score = (m, a)
-                    if score > best:
-                        best, bad = score, 0
-                        best_state = copy.deepcopy(model.state_dict())
-                        hist["best_epoch"] = epoch + 1
-                    elif best[0] > chance_threshold(len(dev_ids)):
-                        bad += 1  # patience counts from the first epoch above chance: slow starters get every epoch
-                    prog.update(task, info=f"epoch {epoch + 1} dev mcc {m:.3f} acc {a:.3f}")
+                    rec.update(keeper.score(model, epoch, dev_ids, dev_y, cfg.eval_batch_size))
+                    prog.update(task, info=f"epoch {epoch} dev mcc {rec['dev_mcc']:.3f} acc {rec['dev_accuracy']:.3f}")
                 hist["epochs"].append(rec)
                 if on_epoch:
-                    on_epoch(epoch + 1, rec)
-                if step >= total or bad >= cfg.patience:
+                    on_epoch(epoch, rec)
+                if step >= total or keeper.bad >= cfg.patience:
                     break
-        if best_state is not None:
-            model.load_state_dict(best_state)
+        if keeper.state is not None:
+            model.load_state_dict(keeper.state)
     finally:  # also on an error or Ctrl-C: the caller gets its model back where it was
         model.eval()
         model.to(home)
-    hist["device"] = str(dev)
-    hist["world_size"] = world
-    hist["steps"] = step
-    hist["seconds"] = time.perf_counter() - t0
-    return hist
+    hist.update(best_epoch=keeper.epoch, steps=step, device=str(dev), world_size=world)
+    return hist | {"seconds": time.perf_counter() - t0}
+
+
+def _epoch_batches(rng, n: int, batch_size: int, world: int):
+    """One epoch's global batches of row indices (every rank draws the same permutation)."""
+    perm = rng.permutation(n)
+    for b in range(math.ceil(n / batch_size)):
+        idx = perm[b * batch_size : (b + 1) * batch_size]
+        if len(idx) < world:
+            return  # a last batch too small to give every rank a row
+        yield idx

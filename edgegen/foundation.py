@@ -110,6 +110,11 @@ def nt_v2(d: Path, cfg: dict, s, shapes: tuple, vocab: dict[str, int], *, max_le
         layer_norm_eps=cfg.get("layer_norm_eps", 1e-12),
         pad_id=tok.pad_id,
     )
+    return mc, tok, _nt_v2_weights(s, mc, bias, has_head, d), has_head
+
+
+def _nt_v2_weights(s, mc, bias: bool, has_head: bool, d: Path) -> dict:
+    """NT-v2's (ESM-style) tensors under edgegen's names; the gated FFN's fused input matrix split in two."""
     p = "esm." if any(n.startswith("esm.") for n in s) else ""
     m = {
         "embed.weight": s[f"{p}embeddings.word_embeddings.weight"],
@@ -121,7 +126,7 @@ def nt_v2(d: Path, cfg: dict, s, shapes: tuple, vocab: dict[str, int], *, max_le
             s[f"{p}embeddings.layer_norm.weight"],
             s[f"{p}embeddings.layer_norm.bias"],
         )
-    for i in range(L):
+    for i in range(mc.n_layers):
         e = f"{p}encoder.layer.{i}."
         for ours, theirs in (
             ("attn.q", "attention.self.query"),
@@ -151,7 +156,7 @@ def nt_v2(d: Path, cfg: dict, s, shapes: tuple, vocab: dict[str, int], *, max_le
                 "classifier.bias": s["classifier.out_proj.bias"],
             }
         )
-    return mc, tok, m, has_head
+    return m
 
 
 def dnabert2(d: Path, cfg: dict, s, shapes: tuple, *, max_len: int | None, num_classes: int | None):

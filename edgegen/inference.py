@@ -1,7 +1,7 @@
 """The one torch inference path: :func:`predict_logits` over token ids, and :class:`TorchRunner`, the Runner of a
-native model directory. :func:`load_runner` opens any model (directory, ``.onnx``, ``.tflite``); the device-side
-:func:`edgegen.runtime.load_runner` opens only the files. ``python -m edgegen.inference measure …`` is
-:mod:`edgegen.standalone` able to measure model directories too (what a local bench runs)."""
+native model directory. ``edgegen.runtime.load_runner(path, open_dir=TorchRunner)`` opens any model (directory,
+``.onnx``, ``.tflite``); without ``open_dir`` it opens only the files. ``python -m edgegen.inference measure …`` is
+:mod:`edgegen.runner_cli` able to measure model directories too (what a local bench runs)."""
 
 from __future__ import annotations
 
@@ -91,13 +91,6 @@ class TorchRunner:
         return predict_logits(self.model, ids, batch_size=max(1, len(ids)))
 
 
-def load_runner(path: str | Path, *, threads: int | None = None, **kw):
-    """:func:`edgegen.runtime.load_runner` that also opens model directories (``DIR::dynamic-int8`` too) in torch."""
-    from edgegen.runtime import load_runner as load_file_runner
-
-    return load_file_runner(path, threads=threads, open_dir=TorchRunner, **kw)
-
-
 def evaluate_on_test(model, tok, splits: dict[str, SequenceSet] | None) -> dict:
     """Classification report of ``model`` on the test split, or {} when there is none."""
     if not splits or "test" not in splits:
@@ -109,6 +102,9 @@ def evaluate_on_test(model, tok, splits: dict[str, SequenceSet] | None) -> dict:
 
 
 if __name__ == "__main__":
-    from edgegen.standalone import main
+    from functools import partial
 
-    sys.exit(main(open_runner=load_runner))
+    from edgegen.runner_cli import main
+    from edgegen.runtime import load_runner
+
+    sys.exit(main(open_runner=partial(load_runner, open_dir=TorchRunner)))

@@ -158,7 +158,7 @@ def predict(
     interrupted run leaves no half file under the final name.
 
     ``model``: a Runner, or a path opened by ``open_runner`` (default :func:`edgegen.runtime.load_runner`: files
-    only; :func:`edgegen.inference.load_runner` opens model directories too).
+    only; with ``open_dir=TorchRunner`` it opens model directories too).
 
     Returns:
         Counts (reads, bases, windows, skipped short/bad/empty, bad ids) and throughput.

@@ -23,16 +23,35 @@ log = logging.getLogger("edgegen")
 __all__ = ["Recipe", "load_recipe", "plan", "dry_run", "run_recipe", "data_fingerprint"]
 
 
-def _parse_step(s: Any) -> BaseModel:
-    """A step mapping validated by its kind's config (a config object is kept as it is)."""
+class StepError(ValueError):
+    """A step that does not validate: ``where`` (``steps.N`` or ``steps.N.field``) and what is wrong."""
+
+    def __init__(self, where: str, msg: str):
+        super().__init__(f"{where}: {msg}")
+        self.where, self.msg = where, msg
+
+
+def parse_step(s: Any, i: int) -> BaseModel:
+    """Step ``i`` of a recipe validated by its kind's config (a config object is kept as it is): the one place a
+    step is checked, for YAML recipes (:func:`load_recipe`) and Python ones (``Recipe(steps=[...])``) alike.
+
+    Raises:
+        StepError: naming the step and field.
+    """
+    from edgegen.config_io import validation_message
+
     if isinstance(s, BaseModel):
         return s
     if not isinstance(s, dict):
-        raise ValueError(f"a step must be a mapping with a type, got {type(s).__name__}")
+        raise StepError(f"steps.{i}", f"a step must be a mapping with a type, got {type(s).__name__}")
     known = kinds()
     if s.get("type") not in known:
-        raise ValueError(f"unknown step type {s.get('type')!r} (known: {', '.join(known)})")
-    return known[s["type"]].Step.model_validate(s)
+        raise StepError(f"steps.{i}.type", f"unknown step type {s.get('type')!r} (known: {', '.join(known)})")
+    try:
+        return known[s["type"]].Step.model_validate(s)
+    except ValidationError as e:
+        loc, msg = validation_message(e)
+        raise StepError(f"steps.{i}" if loc == "(root)" else f"steps.{i}.{loc}", msg) from None
 
 
 class Recipe(BaseModel):
@@ -50,16 +69,7 @@ class Recipe(BaseModel):
     def _steps(cls, v):
         if not isinstance(v, list):
             return v
-        out = []
-        for s in v:
-            try:
-                out.append(_parse_step(s))
-            except ValidationError as e:  # nested models' errors as one message (load_recipe names the field)
-                from edgegen.config_io import validation_message
-
-                loc, msg = validation_message(e)
-                raise ValueError(f"{loc}: {msg}") from None
-        return out
+        return [parse_step(s, i) for i, s in enumerate(v)]  # a StepError is a ValueError: pydantic reports it
 
     @model_validator(mode="after")
     def _check(self) -> "Recipe":
@@ -166,30 +176,13 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
 
     steps = data.get("steps")
     if isinstance(steps, list):  # each step by its own kind's config, so errors name steps.N.field
-        known = kinds()
         data["steps"] = steps = list(steps)
         for i, s in enumerate(steps):
-            if isinstance(s, BaseModel):
-                continue
-            if not isinstance(s, dict):
-                raise ConfigError(
-                    f"steps.{i}: a step must be a mapping with a type, got {type(s).__name__}",
-                    path=path,
-                    line=lines.get("steps"),
-                )
-            if s.get("type") not in known:
-                raise ConfigError(
-                    f"steps.{i}.type: unknown step type {s.get('type')!r} (known: {', '.join(known)})",
-                    path=path,
-                    line=lines.get("steps"),
-                )
             try:
-                steps[i] = known[s["type"]].Step.model_validate(s)
-            except ValidationError as e:
-                loc, msg = validation_message(e)
-                where = f"steps.{i}" if loc == "(root)" else f"steps.{i}.{loc}"
-                origin, line = where_from(where, "steps")
-                raise ConfigError(f"{where}: {msg}{origin}", path=path, line=line) from None
+                steps[i] = parse_step(s, i)
+            except StepError as e:
+                origin, line = where_from(e.where, "steps")
+                raise ConfigError(f"{e.where}: {e.msg}{origin}", path=path, line=line) from None
     try:
         r = Recipe.model_validate(data)
     except ValidationError as e:

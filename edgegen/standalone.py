@@ -11,8 +11,6 @@ On the host, ``python -m edgegen.inference measure …`` runs the same with mode
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import resource
@@ -184,17 +182,7 @@ def measure(
     first = data[sets[0]]
     fixed = runner.input_spec.get("batch")
     if latency:  # batch 1 first, so peak_rss_b1_mb is what a device streaming reads one by one holds
-        one = first[:1] if not isinstance(fixed, int) else np.repeat(first[:1], fixed, axis=0)
-        for _ in range(warmup):
-            runner(one)
-        ts = []
-        for _ in range(runs):
-            t1 = time.perf_counter()
-            runner(one)
-            ts.append(time.perf_counter() - t1)
-        out["latency_b1"] = _percentiles(ts)
-        if isinstance(fixed, int):
-            out["latency_b1"]["batch"] = fixed
+        out["latency_b1"] = _batch1_latency(runner, first, fixed, warmup, runs)
         out["peak_rss_b1_mb"] = _rss_mb()
     if logits:
         out["logits"] = {}
@@ -208,106 +196,46 @@ def measure(
             pred = np.asarray(out["logits"][sets[0]]).argmax(1)
             out["accuracy"] = {"set": sets[0], "value": float((pred == data[LABELS_KEY]).mean()), "n": len(pred)}
     if latency:
-        t1 = time.perf_counter()  # a warm-up batch, whose time sizes the passes
-        run_batched(runner, np.resize(first, (max(batch, 1), first.shape[1])), batch)
-        n = max(batch, 1) * batches_per_pass(time.perf_counter() - t1)
-        rows = np.resize(first, (n, first.shape[1]))
-        rates = []
-        for _ in range(THROUGHPUT_PASSES):  # a median of passes, not one time on a shared machine
-            t1 = time.perf_counter()
-            run_batched(runner, rows, batch)
-            rates.append(n / (time.perf_counter() - t1))
-        out["throughput"] = {
-            "batch": batch if not isinstance(fixed, int) else fixed,
-            "seq_per_s": float(np.median(rates)),
-            "sequences": n,
-            "passes": len(rates),
-            "seq_per_s_min": min(rates),
-            "seq_per_s_max": max(rates),
-        }
+        out["throughput"] = _throughput(runner, first, fixed, batch)
     out["peak_rss_mb"] = _rss_mb()
     out["versions"] = _versions(runner.backend, runner)
     return out
 
 
-def main(argv: list[str] | None = None, open_runner=None) -> int:
-    ap = argparse.ArgumentParser(prog="runner.py", description="edgegen on-device runner (numpy + one runtime)")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("measure", help="logits, latency and memory of one model")
-    m.add_argument("--model", required=True)
-    m.add_argument("--inputs", required=True)
-    m.add_argument("--out", required=True)
-    m.add_argument("--threads", type=int, default=None)
-    m.add_argument("--warmup", type=int, default=10)
-    m.add_argument("--runs", type=int, default=100)
-    m.add_argument("--batch", type=int, default=64)
-    m.add_argument("--no-logits", action="store_true")
-    m.add_argument("--no-latency", action="store_true")
-    m.add_argument("--providers", default=None, help="comma-separated ONNX Runtime execution providers")
-    p = sub.add_parser("predict", help="classify reads from FASTA/FASTQ (see edgegen predict)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--input", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args(argv)
-    from edgegen.errors import EdgegenError
-
-    try:
-        if args.cmd == "measure":
-            res = measure(
-                args.model,
-                args.inputs,
-                threads=args.threads,
-                warmup=args.warmup,
-                runs=args.runs,
-                batch=args.batch,
-                logits=not args.no_logits,
-                latency=not args.no_latency,
-                providers=args.providers.split(",") if args.providers else None,
-                open_runner=open_runner,
-            )
-            import tempfile
-
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), prefix=".result.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    json.dump(res, fh)
-                os.replace(tmp, args.out)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
-        else:
-            from edgegen.predict import PredictConfig, predict
-
-            verify_bundle(args.model)
-            stats = predict(
-                args.model,
-                args.input,
-                args.out,
-                PredictConfig(batch_size=args.batch, threads=args.threads),
-                show_progress=False,
-                open_runner=open_runner,
-            )
-            print(json.dumps(stats))
-    except EdgegenError as e:
-        print(f"edgegen-runner: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except ImportError as e:
-        print(f"edgegen-runner: error: missing package on this machine: {e}", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt:
-        print("edgegen-runner: interrupted", file=sys.stderr)
-        return 130
-    except OSError as e:
-        print(f"edgegen-runner: error: {e.filename or ''}: {e.strerror or type(e).__name__}", file=sys.stderr)
-        return 1
-    except (ValueError, RuntimeError) as e:  # a runtime rejecting its input, a malformed .npz
-        print(f"edgegen-runner: error: {type(e).__name__}: {' '.join(str(e).split())[:300]}", file=sys.stderr)
-        return 1
-    return 0
+def _batch1_latency(runner, first: np.ndarray, fixed, warmup: int, runs: int) -> dict:
+    """Percentiles of ``runs`` timed calls on one row (a fixed-batch model gets the row repeated)."""
+    one = first[:1] if not isinstance(fixed, int) else np.repeat(first[:1], fixed, axis=0)
+    for _ in range(warmup):
+        runner(one)
+    ts = []
+    for _ in range(runs):
+        t1 = time.perf_counter()
+        runner(one)
+        ts.append(time.perf_counter() - t1)
+    out = _percentiles(ts)
+    if isinstance(fixed, int):
+        out["batch"] = fixed
+    return out
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _throughput(runner, first: np.ndarray, fixed, batch: int) -> dict:
+    """Sequences per second: the median of THROUGHPUT_PASSES passes, each sized by a warm-up batch's time."""
+    from edgegen.runtime import run_batched
+
+    t1 = time.perf_counter()
+    run_batched(runner, np.resize(first, (max(batch, 1), first.shape[1])), batch)
+    n = max(batch, 1) * batches_per_pass(time.perf_counter() - t1)
+    rows = np.resize(first, (n, first.shape[1]))
+    rates = []
+    for _ in range(THROUGHPUT_PASSES):  # a median of passes, not one time on a shared machine
+        t1 = time.perf_counter()
+        run_batched(runner, rows, batch)
+        rates.append(n / (time.perf_counter() - t1))
+    return {
+        "batch": batch if not isinstance(fixed, int) else fixed,
+        "seq_per_s": float(np.median(rates)),
+        "sequences": n,
+        "passes": len(rates),
+        "seq_per_s_min": min(rates),
+        "seq_per_s_max": max(rates),
+    }

@@ -68,6 +68,7 @@ LAYERS = [
             "runtime/*",
             "predict.py",
             "standalone.py",
+            "runner_cli.py",
         ],
     ),
     (
@@ -89,6 +90,7 @@ LAYERS = [
             "distributed.py",
             "progress.py",
             "config_io.py",
+            "export/quant_modes.py",
             "devices.py",
             "data/checks.py",
             "data/synthetic.py",
@@ -167,13 +169,7 @@ def test_no_import_circle_but_the_stage_registry():
 
 # Functions over 80 lines that are still to be split into their steps (issue "Each stage owns its verb"): none may
 # grow, and no other function may pass 80 lines.
-STILL_TO_SPLIT = {
-    "fit.py:fit": 128,
-    "export/__init__.py:export_model": 125,
-    "distill_loop.py:run_distillation": 102,
-    "foundation.py:nt_v2": 94,
-    "standalone.py:measure": 83,
-}
+STILL_TO_SPLIT: dict[str, int] = {}  # a function over 80 lines waiting to be split, with its length
 
 
 def test_no_function_over_80_lines():

@@ -76,7 +76,7 @@ def student_exports(real_teacher, real_splits, tmp_path_factory):
 
 
 def _host_result(model: Path, bundle: Path, tmp: Path) -> dict:
-    from edgegen.standalone import main as runner_main
+    from edgegen.runner_cli import main as runner_main
 
     out = tmp / f"host-{model.name}.json"
     assert (

@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 
 from edgegen.errors import DataError
-from edgegen.inference import load_runner as load_any  # model directories too (the device-side default: files only)
+from edgegen.inference import TorchRunner
 from edgegen.predict import PredictConfig, predict, windows
+from edgegen.runtime import load_runner
 from edgegen.validity import reverse_complement
 from edgegen.validity import sequencing_errors as mutate
+
+
+def load_any(path, **kw):
+    """Model directories too (the device-side default opens files only)."""
+    return load_runner(path, open_dir=TorchRunner, **kw)
 
 
 def read_tsv(path):

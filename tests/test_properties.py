@@ -78,6 +78,31 @@ def test_tables_parse_or_raise_edgegen_errors(lines, gz, raw, use_raw):
         shutil.rmtree(d)
 
 
+VALID_ROWS = st.lists(
+    st.tuples(st.text("ACGTNacgtn", min_size=1, max_size=30), st.integers(0, 4)), min_size=1, max_size=12
+)
+
+
+@SETTINGS
+@given(rows=VALID_ROWS, gz=st.booleans(), tab=st.booleans())
+def test_valid_tables_load_exactly(rows, gz, tab):
+    """The other side of the property above (which every refusal would pass): a well-formed table loads, whole."""
+    from edgegen.data.readers import read_labelled
+
+    d = _tmpdir()
+    try:
+        sep = "\t" if tab else ","
+        text = "\n".join([f"sequence{sep}label"] + [f"{s}{sep}{y}" for s, y in rows]) + "\n"
+        f = d / ("t.tsv" if tab else "t.csv")
+        f = f.with_name(f.name + ".gz") if gz else f
+        f.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+        ds = read_labelled(f)
+        assert list(ds.sequences) == [s.upper() for s, _ in rows]
+        assert ds.labels.tolist() == [y for _, y in rows]
+    finally:
+        shutil.rmtree(d)
+
+
 READ_TEXT = st.lists(
     st.one_of(
         st.builds(
@@ -113,6 +138,38 @@ def test_fasta_fastq_stream_or_raise_edgegen_errors(records, gz, on_bad):
             one_line(e)
             return
         assert all(r.sequence and set(r.sequence) <= set("ACGTN") for r in reads)
+    finally:
+        shutil.rmtree(d)
+
+
+VALID_READS = st.lists(
+    st.tuples(
+        st.text(string.ascii_letters + string.digits + "_", min_size=1, max_size=8),
+        st.text("ACGTN", min_size=1, max_size=60),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@SETTINGS
+@given(reads=VALID_READS, fastq=st.booleans(), gz=st.booleans(), wrap=st.integers(5, 80))
+def test_valid_fasta_fastq_read_exactly(reads, fastq, gz, wrap):
+    """A well-formed FASTA (wrapped lines too) or FASTQ yields every read, named and whole."""
+    from edgegen.data.reads import iter_reads
+
+    d = _tmpdir()
+    try:
+        if fastq:
+            text = "".join(f"@{n}\n{s}\n+\n{'I' * len(s)}\n" for n, s in reads)
+        else:
+            text = "".join(
+                f">{n}\n" + "".join(s[i : i + wrap] + "\n" for i in range(0, len(s), wrap)) for n, s in reads
+            )
+        f = d / (("r.fq" if fastq else "r.fa") + (".gz" if gz else ""))
+        f.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+        got = list(iter_reads(f))
+        assert [(r.id, r.sequence) for r in got] == reads
     finally:
         shutil.rmtree(d)
 

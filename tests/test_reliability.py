@@ -308,7 +308,7 @@ def test_swapped_model_file_is_refused(tmp_path, tiny_model_dir, syn_dir, syn_sp
 def test_bundle_labels_checksums_and_classes(tmp_path, onnx_model, syn_dir):
     """A bundle made with labelled --data: the runner used to feed the labels to the model; a model swapped
     inside a bundle (sidecar and all) ran silently; 3-class data was accepted for a 2-class model."""
-    from edgegen.standalone import main as runner_main
+    from edgegen.runner_cli import main as runner_main
 
     b = tmp_path / "bundle"
     r = run("bundle", onnx_model, "--out", b, "--data", syn_dir / "test.csv")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, get_args
 
 import typer
 
 from edgegen.commands import app, check_outputs, console, load_yaml_config, save_json
+from edgegen.export.quant_modes import Quant
 
 
 @app.command()
@@ -15,7 +16,7 @@ def export(
     model: Path = typer.Argument(..., help="Model directory."),
     out: Path = typer.Option(..., "--out", help="File to write (.onnx or .tflite); its sidecar goes to OUT.json."),
     format: Optional[str] = typer.Option(None, "--format", help="onnx | tflite (default: from OUT's suffix)."),
-    quant: str = typer.Option("none", "--quant", help="none | fp16 | dynamic | int8 | int8-full | 16x8"),
+    quant: str = typer.Option("none", "--quant", help=" | ".join(get_args(Quant))),
     calib: Optional[Path] = typer.Option(
         None, "--calib", help="Sequences for calibration: CSV/FASTA, or a data folder (its dev split)."
     ),
@@ -249,9 +250,12 @@ def predict(
         rc_average=rc_average,
         threads=threads,
     )
-    from edgegen.inference import load_runner
+    from functools import partial
 
-    st = _predict(model, input, out, cfg, force=force, open_runner=load_runner)
+    from edgegen.inference import TorchRunner
+    from edgegen.runtime import load_runner
+
+    st = _predict(model, input, out, cfg, force=force, open_runner=partial(load_runner, open_dir=TorchRunner))
     msg = (
         f"{st['reads']:,} reads ({st['bases']:,} nt, {st['windows']:,} windows) in {st['seconds']:.1f} s: "
         f"{st['reads_per_s']:,.0f} reads/s, {st['bases_per_s']:,.0f} nt/s; skipped: {st['skipped_bad']} bad, "

@@ -101,98 +101,121 @@ def export_model(
         >>> export("runs/student", "student.int8.tflite", cfg, calib="data/dev.csv")  # doctest: +SKIP
     """
     from edgegen.checkpoint import load_model
-    from edgegen.data.reads import as_dataset
-    from edgegen.io import check_output, commit, remove_quietly, sha256_file, temp_dir, write_json
-    from edgegen.runtime.sidecar import data_file, seal
+    from edgegen.io import remove_quietly, temp_dir
 
     out = Path(out)
+    _check_outputs(out, cfg, force, inputs=(model_dir, calib, verify))
+    mode = quant_mode(cfg.format, cfg.quant)
+    lm = load_model(model_dir)
+    calib_set, verify_set = _datasets(calib, verify)
+    if calib_set is None and mode.calibrates:
+        log.warning(
+            "calibrating %s on random DNA: pass --calib with real sequences for a trustworthy int8 model", cfg.quant
+        )
+    if cfg.max_drop is not None and mode.step != "fp32" and getattr(verify_set, "labels", None) is None:
+        raise UsageError(
+            "--max-drop needs labelled data to measure accuracy (pass --calib/--verify with a labelled CSV or "
+            "data folder)"
+        )
+    cal_ids, _ = calib_ids(lm.tokenizer, calib_set, cfg.calib_samples)
+    # a private folder beside OUT (concurrent exports never share temp files) holding the file under its final
+    # name: an ONNX file records its external data file's name inside it
+    stage = temp_dir(out)
+    try:
+        tmp, sidecar, chosen = _convert_and_verify(lm, model_dir, stage / out.name, cfg, cal_ids, calib_set, verify_set)
+        judge(chosen, sidecar["verification"], out)
+        _publish(tmp, out, sidecar, cfg, force)
+    finally:
+        remove_quietly(stage)
+    return ExportResult(out, sidecar)
+
+
+def _check_outputs(out: Path, cfg: ExportConfig, force: bool, inputs: tuple) -> None:
+    """OUT has the format's suffix, and neither it, its sidecar nor its external data would clobber anything."""
+    from edgegen.io import check_output
+    from edgegen.runtime.sidecar import data_file
+
     want = ".onnx" if cfg.format == "onnx" else ".tflite"
     if out.suffix != want:
         raise UsageError(f"output for format {cfg.format} must end in {want}", path=out)
-    protect = (
-        model_dir,
-        calib if isinstance(calib, (str, Path)) else None,
-        verify if isinstance(verify, (str, Path)) else None,
-    )
+    protect = tuple(p if isinstance(p, (str, Path)) else None for p in inputs)
     check_output(out, force, kind="file", inputs=protect)
     check_output(str(out) + ".json", force, kind="file", inputs=protect)
     if cfg.format == "onnx":
         check_output(data_file(out), force, kind="file", inputs=protect)
-    lm = load_model(model_dir)
-    calib_set = as_dataset(calib, split="dev") if calib is not None and not hasattr(calib, "sequences") else calib
-    verify_set = (
-        as_dataset(verify) if verify is not None and not hasattr(verify, "sequences") else (verify or calib_set)
-    )
-    if calib_set is None and cfg.quant in ("int8", "int8-full", "16x8"):
-        log.warning(
-            "calibrating %s on random DNA: pass --calib with real sequences for a trustworthy int8 model", cfg.quant
-        )
-    cal_ids, _ = calib_ids(lm.tokenizer, calib_set, cfg.calib_samples)
-    ver_ids, ver_y = calib_ids(lm.tokenizer, verify_set, cfg.verify_samples, seed=1)
-    from edgegen.inference import predict_logits
 
+
+def _datasets(calib, verify):
+    """(calibration set, verification set): paths read (calibration from a folder's dev split); verification
+    defaults to calibration."""
+    from edgegen.data.reads import as_dataset
+
+    calib_set = as_dataset(calib, split="dev") if calib is not None and not hasattr(calib, "sequences") else calib
+    verify_set = as_dataset(verify) if verify is not None and not hasattr(verify, "sequences") else verify
+    return calib_set, verify_set or calib_set
+
+
+def _convert_and_verify(lm, model_dir, tmp: Path, cfg: ExportConfig, cal_ids, calib_set, verify_set):
+    """Convert once per weight-scale granularity to try, verify each file through the runner users get, and keep
+    the chosen one at ``tmp``; returns (tmp, its sidecar with the verification, the chosen config)."""
+    from edgegen.inference import predict_logits
+    from edgegen.io import write_json
+    from edgegen.runtime import load_runner, run_batched
+    from edgegen.runtime.sidecar import seal
+
+    if cfg.format == "onnx":
+        from edgegen.export import onnx as backend
+    else:
+        from edgegen.export import tflite as backend
+    ver_ids, ver_y = calib_ids(lm.tokenizer, verify_set, cfg.verify_samples, seed=1)
     ref = predict_logits(lm.model, ver_ids)
     require_finite(ref, "the PyTorch model's logits on the verification set", path=lm.path)
-    # a private folder beside OUT (concurrent exports never share temp files) holding the file under its final
-    # name: an ONNX file records its external data file's name inside it
-    stage = temp_dir(out)
-    tmp = stage / out.name
+    n_params = sum(p.numel() for p in lm.model.parameters())
     tried = []  # (config, sidecar, verification, file) per weight-scale granularity
-    try:
-        if cfg.format == "onnx":
-            from edgegen.export import onnx as backend
+    for per_channel in granularities(cfg, n_params):
+        c = cfg.model_copy(update={"per_channel": per_channel})
+        t0 = time.perf_counter()
+        if cfg.max_drop is not None and quant_mode(cfg.format, cfg.quant).step != "fp32":
+            from edgegen.export.keep_float import accuracy_aware
+
+            info = accuracy_aware(backend, lm, tmp, c, cal_ids, ver_ids, ver_y, ref)
         else:
-            from edgegen.export import tflite as backend
-        if cfg.max_drop is not None and cfg.quant != "none" and ver_y is None:
-            raise UsageError(
-                "--max-drop needs labelled data to measure accuracy (pass --calib/--verify with a labelled CSV or "
-                "data folder)"
-            )
-        from edgegen.runtime import load_runner, run_batched
+            info = backend.export(lm.model, lm.tokenizer, tmp, c, cal_ids)
+        sidecar = _sidecar(lm, model_dir, c, info, cal_ids, calib_set, time.perf_counter() - t0)
+        write_json(str(tmp) + ".json", seal(dict(sidecar), tmp))  # the runner reads the sidecar beside the file
+        ver = verification(ref, run_batched(load_runner(tmp, threads=cfg.threads), ver_ids), ver_y)
+        ver.update(info.get("search", {}))
+        sidecar["verification"] = ver
+        keep = tmp.with_name(f"{tmp.name}.{len(tried)}")
+        tmp.replace(keep)
+        tried.append((c, sidecar, ver, keep))
+    c, sidecar, ver, chosen = pick_granularity(tried)
+    if note := size_rule(cfg, n_params):
+        ver["weight_scales"] = note
+    chosen.replace(tmp)
+    for *_, f in tried:
+        f.unlink(missing_ok=True)
+    return tmp, sidecar, c
 
-        n_params = sum(p.numel() for p in lm.model.parameters())
-        for per_channel in granularities(cfg, n_params):
-            c = cfg.model_copy(update={"per_channel": per_channel})
-            t0 = time.perf_counter()
-            if cfg.max_drop is not None and cfg.quant != "none":
-                from edgegen.export.keep_float import accuracy_aware
 
-                info = accuracy_aware(backend, lm, tmp, c, cal_ids, ver_ids, ver_y, ref)
-            else:
-                info = backend.export(lm.model, lm.tokenizer, tmp, c, cal_ids)
-            sidecar = _sidecar(lm, model_dir, c, info, cal_ids, calib_set, time.perf_counter() - t0)
-            # Verify the file through the same runner users get (sidecar written next to the temp file).
-            write_json(str(tmp) + ".json", seal(dict(sidecar), tmp))
-            got = run_batched(load_runner(tmp, threads=cfg.threads), ver_ids)
-            ver = verification(ref, got, ver_y)
-            ver.update(info.get("search", {}))
-            sidecar["verification"] = ver
-            keep = tmp.with_name(f"{tmp.name}.{len(tried)}")
-            tmp.replace(keep)
-            tried.append((c, sidecar, ver, keep))
-        c, sidecar, ver, chosen = pick_granularity(tried)
-        if note := size_rule(cfg, n_params):
-            ver["weight_scales"] = note
-        chosen.replace(tmp)
-        for *_, f in tried:
-            f.unlink(missing_ok=True)
-        judge(c, ver, out)
-        sidecar["file_sha256"] = sha256_file(tmp)
-        moves = [(tmp, out), (Path(str(tmp) + ".json"), Path(str(out) + ".json"))]
-        if cfg.format == "onnx" and data_file(tmp).exists():
-            sidecar["external_data"] = {
-                "file": data_file(out).name,
-                "sha256": sha256_file(data_file(tmp)),
-                "bytes": data_file(tmp).stat().st_size,
-            }
-            moves.insert(0, (data_file(tmp), data_file(out)))
-        write_json(str(tmp) + ".json", sidecar)
-        commit(moves, force)
-        if cfg.format == "onnx" and "external_data" not in sidecar:
-            remove_quietly(data_file(out))  # --force over an export that had one: no stale weights beside the new file
-    finally:
-        remove_quietly(stage)
-    return ExportResult(out, sidecar)
+def _publish(tmp: Path, out: Path, sidecar: dict, cfg: ExportConfig, force: bool) -> None:
+    """Seal the sidecar with the file's (and external data's) sha256 and move everything to OUT at once."""
+    from edgegen.io import commit, remove_quietly, sha256_file, write_json
+    from edgegen.runtime.sidecar import data_file
+
+    sidecar["file_sha256"] = sha256_file(tmp)
+    moves = [(tmp, out), (Path(str(tmp) + ".json"), Path(str(out) + ".json"))]
+    if cfg.format == "onnx" and data_file(tmp).exists():
+        sidecar["external_data"] = {
+            "file": data_file(out).name,
+            "sha256": sha256_file(data_file(tmp)),
+            "bytes": data_file(tmp).stat().st_size,
+        }
+        moves.insert(0, (data_file(tmp), data_file(out)))
+    write_json(str(tmp) + ".json", sidecar)
+    commit(moves, force)
+    if cfg.format == "onnx" and "external_data" not in sidecar:
+        remove_quietly(data_file(out))  # --force over an export that had one: no stale weights beside the new file
 
 
 def _sidecar(lm, model_dir, cfg: ExportConfig, info: dict, cal_ids, calib_set, seconds: float) -> dict:

@@ -7,9 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgegen.export.quant_modes import quant_mode
-
-Quant = Literal["none", "fp16", "dynamic", "int8", "int8-full", "16x8"]
+from edgegen.export.quant_modes import Quant, quant_mode
 
 
 class ExportConfig(BaseModel):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegen.errors import BackendError
+from edgegen.export.quant_modes import quant_mode
 from edgegen.runtime.sidecar import data_file
 
 log = logging.getLogger("edgegen")
@@ -133,7 +133,6 @@ def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[st
 
 def _export(model, tok, path, cfg, cal_ids, keep_float, batch) -> dict:
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     from edgegen.export.config import graph_mode
 
@@ -144,63 +143,78 @@ def _export(model, tok, path, cfg, cal_ids, keep_float, batch) -> dict:
     try:
         f32 = work / "fp32.onnx"
         export_fp32(model, tok, f32, cfg.opset, batch, graph_mode(cfg))
-        if cfg.quant == "none":
-            info["impl"] = "torch.onnx.export fp32"
-            m = onnx.load(str(f32))
-            save(compact(m) if cfg.strip_names else m, path, cfg.external_data)
-            return info
-        info["kept_float"] = list(keep_float)
-        if cfg.quant in ("dynamic", "int8"):
-            quantize_dynamic(
-                str(f32),
-                str(path),
-                weight_type=QuantType.QInt8,
-                per_channel=False,
-                use_external_data_format=big,
-                nodes_to_exclude=_nodes_under(f32, list(keep_float)),
-            )
-            info["impl"] = "onnxruntime quantize_dynamic (int8 weights, dynamic int8 activations for MatMul)"
-        elif cfg.quant == "int8-full":
-            from onnxruntime.quantization.shape_inference import quant_pre_process
-
-            pre = work / "pre.onnx"
-            quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True, save_as_external_data=big)
-            method = {
-                "minmax": CalibrationMethod.MinMax,
-                "percentile": CalibrationMethod.Percentile,
-                "entropy": CalibrationMethod.Entropy,
-            }[cfg.calibrator]
-            quantize_static(
-                str(pre),
-                str(path),
-                _Reader(cal_ids, 1),
-                quant_format=QuantFormat.QDQ,
-                per_channel=cfg.per_channel,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=method,
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-                nodes_to_exclude=_nodes_under(pre, list(keep_float)),
-                use_external_data_format=big,
-            )
-            info["impl"] = f"onnxruntime quantize_static QDQ per-channel, {cfg.calibrator} calibration"
-        elif cfg.quant == "fp16":
-            from onnxruntime.transformers.float16 import convert_float_to_float16
-
-            onnx.save(
-                convert_float_to_float16(onnx.load(str(f32)), keep_io_types=True),
-                str(path),
-                save_as_external_data=big,
-                location=data_file(path).name,
-            )
-            info["impl"] = "onnxruntime.transformers float16 (float32 inputs/outputs kept)"
-        else:  # pragma: no cover - guarded by ExportConfig
-            raise BackendError(f"unsupported ONNX quant mode {cfg.quant}")
-        m = onnx.load(str(path))  # one rewrite: short names, and the weights inside or beside the file as asked
+        step = quant_mode("onnx", cfg.quant).step
+        if step != "fp32":
+            info["kept_float"] = list(keep_float)
+        info["impl"] = STEPS[step](f32, path, work, cfg, cal_ids, keep_float, big)
+        # one rewrite: short names, and the weights inside or beside the file as asked
+        m = onnx.load(str(f32 if step == "fp32" else path))
         save(compact(m) if cfg.strip_names else m, path, cfg.external_data)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return info
+
+
+def _as_float32(f32, path, work, cfg, cal_ids, keep_float, big) -> str:
+    return "torch.onnx.export fp32"
+
+
+def _dynamic_int8(f32, path, work, cfg, cal_ids, keep_float, big) -> str:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(f32),
+        str(path),
+        weight_type=QuantType.QInt8,
+        per_channel=False,
+        use_external_data_format=big,
+        nodes_to_exclude=_nodes_under(f32, list(keep_float)),
+    )
+    return "onnxruntime quantize_dynamic (int8 weights, dynamic int8 activations for MatMul)"
+
+
+def _static_qdq_int8(f32, path, work, cfg, cal_ids, keep_float, big) -> str:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = work / "pre.onnx"
+    quant_pre_process(str(f32), str(pre), skip_symbolic_shape=True, save_as_external_data=big)
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }[cfg.calibrator]
+    quantize_static(
+        str(pre),
+        str(path),
+        _Reader(cal_ids, 1),
+        quant_format=QuantFormat.QDQ,
+        per_channel=cfg.per_channel,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=method,
+        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        nodes_to_exclude=_nodes_under(pre, list(keep_float)),
+        use_external_data_format=big,
+    )
+    return f"onnxruntime quantize_static QDQ per-channel, {cfg.calibrator} calibration"
+
+
+def _float16(f32, path, work, cfg, cal_ids, keep_float, big) -> str:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(
+        convert_float_to_float16(onnx.load(str(f32)), keep_io_types=True),
+        str(path),
+        save_as_external_data=big,
+        location=data_file(path).name,
+    )
+    return "onnxruntime.transformers float16 (float32 inputs/outputs kept)"
+
+
+# what makes each mode's file (quant_modes.QUANT_MODES names the step)
+STEPS = {"fp32": _as_float32, "dynamic": _dynamic_int8, "static_qdq": _static_qdq_int8, "fp16": _float16}
 
 
 def compact(m):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgegen.errors import BackendError, signals_deferred
+from edgegen.export.quant_modes import quant_mode
 
 log = logging.getLogger("edgegen")
 
@@ -152,23 +153,15 @@ def _skipping(base, keep_float: list[str]):
     return SkippingPT2EQuantizer
 
 
-def quantize_aeq(float_path: Path, out: Path, mode: str, cal_ids: np.ndarray | None, batch: int) -> None:
+def quantize_aeq(float_path: Path, out: Path, recipe_name: str, cal_ids: np.ndarray | None, batch: int) -> None:
     """ai-edge-quantizer recipes on a float .tflite. Static modes calibrate with a
     min/max update (its default moving average clipped logits badly; README, "int8: which mode is the default")."""
     with _quiet(), signals_deferred():
         from ai_edge_quantizer import calibrator, quantizer, recipe
         from ai_edge_quantizer.utils import qsv_utils
 
-        rec = {
-            "dynamic": recipe.dynamic_wi8_afp32,
-            "int8-full": recipe.static_wi8_ai8,
-            "16x8": recipe.static_wi8_ai16,
-        }.get(mode)
         qt = quantizer.Quantizer(str(float_path))
-        if mode == "fp16":
-            qt.load_quantization_recipe(_fp16_recipe())
-        else:
-            qt.load_quantization_recipe(rec())
+        qt.load_quantization_recipe(_fp16_recipe() if recipe_name == "fp16" else getattr(recipe, recipe_name)())
         result = None
         if qt.need_calibration:
             from ai_edge_litert.interpreter import Interpreter
@@ -201,34 +194,51 @@ def _fp16_recipe():
 
 
 def export(model, tok, path: Path, cfg, cal_ids: np.ndarray, keep_float: list[str] = (), **_) -> dict:
-    from edgegen.export.config import graph_mode
-
     batch = cfg.batch_size or 1
     info = {"input_name": "args_0", "output_name": "output_0", "input_shape": [batch, tok.seq_len]}
-    if cfg.quant == "none":
-        convert_fp32(model, tok, path, batch, graph_mode(cfg))
-        info["impl"] = "litert-torch convert fp32"
-    elif cfg.quant == "int8":
-        convert_pt2e_int8(model, tok, path, batch, cal_ids, keep_float, cfg.per_channel, graph_mode(cfg))
-        info["impl"] = (
-            f"litert-torch PT2E static int8, {'per-channel' if cfg.per_channel else 'per-tensor'} weights, "
-            "int8 embedding/position tables, float LayerNorm/softmax"
-        )
+    step = quant_mode("tflite", cfg.quant).step
+    if step == "pt2e_int8":
         info["kept_float"] = list(keep_float)
-    else:
-        work = Path(tempfile.mkdtemp(prefix="edgegen-tfl-"))
-        try:
-            f32 = work / "fp32.tflite"
-            convert_fp32(model, tok, f32, batch, graph_mode(cfg))
-            quantize_aeq(f32, path, cfg.quant, cal_ids, batch)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        info["impl"] = f"ai-edge-quantizer {cfg.quant}" + (
-            " (min/max calibration)" if cfg.quant in ("int8-full", "16x8") else ""
-        )
+    info["impl"] = STEPS[step](model, tok, path, cfg, cal_ids, keep_float, batch)
     if cfg.strip_names:
         _strip_tensor_names(path)
     return info
+
+
+def _as_float32(model, tok, path, cfg, cal_ids, keep_float, batch) -> str:
+    from edgegen.export.config import graph_mode
+
+    convert_fp32(model, tok, path, batch, graph_mode(cfg))
+    return "litert-torch convert fp32"
+
+
+def _pt2e_int8(model, tok, path, cfg, cal_ids, keep_float, batch) -> str:
+    from edgegen.export.config import graph_mode
+
+    convert_pt2e_int8(model, tok, path, batch, cal_ids, keep_float, cfg.per_channel, graph_mode(cfg))
+    return (
+        f"litert-torch PT2E static int8, {'per-channel' if cfg.per_channel else 'per-tensor'} weights, "
+        "int8 embedding/position tables, float LayerNorm/softmax"
+    )
+
+
+def _quantizer_recipe(model, tok, path, cfg, cal_ids, keep_float, batch) -> str:
+    """fp32 conversion, then an ai-edge-quantizer recipe on the float file."""
+    from edgegen.export.config import graph_mode
+
+    work = Path(tempfile.mkdtemp(prefix="edgegen-tfl-"))
+    try:
+        f32 = work / "fp32.tflite"
+        convert_fp32(model, tok, f32, batch, graph_mode(cfg))
+        quantize_aeq(f32, path, quant_mode("tflite", cfg.quant).recipe, cal_ids, batch)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    calibrated = quant_mode("tflite", cfg.quant).calibrates
+    return f"ai-edge-quantizer {cfg.quant}" + (" (min/max calibration)" if calibrated else "")
+
+
+# what makes each mode's file (quant_modes.QUANT_MODES names the step)
+STEPS = {"fp32": _as_float32, "pt2e_int8": _pt2e_int8, "quantizer": _quantizer_recipe}
 
 
 def _strip_tensor_names(path: Path) -> None:

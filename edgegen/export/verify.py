@@ -39,19 +39,18 @@ def pick_granularity(tried: list) -> tuple:
 
 def granularities(cfg, params: int = 0) -> list[bool | None]:
     """Weight-scale granularities to try, in order (see ExportConfig.per_channel), for a model of ``params``."""
-    uses = (cfg.format, cfg.quant) in (("tflite", "int8"), ("onnx", "int8-full"))
-    if not uses:
+    scales = quant_mode(cfg.format, cfg.quant).weight_scales
+    if not scales:
         return [None]
     if cfg.per_channel is not None:
         return [cfg.per_channel]
-    return [False, True] if cfg.format == "tflite" and size_rule(cfg, params) is None else [True]
+    return [False, True] if scales == "compare" and size_rule(cfg, params) is None else [True]
 
 
 def size_rule(cfg, params: int) -> dict | None:
     """What the sidecar records when the model's size alone chose per-channel scales (None when it did not)."""
     if (
-        cfg.format != "tflite"
-        or cfg.quant != "int8"
+        quant_mode(cfg.format, cfg.quant).weight_scales != "compare"
         or cfg.per_channel is not None
         or params <= COMPARE_SCALES_MAX_PARAMS
     ):

@@ -1,8 +1,8 @@
 """One Runner interface over torch, ONNX Runtime and the TFLite interpreter.
 
 ``load_runner(path)`` picks the backend from the path: ``.onnx`` -> ONNX Runtime,
-``.tflite`` -> TFLite, a model directory -> torch (through
-:func:`edgegen.inference.load_runner`). This package imports numpy and one
+``.tflite`` -> TFLite, a model directory -> torch (when the host passes
+``open_dir=edgegen.inference.TorchRunner``). This package imports numpy and one
 runtime only, never torch.
 """
 
@@ -38,8 +38,8 @@ def load_runner(path: str | Path, *, threads: int | None = None, open_dir=None, 
 
     Args:
         path: a ``.onnx`` or ``.tflite`` file (with its ``.json`` sidecar beside it), or a model directory when
-            ``open_dir`` (``open_dir(path, quant=...)``) opens one: :func:`edgegen.inference.load_runner` passes
-            the torch runner; this layer never imports torch or the model code.
+            ``open_dir`` (``open_dir(path, quant=...)``) opens one: the host passes
+            :class:`edgegen.inference.TorchRunner`; this layer never imports torch or the model code.
         threads: intra-op threads (default: the runtime's own default).
 
     Raises:

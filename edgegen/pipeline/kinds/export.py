@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from edgegen.export.config import ExportConfig
+from edgegen.export.quant_modes import Quant
 from edgegen.pipeline.registry import Stage, StageKind, StepModel, key_of, register, stage_hash
 
 # bumped when exported graphs change (2: CLS-row-only last layer, additive mask; 3: TokenMerge as a sum of
@@ -20,7 +21,7 @@ class ExportStep(StepModel):
 
     type: Literal["export"]
     formats: list[Literal["onnx", "tflite"]] = Field(default_factory=lambda: ["tflite", "onnx"], min_length=1)
-    quant: list[str] = Field(default_factory=lambda: ["int8"], min_length=1)
+    quant: list[Quant] = Field(default_factory=lambda: ["int8"], min_length=1)
     max_drop: float | None = Field(1.0, gt=0)
     include_teacher: bool = False
     calib_samples: int = Field(128, ge=1)

@@ -6,24 +6,23 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edgegen.pipeline.registry import Stage, StageKind, StepModel, register, stage_hash
+from edgegen.pipeline.registry import Stage, StageKind, register, stage_hash
 from edgegen.prune import PruneConfig
 
 
-class PruneStep(StepModel):
-    """Prune the teacher; ``targets`` makes a sweep (one branch per fraction of parameters kept)."""
+class PruneStep(PruneConfig):
+    """Prune the teacher; ``targets`` makes a sweep (one branch per fraction of ``metric`` kept). Every other field
+    is :class:`edgegen.prune.PruneConfig`'s, passed on to each branch."""
 
     type: Literal["prune"]
     targets: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
     metric: Literal["params", "macs"] = "params"
-    criterion: Literal["l1", "l2", "taylor", "random"] = "l2"
-    global_pruning: bool = False
-    drop_layers: int = Field(0, ge=0)
-    prune_heads: bool = True
-    prune_ffn: bool = True
 
     @model_validator(mode="after")
-    def _check(self) -> "PruneStep":
+    def _check_sweep(self) -> "PruneStep":
+        for name in ("target_params", "target_macs", "head_ratio", "ffn_ratio"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name} is set per branch from targets and metric; give targets instead")
         seen: dict[int, float] = {}
         for t in self.targets:
             if not 0 < t < 1:
@@ -39,14 +38,7 @@ class PruneStep(StepModel):
 
     def config(self, target: float) -> PruneConfig:
         key = "target_params" if self.metric == "params" else "target_macs"
-        return PruneConfig(
-            **{key: target},
-            criterion=self.criterion,
-            global_pruning=self.global_pruning,
-            drop_layers=self.drop_layers,
-            prune_heads=self.prune_heads,
-            prune_ffn=self.prune_ffn,
-        )
+        return PruneConfig(**self.model_dump(exclude={"type", "targets", "metric"}) | {key: target})
 
 
 @register

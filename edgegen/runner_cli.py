@@ -1,0 +1,86 @@
+"""The on-device runner's commands (``python runner.py measure|predict …`` in a bundle, after its check): argparse
+only, numpy + one runtime underneath; every error is one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from edgegen.io import write_json
+
+
+def main(argv: list[str] | None = None, open_runner=None) -> int:
+    ap = argparse.ArgumentParser(prog="runner.py", description="edgegen on-device runner (numpy + one runtime)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure", help="logits, latency and memory of one model")
+    m.add_argument("--model", required=True)
+    m.add_argument("--inputs", required=True)
+    m.add_argument("--out", required=True)
+    m.add_argument("--threads", type=int, default=None)
+    m.add_argument("--warmup", type=int, default=10)
+    m.add_argument("--runs", type=int, default=100)
+    m.add_argument("--batch", type=int, default=64)
+    m.add_argument("--no-logits", action="store_true")
+    m.add_argument("--no-latency", action="store_true")
+    m.add_argument("--providers", default=None, help="comma-separated ONNX Runtime execution providers")
+    p = sub.add_parser("predict", help="classify reads from FASTA/FASTQ (see edgegen predict)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--input", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    from edgegen.errors import EdgegenError
+
+    try:
+        if args.cmd == "measure":
+            from edgegen.standalone import measure
+
+            res = measure(
+                args.model,
+                args.inputs,
+                threads=args.threads,
+                warmup=args.warmup,
+                runs=args.runs,
+                batch=args.batch,
+                logits=not args.no_logits,
+                latency=not args.no_latency,
+                providers=args.providers.split(",") if args.providers else None,
+                open_runner=open_runner,
+            )
+            write_json(args.out, res)
+        else:
+            from edgegen.predict import PredictConfig, predict
+            from edgegen.standalone import verify_bundle
+
+            verify_bundle(args.model)
+            stats = predict(
+                args.model,
+                args.input,
+                args.out,
+                PredictConfig(batch_size=args.batch, threads=args.threads),
+                show_progress=False,
+                open_runner=open_runner,
+            )
+            print(json.dumps(stats))
+    except EdgegenError as e:
+        print(f"edgegen-runner: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except ImportError as e:
+        print(f"edgegen-runner: error: missing package on this machine: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("edgegen-runner: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"edgegen-runner: error: {e.filename or ''}: {e.strerror or type(e).__name__}", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError) as e:  # a runtime rejecting its input, a malformed .npz
+        print(f"edgegen-runner: error: {type(e).__name__}: {' '.join(str(e).split())[:300]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
