@@ -31,6 +31,10 @@ LITE_MODULES = [
     "runtime/tflite_runner.py",
     "standalone.py",
     "runner_cli.py",
+    "signing.py",
+    "health.py",
+    "releases.py",
+    "deploy_agent.py",
     "bundle_check.py",
 ]
 
@@ -82,7 +86,14 @@ def runner_script() -> str:
 
 
 def write_bundle(
-    model: str | Path, out: str | Path, *, inputs: dict | None = None, wheels: tuple | None = None, force: bool = False
+    model: str | Path,
+    out: str | Path,
+    *,
+    inputs: dict | None = None,
+    wheels: tuple | None = None,
+    release: dict | None = None,
+    sign: str | Path | None = None,
+    force: bool = False,
 ) -> Path:
     """Write a self-contained bundle folder for a .onnx/.tflite model.
 
@@ -90,7 +101,9 @@ def write_bundle(
     sets, if given), ``runner.py`` and ``lib/edgegen`` (numpy-only modules),
     and ``MANIFEST.json`` with the sha256 of every file. ``wheels``
     (platform, Python version[, use tflite-runtime]) adds an offline wheelhouse and ``install.sh``
-    (:mod:`edgegen.wheelhouse`).
+    (:mod:`edgegen.wheelhouse`). ``release`` (from :func:`edgegen.acceptance.release_info`) makes it deployable:
+    its ``version``, and ``acceptance.npz`` with the budgets its health check applies. ``sign`` (a private key file)
+    adds ``SHA256SUMS`` and its Ed25519 signature (:mod:`edgegen.signing`).
     """
     import numpy as np
 
@@ -98,6 +111,51 @@ def write_bundle(
     from edgegen.io import sha256_file, staging_dir, write_json
 
     model = Path(model)
+    side, parts = _model_parts(model)
+    src = Path(edgegen.__file__).resolve().parent
+    with staging_dir(out, force=force) as tmp:
+        for p in parts:
+            shutil.copy2(p, tmp / p.name)
+        shutil.copy2(side, tmp / side.name)
+        for rel in LITE_MODULES:
+            dst = tmp / "lib" / "edgegen" / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, dst)
+        (tmp / "runner.py").write_text(runner_script())  # verifies the bundle before it imports anything
+        if inputs:
+            np.savez(tmp / "inputs.npz", **inputs)
+        if release:
+            np.savez(tmp / "acceptance.npz", **release["arrays"])
+        house = None
+        if wheels:
+            from edgegen.runtime.sidecar import read_sidecar
+            from edgegen.wheelhouse import write_wheelhouse
+
+            house = write_wheelhouse(tmp, model, read_sidecar(model, check_file=False), *wheels)
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        py = "venv/bin/python" if house else "python3"
+        write_json(
+            tmp / "MANIFEST.json",
+            {
+                "format": "edgegen-bundle/1",
+                "model": model.name,
+                "edgegen_version": edgegen.__version__,
+                **({"version": release["version"], "acceptance": release["record"]} if release else {}),
+                "run": f"{py} runner.py measure --model {model.name} --inputs inputs.npz --out result.json --threads 1",
+                **({"install": "sh install.sh", "wheelhouse": house} if house else {}),
+                "files": {str(p.relative_to(tmp)): sha256_file(p) for p in files},
+            },
+        )
+        if sign:
+            from edgegen.signing import sign_bundle
+
+            sign_bundle(str(tmp), str(sign))
+    return Path(out)
+
+
+def _model_parts(model: Path) -> tuple[Path, list[Path]]:
+    """(the sidecar, the model's files), checked: a bundle never carries a corrupted model, nor one whose ONNX
+    weights point to a file its sidecar does not check."""
     if model.is_dir():
         raise UsageError(
             "bundles hold .onnx or .tflite files (a device runs no torch); export the model first", path=model
@@ -122,37 +180,7 @@ def write_bundle(
                 "(and so cannot check); export the model again",
                 path=model,
             )
-    src = Path(edgegen.__file__).resolve().parent
-    with staging_dir(out, force=force) as tmp:
-        for p in parts:
-            shutil.copy2(p, tmp / p.name)
-        shutil.copy2(side, tmp / side.name)
-        for rel in LITE_MODULES:
-            dst = tmp / "lib" / "edgegen" / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src / rel, dst)
-        (tmp / "runner.py").write_text(runner_script())  # verifies the bundle before it imports anything
-        if inputs:
-            np.savez(tmp / "inputs.npz", **inputs)
-        house = None
-        if wheels:
-            from edgegen.wheelhouse import write_wheelhouse
-
-            house = write_wheelhouse(tmp, model, read_sidecar(model, check_file=False), *wheels)
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
-        py = "venv/bin/python" if house else "python3"
-        write_json(
-            tmp / "MANIFEST.json",
-            {
-                "format": "edgegen-bundle/1",
-                "model": model.name,
-                "edgegen_version": edgegen.__version__,
-                "run": f"{py} runner.py measure --model {model.name} --inputs inputs.npz --out result.json --threads 1",
-                **({"install": "sh install.sh", "wheelhouse": house} if house else {}),
-                "files": {str(p.relative_to(tmp)): sha256_file(p) for p in files},
-            },
-        )
-    return Path(out)
+    return side, parts
 
 
 def bundle_model(
@@ -165,6 +193,9 @@ def bundle_model(
     platform: str | None = None,
     python: str | None = None,
     tflite_runtime: bool = False,
+    acceptance: str | Path | None = None,
+    version: str | None = None,
+    sign: str | Path | None = None,
     force: bool = False,
 ) -> Path:
     """Write a self-contained bundle for ``model`` (.onnx/.tflite) to ``out`` (see :func:`edgegen.remote.write_bundle`).
@@ -172,7 +203,9 @@ def bundle_model(
     ``data`` (a sequence table) is included already tokenized as ``inputs.npz`` for ``runner.py measure``, with its
     labels when it has them; ``device`` (a profile) must run the model's runtime. ``wheelhouse`` adds the runner's
     wheels for ``platform`` (default: linux_aarch64 for a device profile, else this machine's) and CPython ``python``
-    (default: this interpreter's version) and an ``install.sh`` that installs them with no network.
+    (default: this interpreter's version) and an ``install.sh`` that installs them with no network. ``acceptance``
+    (reads, labelled or not) makes a deployable release of ``version`` (default: the UTC time, YYYYMMDD.HHMMSS)
+    whose health check a device runs before it switches to it; ``sign`` signs the bundle with that private key.
     """
     import platform as _platform
     import sys
@@ -203,4 +236,11 @@ def bundle_model(
         raise UsageError(
             "--platform, --python and --tflite-runtime choose the wheels of --wheelhouse; add --wheelhouse"
         )
-    return write_bundle(model, out, inputs=inputs, wheels=wheels, force=force)
+    release = None
+    if acceptance is not None or version is not None:
+        from edgegen.acceptance import release_info
+
+        release = release_info(model, acceptance, version)
+    if sign is not None and not Path(sign).is_file():
+        raise UsageError("no such private key file (edgegen keys new --out DIR makes one)", path=sign)
+    return write_bundle(model, out, inputs=inputs, wheels=wheels, release=release, sign=sign, force=force)

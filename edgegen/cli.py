@@ -8,9 +8,10 @@ from typing import List, Optional
 
 from edgegen.commands import (
     app,
-    deploy,  # noqa: F401,I001
+    lifecycle,  # noqa: F401
     models,  # noqa: F401  (importing registers the commands, in help order)
     pipeline,  # noqa: F401
+    shipping,  # noqa: F401,I001
 )
 
 

@@ -169,6 +169,15 @@ class DeviceProfile(BaseModel):
         "accuracy and agreement, and no timings are taken (under emulation they mean nothing)",
     )
     ssh: SSHConfig | None = None
+    deploy_dir: str | None = Field(
+        None,
+        description="where releases live (edgegen deploy): on the device over ssh, or with no ssh a folder on this "
+        "machine (a mounted SD card)",
+    )
+    keep_releases: int = Field(3, ge=2, description="releases kept on the device (the rollback target never goes)")
+    max_p50_ms: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="health check: the batch-1 median latency a release must meet"
+    )
     bench: BenchSettings = Field(default_factory=BenchSettings)
 
     @field_validator("python")
@@ -185,6 +194,17 @@ class DeviceProfile(BaseModel):
     def python_words(self) -> list[str]:
         """The interpreter's command line, each word to be quoted for the device's shell."""
         return shlex.split(self.python)
+
+    @field_validator("deploy_dir")
+    @classmethod
+    def _deploy_dir(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        _path_word(v, "deploy_dir")
+        parts = [p for p in v.split("/") if p]
+        if not parts or ".." in parts or v.rstrip("/") in ("~", "."):
+            raise ValueError(f"deploy_dir {v!r} must name a folder of its own, without '..'")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> "DeviceProfile":

@@ -153,7 +153,8 @@ def predict(
 ) -> dict:
     """Stream ``reads`` through ``model`` and write one TSV row per read as results arrive.
 
-    Columns: ``id, length, windows, prediction, prob_0..prob_{K-1}``. ``out`` may be ``-``
+    Columns: ``id, length, windows, prediction, prob_0..prob_{K-1}, model_version, model_sha256`` (which model made
+    each prediction: :func:`model_identity`). ``out`` may be ``-``
     (stdout); a file is written to a temp name and renamed at the end, so an
     interrupted run leaves no half file under the final name.
 
@@ -180,12 +181,15 @@ def predict(
         fh = open(tmp, "w")
     else:
         fh = sys.stdout
-    fh.write("id\tlength\twindows\tprediction\t" + "\t".join(f"prob_{c}" for c in range(runner.num_classes)) + "\n")
+    version, sha = model_identity(runner)
+    probs = "\t".join(f"prob_{c}" for c in range(runner.num_classes))
+    fh.write(f"id\tlength\twindows\tprediction\t{probs}\tmodel_version\tmodel_sha256\n")
     t0 = time.perf_counter()
 
     def write(rows):
         for rid, length, nw, p in rows:
-            fh.write(f"{rid}\t{length}\t{nw}\t{int(p.argmax())}\t" + "\t".join(f"{x:.6f}" for x in p) + "\n")
+            probs = "\t".join(f"{x:.6f}" for x in p)
+            fh.write(f"{rid}\t{length}\t{nw}\t{int(p.argmax())}\t{probs}\t{version}\t{sha}\n")
 
     try:
         for rid, seq in _records(reads, cfg, stats):
@@ -209,7 +213,30 @@ def predict(
                 os.unlink(tmp)
     else:
         fh.flush()
-    return _summary(clf, stats, time.perf_counter() - t0)
+    return _summary(clf, stats, time.perf_counter() - t0) | {"model_version": version, "model_sha256": sha}
+
+
+def model_identity(runner) -> tuple[str, str]:
+    """(version, sha256) of the model a Runner runs, for every prediction row: the release version when the model
+    is in a bundle (its ``MANIFEST.json``), else ``-``; the sha256 of the model file (a native model: of its
+    weights)."""
+    import json
+
+    side = getattr(runner, "sidecar", None) or {}
+    sha = side.get("file_sha256") or ""
+    if not sha and getattr(runner, "loaded", None) is not None:
+        sha = runner.loaded.manifest["files"].get("model.safetensors", "")
+    version = "-"
+    path = getattr(runner, "path", None)
+    if path is not None:
+        man = os.path.join(os.path.dirname(os.path.abspath(path)), "MANIFEST.json")
+        try:
+            with open(man, encoding="utf-8") as fh:
+                v = json.load(fh).get("version")
+            version = v if isinstance(v, str) and v.replace(".", "").isdigit() else "-"
+        except (OSError, ValueError, AttributeError):
+            pass
+    return version, sha or "-"
 
 
 def _summary(clf: ReadClassifier, stats, dt: float) -> dict:

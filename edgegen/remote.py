@@ -51,11 +51,12 @@ class SSHDevice:
         if r.returncode != 0:
             raise RemoteError(f"cannot reach {self.host}: {_last_line(r.stderr)}")
 
-    def push(self, bundle: Path, name: str) -> str:
+    def push(self, bundle: Path, name: str, into: str | None = None) -> str:
+        """Copy ``bundle`` to ``INTO/NAME`` on the device (default ``INTO``: the profile's ``remote_dir``)."""
         from edgegen.standalone import check_bundle
 
         check_bundle(bundle)  # never copy a bundle that differs from its manifest
-        rdir = f"{self.ssh.remote_dir.rstrip('/')}/{_safe_name(name)}"
+        rdir = f"{(into or self.ssh.remote_dir).rstrip('/')}/{_safe_name(name)}"
         r = _run(
             [
                 "ssh",
@@ -77,7 +78,7 @@ class SSHDevice:
                 "-r",
                 *self.ssh.base_args(scp=True),
                 "--",
-                *[str(p) for p in bundle.iterdir()],
+                *[str(p) for p in bundle.iterdir() if p.name != "venv"],  # install.sh makes that on the device
                 f"{self.host}:{rdir}/",
             ],
             600,

@@ -30,11 +30,14 @@ def main(argv: list[str] | None = None, open_runner=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=None)
+    _release_commands(sub)
     args = ap.parse_args(argv)
     from edgegen.errors import EdgegenError
 
     try:
-        if args.cmd == "measure":
+        if args.cmd in ("deploy", "rollback", "status"):
+            print(json.dumps(_release_command(args, open_runner)))
+        elif args.cmd == "measure":
             from edgegen.standalone import measure
 
             res = measure(
@@ -80,6 +83,49 @@ def main(argv: list[str] | None = None, open_runner=None) -> int:
         print(f"edgegen-runner: error: {type(e).__name__}: {' '.join(str(e).split())[:300]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _release_commands(sub) -> None:
+    d = sub.add_parser("deploy", help="install this bundle as a release of --deploy-dir, health-check it, switch")
+    d.add_argument("--deploy-dir", required=True)
+    d.add_argument("--bundle", default=None, help="the bundle folder (default: runner.py's own)")
+    d.add_argument("--trust", default=None, help="a public key file to pin at the first install")
+    d.add_argument("--force", action="store_true")
+    d.add_argument("--keep", type=int, default=3)
+    d.add_argument("--max-p50-ms", type=float, default=None)
+    d.add_argument("--by", default="")
+    r = sub.add_parser("rollback", help="make the previous (or --to) release current")
+    r.add_argument("--deploy-dir", required=True)
+    r.add_argument("--to", default=None)
+    r.add_argument("--by", default="")
+    s = sub.add_parser("status", help="the releases of --deploy-dir, as JSON")
+    s.add_argument("--deploy-dir", required=True)
+
+
+def _release_command(args, open_runner) -> dict:
+    import os
+
+    from edgegen import deploy_agent
+
+    if args.cmd == "status":
+        return deploy_agent.status(args.deploy_dir)
+    if args.cmd == "rollback":
+        return deploy_agent.rollback(args.deploy_dir, to=args.to, by=args.by)
+    trust = None
+    if args.trust:
+        with open(args.trust, "rb") as fh:
+            trust = fh.read()
+    bundle = args.bundle or os.path.dirname(os.path.abspath(sys.argv[0]))
+    return deploy_agent.install(
+        bundle,
+        args.deploy_dir,
+        trust_pem=trust,
+        force=args.force,
+        keep=args.keep,
+        max_p50_ms=args.max_p50_ms,
+        by=args.by,
+        open_runner=open_runner,
+    )
 
 
 if __name__ == "__main__":

@@ -69,9 +69,10 @@ echo "installed; run: venv/bin/python runner.py measure --model @MODEL@ --inputs
 
 def runner_requirements(model: Path, sidecar: dict, tflite_runtime: bool = False) -> list[str]:
     """What the runner imports for this model, pinned to this host's versions (those the export was verified with).
-    dnaio (FASTA/FASTQ for ``runner.py predict``) is optional: see :func:`write_wheelhouse`."""
+    dnaio (FASTA/FASTQ for ``runner.py predict``) is optional: see :func:`write_wheelhouse`. cryptography checks
+    signed bundles (``runner.py deploy``)."""
 
-    extra = ["tokenizers"] if (sidecar.get("tokenizer") or {}).get("bpe") else []
+    extra = ["cryptography"] + (["tokenizers"] if (sidecar.get("tokenizer") or {}).get("bpe") else [])
     if tflite_runtime:  # the older interpreter many Pi images use: built against numpy 1.x, wheels up to CPython 3.10
         if model.suffix != ".tflite":
             raise UsageError("--tflite-runtime is for .tflite models", path=model)

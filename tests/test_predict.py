@@ -1,4 +1,5 @@
 import gzip
+import json
 import subprocess
 import sys
 
@@ -72,6 +73,9 @@ def test_predict_fastq_windows_rc_and_bad_records(tiny_model_dir, tmp_path):
     assert {r["windows"] for r in rows if r["length"] == "300"} == {"4"}  # 120 window, 60 stride: 0,60,120,180
     probs = np.array([[float(r["prob_0"]), float(r["prob_1"])] for r in rows])
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
+    weights = json.loads((tiny_model_dir / "manifest.json").read_text())["files"]["model.safetensors"]
+    assert {(r["model_version"], r["model_sha256"]) for r in rows} == {("-", weights)}  # which model said so
+    assert (st["model_version"], st["model_sha256"]) == ("-", weights)
     st2 = predict(
         tiny_model_dir,
         fq,

@@ -1,4 +1,5 @@
-"""Commands that take a model to a device: export, bench, devices, bundle, predict."""
+"""Commands that take a model to a device: export, bench, devices, bundle, predict (its life there after:
+:mod:`edgegen.commands.lifecycle`)."""
 
 from __future__ import annotations
 
@@ -188,10 +189,21 @@ def bundle(
         "--tflite-runtime",
         help="TFLite: tflite-runtime + numpy<2 instead of ai-edge-litert (wheels up to CPython 3.10).",
     ),
+    acceptance: Optional[Path] = typer.Option(
+        None,
+        "--acceptance",
+        help="Reads (labelled if possible) for the health check a device runs before a deploy makes it current.",
+    ),
+    version: Optional[str] = typer.Option(
+        None, "--version", help="Release version, numbers and dots (default with --acceptance: the UTC time)."
+    ),
+    sign: Optional[Path] = typer.Option(
+        None, "--sign", help="Private key file (edgegen keys new): sign every file of the bundle."
+    ),
     force: bool = typer.Option(False, "--force"),
 ):
     """Write a self-contained bundle (model, sidecar, runner.py, numpy-only edgegen, checksums) to copy onto a
-    device."""
+    device; with --acceptance a deployable release, with --sign a signed one."""
     from edgegen.bundle import bundle_model
 
     bundle_model(
@@ -203,6 +215,9 @@ def bundle(
         platform=platform,
         python=python,
         tflite_runtime=tflite_runtime,
+        acceptance=acceptance,
+        version=version,
+        sign=sign,
         force=force,
     )
     if wheelhouse:

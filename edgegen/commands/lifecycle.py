@@ -1,0 +1,102 @@
+"""Commands of a model's life on a device: keys new, deploy, rollback, status (the library: :mod:`edgegen.deploy`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from edgegen.commands import app, console
+
+keys_app = typer.Typer(help="Signing keys for bundles.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("new")
+def keys_new(
+    out: Path = typer.Option(..., "--out", help="Folder for edgegen-signing.key (owner-only) and edgegen-signing.pub."),
+    force: bool = typer.Option(False, "--force", help="Replace a key pair already there."),
+):
+    """Make an Ed25519 key pair: sign bundles with the private key, pin the public one on devices."""
+    from edgegen.errors import UsageError
+    from edgegen.signing import key_id, new_keys
+
+    try:
+        priv, pub = new_keys(str(out), force=force)
+    except FileExistsError as e:
+        raise UsageError(
+            "a key is already there (--force replaces it; bundles signed with it will not verify)", path=str(e)
+        ) from None
+    console().print(
+        f"private key: {priv} (keep it secret)\npublic key:  {pub} (key id {key_id(Path(pub).read_bytes())})"
+    )
+
+
+@app.command()
+def deploy(
+    bundle: Path = typer.Argument(..., help="A bundle folder made with --acceptance (and --sign)."),
+    device: str = typer.Option(..., "--device", help="Device profile with a deploy_dir."),
+    trust: Optional[Path] = typer.Option(
+        None, "--trust", help="Public key to pin on the device at its first install (later ones must match it)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Take an unsigned bundle or a downgrade; replace the pinned key."
+    ),
+):
+    """Install a bundle as a new release on a device; it becomes current only when its health check passes."""
+    from edgegen.deploy import deploy as run_deploy
+
+    res = run_deploy(bundle, device, trust=trust, force=force)
+    h = res["health"]
+    shown = ", ".join(f"{k} {h[k]:.3f}" for k in ("agreement", "accuracy", "rc_consistency") if k in h)
+    if "p50_ms" in h:
+        shown += f", p50 {h['p50_ms']:.2f} ms (limit {h['max_p50_ms']:g})"
+    if res["promoted"]:
+        console().print(f"release {res['version']} is current ({shown})")
+        if res["removed"]:
+            console().print(f"removed old releases: {', '.join(res['removed'])}")
+        return
+    console().print(f"release {res['version']} failed its health check: {h.get('why')}")
+    console().print(f"current release unchanged: {res['current'] or 'none'}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def rollback(
+    device: str = typer.Option(..., "--device", help="Device profile with a deploy_dir."),
+    to: Optional[str] = typer.Option(None, "--to", help="The release to make current (default: the previous one)."),
+):
+    """Make the previous (or named) release current again, atomically."""
+    from edgegen.deploy import rollback as run_rollback
+
+    res = run_rollback(device, to=to)
+    if res.get("changed", True):
+        console().print(f"release {res['current']} is current (was {res['previous']})")
+    else:
+        console().print(f"release {res['current']} was already current")
+
+
+@app.command()
+def status(
+    device: str = typer.Option(..., "--device", help="Device profile with a deploy_dir."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also save the status as JSON."),
+):
+    """The releases on a device: which is current, who installed each and when, health checks, model sha256."""
+    from edgegen.deploy import status as run_status
+
+    st = run_status(device)
+    t = Table(title=f"releases in {st['deploy_dir']} (trusted key {st['trusted_key'] or 'none'})")
+    for c in ("version", "", "installed (UTC)", "by", "health", "model sha256"):
+        t.add_column(c)
+    for r in reversed(st["releases"]):
+        mark = "current" if r["version"] == st["current"] else ("previous" if r["version"] == st["previous"] else "")
+        h = r["health"] or {}
+        health = "passed" if h.get("ok") else (f"failed: {h.get('why')}" if h else "-")
+        t.add_row(r["version"], mark, r["installed"] or "-", r["by"] or "-", health, (r["model_sha256"] or "-")[:16])
+    console().print(t)
+    if json_out is not None:
+        from edgegen.io import write_json
+
+        write_json(json_out, st)

@@ -1,0 +1,113 @@
+"""Deploy, health check and rollback on a device reached over ssh (the local sshd of the remote tests), with the
+device side run by a Python that has numpy, the runtime and cryptography but neither torch nor edgegen: a venv of this
+machine, and the emulated arm64 Python of the Pi tests with the bundle's offline wheels."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from edgegen.bundle import bundle_model
+from edgegen.deploy import deploy, rollback, status
+from edgegen.errors import EdgegenError
+from edgegen.export import ExportConfig, export
+from edgegen.signing import new_keys, sign_bundle
+from tests.test_arm64_emulated import _install, _need_arm64
+from tests.test_remote_device import _profile, _venv, sshd  # noqa: F401 - the local sshd fixture
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def signed(tiny_model_dir, syn_splits, syn_dir, tmp_path_factory):
+    d = tmp_path_factory.mktemp("signed")
+    priv, pub = new_keys(str(d / "keys"))
+    model = export(
+        tiny_model_dir, d / "m" / "tiny.int8.onnx", ExportConfig(format="onnx", quant="int8"), calib=syn_splits["dev"]
+    )
+    return {"d": d, "priv": priv, "pub": pub, "model": model, "acceptance": syn_dir / "test.csv"}
+
+
+def _tree_sha(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _cycle(prof, b1: Path, b2: Path, pub: str) -> None:
+    """deploy v1, deploy v2, rollback: v1 is current again, file for file; status says so over ssh."""
+    r1 = deploy(b1, prof, trust=pub)
+    assert r1["promoted"] and r1["health"]["ok"] and r1["health"]["agreement"] >= 0.98, r1
+    root = Path(prof.deploy_dir)
+    v1 = _tree_sha(root / "current")
+    r2 = deploy(b2, prof)
+    assert r2["promoted"] and os.readlink(root / "current") == "releases/2.0"
+    assert rollback(prof)["current"] == "1.0"
+    assert _tree_sha(root / "current") == v1
+    st = status(prof)
+    assert (
+        st["current"] == "1.0" and st["previous"] == "2.0" and [r["version"] for r in st["releases"]] == ["1.0", "2.0"]
+    )
+    assert all(r["health"]["ok"] for r in st["releases"])
+
+
+def test_deploy_and_rollback_over_ssh_with_a_torch_free_python(sshd, signed, tmp_path):  # noqa: F811
+    py = _venv(tmp_path / "venv", ["numpy", "onnxruntime", "cryptography"])
+    base = _profile(sshd, py, runtimes=("onnxruntime",))
+    prof = base.model_copy(update={"deploy_dir": str(tmp_path / "device")})
+    b = {
+        v: bundle_model(signed["model"], tmp_path / v, acceptance=signed["acceptance"], version=v, sign=signed["priv"])
+        for v in ("1.0", "2.0")
+    }
+    _cycle(prof, b["1.0"], b["2.0"], signed["pub"])
+    # a tampered model is refused on the device, naming the file; current does not move
+    t = tmp_path / "tampered"
+    import shutil
+
+    shutil.copytree(b["2.0"], t)
+    m = t / "tiny.int8.onnx"
+    m.write_bytes(m.read_bytes()[:-1] + bytes([m.read_bytes()[-1] ^ 1]))
+    with pytest.raises(EdgegenError, match=r"tiny\.int8\.onnx.*(changed since it was signed|sha256)"):
+        deploy(t, prof)
+    # signed by another key: refused by the device's pinned key
+    other_priv, _ = new_keys(str(tmp_path / "other"))
+    shutil.rmtree(t)
+    shutil.copytree(b["2.0"], t)
+    sign_bundle(str(t), other_priv)
+    with pytest.raises(EdgegenError, match="signature does not match"):
+        deploy(t, prof)
+    assert status(prof)["current"] == "1.0"
+
+
+def test_deploy_and_rollback_on_the_emulated_arm64_python(sshd, signed, tmp_path):  # noqa: F811
+    qemu = _need_arm64()
+    b1 = bundle_model(
+        signed["model"],
+        tmp_path / "1.0",
+        acceptance=signed["acceptance"],
+        version="1.0",
+        sign=signed["priv"],
+        wheelhouse=True,
+        platform="linux_aarch64",
+        python="3.11",
+    )
+    b2 = bundle_model(
+        signed["model"], tmp_path / "2.0", acceptance=signed["acceptance"], version="2.0", sign=signed["priv"]
+    )
+    setup = tmp_path / "pi-python"  # the Pi's Python, set up once from v1's offline wheels
+    import shutil
+
+    shutil.copytree(b1, setup)
+    py = _install(qemu, setup)
+    base = _profile(sshd, Path("unused"), runtimes=("onnxruntime",))
+    prof = base.model_copy(
+        update={"python": " ".join([*qemu, str(py)]), "deploy_dir": str(tmp_path / "device"), "emulated": True}
+    )
+    _cycle(prof, b1, b2, signed["pub"])
+    log = (Path(prof.deploy_dir) / "deploy-log.jsonl").read_text()
+    assert log.count('"event": "installed"') == 2 and '"event": "rollback"' in log
