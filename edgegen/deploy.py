@@ -63,6 +63,9 @@ def deploy(bundle: str | Path, device, *, trust: str | Path | None = None, force
         if not Path(trust).is_file():
             raise UsageError("no such public key file", path=trust)
         trust_pem = Path(trust).read_bytes()
+        from edgegen.signing import key_id
+
+        key_id(trust_pem, where=str(trust))  # an Ed25519 PEM public key, or a one-line error naming the file
     p = _profile(device)
     if p.ssh is None:
         return _deploy_local(bundle, p, trust_pem, force)
@@ -72,11 +75,11 @@ def deploy(bundle: str | Path, device, *, trust: str | Path | None = None, force
 def _deploy_local(bundle: Path, p, trust_pem, force) -> dict:
     from edgegen.deploy_agent import install
 
-    incoming = Path(p.deploy_dir) / "incoming" / f".{bundle.name[:40]}.{os.getpid()}.tmp"
+    incoming = Path(p.deploy_dir).expanduser() / "incoming" / f".{bundle.name[:40]}.{os.getpid()}.tmp"
     incoming.parent.mkdir(parents=True, exist_ok=True)
     try:
         shutil.copytree(bundle, incoming, ignore=shutil.ignore_patterns("venv", "__pycache__"))
-        return install(
+        return _naming(bundle, incoming, install)(
             str(incoming),
             p.deploy_dir,
             trust_pem=trust_pem,
@@ -87,6 +90,20 @@ def _deploy_local(bundle: Path, p, trust_pem, force) -> dict:
         )
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
+
+
+def _naming(bundle: Path, incoming: Path, fn):
+    """``fn`` whose errors name the user's bundle, not the copy being installed from."""
+    from edgegen.errors import EdgegenError
+    from edgegen.releases import ReleaseError
+
+    def call(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except EdgegenError as e:
+            raise ReleaseError(str(e).replace(str(incoming), str(bundle))) from None
+
+    return call
 
 
 def _ssh(p, command: str, timeout: int, what: str):

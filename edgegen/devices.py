@@ -212,6 +212,8 @@ class DeviceProfile(BaseModel):
             raise ValueError("runtimes must name at least one of tflite, onnxruntime, torch")
         if self.threads is not None and any(t < 1 for t in self.threads):
             raise ValueError("threads must be >= 1")
+        if self.ssh is not None and self.deploy_dir and not self.deploy_dir.startswith("/"):
+            raise ValueError(f"deploy_dir {self.deploy_dir!r} must be absolute on an ssh device (quoted: no ~)")
         return self
 
     def require_runtime(self, runtime: str, model) -> None:

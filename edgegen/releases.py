@@ -57,7 +57,7 @@ def step_point(name: str) -> None:
 
 class DeployDir:
     def __init__(self, root: str):
-        self.root = os.path.abspath(root)
+        self.root = os.path.abspath(os.path.expanduser(root))
         self.releases = os.path.join(self.root, "releases")
 
     def path(self, *parts: str) -> str:

@@ -19,6 +19,8 @@ import hashlib
 import os
 import re
 
+from edgegen.errors import EdgegenError
+
 SUMS = "SHA256SUMS"
 SIG = "SHA256SUMS.sig"
 PRIVATE_KEY = "edgegen-signing.key"
@@ -27,13 +29,12 @@ UNSIGNED = (SUMS, SIG)  # the only files of a signed bundle its list does not na
 _LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
 
 
-class SignatureError(Exception):
+class SignatureError(EdgegenError):
     """A signed bundle that does not verify: ``str(e)`` is one line naming the file and what differs."""
 
     def __init__(self, path: str, message: str):
-        shown = "".join(c if ord(c) >= 32 else repr(c)[1:-1] for c in str(path))
-        super().__init__(f"{shown}: {message}")
-        self.path, self.reason = str(path), message
+        super().__init__(message, path=path)
+        self.reason = message
 
 
 def _sha256(path: str) -> str:
@@ -77,17 +78,17 @@ def load_public_key(pem: bytes, where: str):
     try:
         key = load_pem_public_key(pem)
     except (ValueError, TypeError) as e:
-        raise SignatureError(where, f"not a PEM public key ({' '.join(str(e).split())[:80]})") from None
+        raise SignatureError(where, f"not a PEM public key ({' '.join(str(e).split())[:40]}…)") from None
     if not isinstance(key, Ed25519PublicKey):
         raise SignatureError(where, "not an Ed25519 public key (make one with edgegen keys new)")
     return key
 
 
-def key_id(pem: bytes) -> str:
+def key_id(pem: bytes, where: str = "public key") -> str:
     """A short fingerprint of a public key: the sha256 of its DER encoding, 16 hex digits."""
     from cryptography.hazmat.primitives import serialization
 
-    der = load_public_key(pem, "public key").public_bytes(
+    der = load_public_key(pem, where).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return hashlib.sha256(der).hexdigest()[:16]

@@ -369,3 +369,50 @@ def test_a_third_party_verifies_with_openssl_and_sha256sum(bundles, keys, tmp_pa
     assert openssl_ok() and not sums_ok()
     (b / "SHA256SUMS").write_text((b / "SHA256SUMS").read_text().replace("tiny.int8.onnx", "tiny.int8.onnx "))
     assert not openssl_ok()
+
+
+def test_cli_deploy_errors_are_one_line(bundles, keys, tmp_path):
+    profile = tmp_path / "nodir.yaml"
+    profile.write_text("name: sd\nruntimes: [onnxruntime]\n")
+    cases = [
+        (["deploy", str(tmp_path / "missing"), "--device", str(profile)], "no such bundle folder"),
+        (["deploy", str(bundles["1.0.0"]), "--device", str(profile)], "has no deploy_dir"),
+        (["rollback", "--device", str(profile), "--to", "1.0; reboot"], "not numbers separated by dots"),
+    ]
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(f"name: sd\nruntimes: [onnxruntime]\ndeploy_dir: {tmp_path / 'dev'}\n")
+    cases += [
+        (["deploy", str(bundles["1.0.0"]), "--device", str(ok)], "no key is pinned"),
+        (["rollback", "--device", str(ok)], "no previous release"),
+        (
+            ["deploy", str(bundles["1.0.0"]), "--device", str(ok), "--trust", str(bundles["1.0.0"] / "runner.py")],
+            "not a PEM public key",
+        ),
+    ]
+    for args, msg in cases:
+        r = subprocess.run([sys.executable, "-m", "edgegen.cli", *args], capture_output=True, text=True)
+        assert r.returncode in (1, 2) and msg in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgegen.cli",
+            "deploy",
+            str(bundles["1.0.0"]),
+            "--device",
+            str(ok),
+            "--trust",
+            str(keys["pub"]),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and "release 1.0.0 is current" in r.stdout, r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "edgegen.cli", "status", "--device", str(ok), "--json", str(tmp_path / "st.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and "1.0.0" in r.stdout and "current" in r.stdout and "passed" in r.stdout
+    assert json.loads((tmp_path / "st.json").read_text())["current"] == "1.0.0"

@@ -109,5 +109,12 @@ def test_deploy_and_rollback_on_the_emulated_arm64_python(sshd, signed, tmp_path
         update={"python": " ".join([*qemu, str(py)]), "deploy_dir": str(tmp_path / "device"), "emulated": True}
     )
     _cycle(prof, b1, b2, signed["pub"])
+    # a wheel changed after signing (what install.sh would install on the Pi) is refused there, naming it
+    t = tmp_path / "3.0"
+    shutil.copytree(b1, t)
+    wheel = sorted((t / "wheels").glob("numpy-*.whl"))[0]
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    with pytest.raises(EdgegenError, match=rf"wheels/{wheel.name}.*changed since it was signed"):
+        deploy(t, prof)
     log = (Path(prof.deploy_dir) / "deploy-log.jsonl").read_text()
     assert log.count('"event": "installed"') == 2 and '"event": "rollback"' in log

@@ -95,7 +95,9 @@ def status(
         h = r["health"] or {}
         health = "passed" if h.get("ok") else (f"failed: {h.get('why')}" if h else "-")
         t.add_row(r["version"], mark, r["installed"] or "-", r["by"] or "-", health, (r["model_sha256"] or "-")[:16])
-    console().print(t)
+    console().print(
+        t if st["releases"] else f"no releases in {st['deploy_dir']} yet (edgegen deploy BUNDLE --device …)"
+    )
     if json_out is not None:
         from edgegen.io import write_json
 
