@@ -18,6 +18,7 @@ LITE_MODULES = [
     "integrity.py",
     "alphabet.py",
     "dna_tokenizer.py",
+    "token_kinds.py",
     "bpe.py",
     "metrics.py",
     "predict.py",

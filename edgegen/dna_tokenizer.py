@@ -1,5 +1,6 @@
-"""DNA tokenizers: single-nucleotide, overlapping k-mer (DNABERT-1) and
-non-overlapping k-mer (Nucleotide-Transformer). numpy only, so the on-device
+"""DNA tokenizers: single-nucleotide, overlapping k-mer (DNABERT-1), non-overlapping k-mer (Nucleotide-Transformer)
+and BPE (DNABERT-2). :class:`Tokenizer` holds what describes one (kind, window, specials, vocab; saved and read
+back checked); how each kind turns bases into ids is :mod:`edgegen.token_kinds`. numpy only, so the on-device
 runner can use them without torch.
 
 Token ids are int32 (TFLite wants int32 inputs). Every encoded batch has the
@@ -9,7 +10,6 @@ same fixed length, :attr:`Tokenizer.seq_len`, derived from the nucleotide window
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from edgegen.alphabet import CODE as _CODE
-from edgegen.alphabet import NUCLEOTIDES, PAD_CODE, TokenizerKind, default_vocab
+from edgegen.alphabet import PAD_CODE, TokenizerKind, default_vocab
 from edgegen.errors import ConfigError, DataError, ModelFileError
 
 
@@ -70,14 +70,12 @@ class Tokenizer:
     max_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("char", "kmer", "kmer_nonoverlap", "bpe"):
-            raise ConfigError(f"unknown tokenizer kind {self.kind!r} (char, kmer, kmer_nonoverlap, bpe)")
-        if self.kind in ("char", "bpe"):
-            self.k = 1
-        if self.kind == "bpe":
-            from edgegen.bpe import init_bpe
+        from edgegen.token_kinds import KINDS
 
-            init_bpe(self)
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown tokenizer kind {self.kind!r} ({', '.join(KINDS)})")
+        kind = KINDS[self.kind]
+        kind.configure(self)
         if not 1 <= self.k <= 8:
             raise ConfigError(f"k must be in 1..8, got {self.k}")
         if self.max_len < self.k:
@@ -90,18 +88,8 @@ class Tokenizer:
         missing = [t for t in specials if t not in self.vocab]
         if missing:
             raise ConfigError(f"tokenizer vocab lacks special tokens {missing}")
-        self._build_tables()
-
-    # ------------------------------------------------------------------ tables
-    def _build_tables(self) -> None:
-        unk = self.vocab[self.unk_token]
-        k = 1 if self.kind == "char" else self.k
-        lut = np.full(4**k, unk, dtype=np.int32)
-        for idx, kmer in enumerate(itertools.product(NUCLEOTIDES, repeat=k)):
-            lut[idx] = self.vocab.get("".join(kmer), unk)
-        self._lut = lut
-        self._char_ids = np.array([self.vocab.get(c, unk) for c in "ACGTN"], dtype=np.int32)
-        self._pow = (4 ** np.arange(k - 1, -1, -1)).astype(np.int64)
+        kind.prepare(self)
+        self._kind = kind
 
     @property
     def pad_id(self) -> int:
@@ -122,13 +110,7 @@ class Tokenizer:
     @property
     def body_len(self) -> int:
         """Number of tokens produced for a full ``max_len`` window, without specials."""
-        if self.kind == "bpe":
-            return self.max_tokens - int(self.add_cls) - int(self.add_sep)
-        if self.kind == "char":
-            return self.max_len
-        if self.kind == "kmer":
-            return self.max_len - self.k + 1
-        return self.max_len // self.k + self.max_len % self.k
+        return self._kind.body_len(self)
 
     @property
     def seq_len(self) -> int:
@@ -151,85 +133,25 @@ class Tokenizer:
         return out
 
     def encode(self, seqs: Sequence[str]) -> np.ndarray:
-        """Encode DNA strings to a (B, seq_len) int32 array."""
+        """Encode DNA strings to a (B, seq_len) int32 array (the ids by kind: :mod:`edgegen.token_kinds`)."""
         codes = self.codes(seqs)
-        if self.kind == "bpe":
-            from edgegen.bpe import encode_bpe
+        ids = self._kind.ids(self, codes)
+        return ids if self._kind.whole_rows else self._with_specials(ids)
 
-            return encode_bpe(self, codes)
-        return self.encode_codes(codes)
-
-    def encode_codes(self, codes: np.ndarray) -> np.ndarray:
+    def _with_specials(self, ids: np.ndarray) -> np.ndarray:
         pad = self.pad_id
-        unk = self.vocab[self.unk_token]
-        if self.kind == "char":
-            ids = np.where(codes == PAD_CODE, pad, self._char_ids[np.minimum(codes, 4)]).astype(np.int32)
-        else:
-            k = self.k
-            stride = 1 if self.kind == "kmer" else k
-            n_full = (self.max_len - k) // stride + 1
-            win = np.lib.stride_tricks.sliding_window_view(codes, k, axis=1)[:, ::stride][:, :n_full]
-            idx = (np.minimum(win, 3).astype(np.int64) * self._pow).sum(-1)
-            ids = self._lut[idx]
-            ids = np.where((win == 4).any(-1), unk, ids)
-            ids = np.where((win == PAD_CODE).any(-1), pad, ids).astype(np.int32)
-            if self.kind == "kmer_nonoverlap" and self.max_len % k:
-                tail = codes[:, n_full * k :]
-                tail_ids = np.where(tail == PAD_CODE, pad, self._char_ids[np.minimum(tail, 4)])
-                ids = np.concatenate([ids, tail_ids.astype(np.int32)], axis=1)
-            if self.kind == "kmer_nonoverlap":
-                self._single_base_ends(codes, ids)
-                if self.n_singles:
-                    self._split_at_n(codes, ids)
         parts = []
         if self.add_cls:
-            parts.append(np.full((len(codes), 1), self.cls_id, dtype=np.int32))
+            parts.append(np.full((len(ids), 1), self.cls_id, dtype=np.int32))
         parts.append(ids)
         if self.add_sep:
             # SEP follows the last real token; padded rows keep PAD after it.
-            parts.append(np.full((len(codes), 1), pad, dtype=np.int32))
+            parts.append(np.full((len(ids), 1), pad, dtype=np.int32))
         out = np.concatenate(parts, axis=1) if len(parts) > 1 else ids
         if self.add_sep:
             n_real = (out != pad).sum(1)
             out[np.arange(len(out)), n_real] = self.vocab[self.sep_token]
         return np.ascontiguousarray(out, dtype=np.int32)
-
-    def _single_base_ends(self, codes: np.ndarray, ids: np.ndarray) -> None:
-        """Non-overlapping k-mers of a sequence shorter than the window: its last ``L % k`` bases become
-        single-base tokens after its ``L // k`` k-mers (as Nucleotide Transformer's tokenizer does), instead
-        of vanishing into a padded k-mer. Where the row has no room left, the last of them are dropped."""
-        k = self.k
-        lengths = (codes != PAD_CODE).sum(1)
-        rows = np.nonzero((lengths < self.max_len) & (lengths % k != 0))[0]
-        for r in rows:
-            n = int(lengths[r])
-            start = n // k
-            rest = codes[r, start * k : n]
-            room = ids.shape[1] - start
-            ids[r, start : start + min(len(rest), room)] = self._char_ids[np.minimum(rest[:room], 4)]
-
-    def _split_at_n(self, codes: np.ndarray, ids: np.ndarray) -> None:
-        """Rows holding an N, re-tokenized leftmost-longest: each N-free run becomes its k-mers then its
-        last ``len % k`` bases as single tokens, each N a single token (Nucleotide Transformer v2)."""
-        k, width = self.k, ids.shape[1]
-        for r in np.nonzero((codes == 4).any(1))[0]:
-            row = codes[r][codes[r] != PAD_CODE]
-            toks: list[int] = []
-            start = 0
-            for end in list(np.nonzero(row == 4)[0]) + [len(row)]:
-                run = row[start:end]
-                full = len(run) // k
-                if full:
-                    toks.extend(
-                        self._lut[(run[: full * k].reshape(full, k).astype(np.int64) * self._pow).sum(1)].tolist()
-                    )
-                toks.extend(self._char_ids[run[full * k :]].tolist())
-                if end < len(row):
-                    toks.append(int(self._char_ids[4]))
-                start = end + 1
-            toks = toks[:width]
-            ids[r, : len(toks)] = toks
-            ids[r, len(toks) :] = self.pad_id
 
     # ----------------------------------------------------------------- storage
     def to_dict(self) -> dict:

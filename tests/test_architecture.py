@@ -59,6 +59,7 @@ LAYERS = [
             "bundle_check.py",
             "alphabet.py",
             "dna_tokenizer.py",
+            "token_kinds.py",
             "bpe.py",
             "metrics.py",
             "validity.py",
