@@ -12,6 +12,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +42,9 @@ class BenchConfig(BaseModel):
     max_samples: int | None = Field(None, ge=10, description="subsample the test set (stratified by seed) for speed")
     seed: int = 0
     timeout_s: int = Field(1800, ge=10)
+    attack: Literal["ism"] | None = Field(None, description="the adversarial check of every model (attack.py)")
+    attack_samples: int = Field(50, ge=1)
+    attack_max_edits: int = Field(5, ge=1, le=20)
 
 
 def bench(
@@ -114,6 +118,10 @@ def bench(
 
         shutil.rmtree(work, ignore_errors=True)
     _add_comparisons(result, ds.labels, logits_all, cfg, threads)
+    if cfg.attack:
+        from edgegen.attack import attack_models
+
+        attack_models(result, ds, cfg)
     return result
 
 

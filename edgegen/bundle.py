@@ -93,6 +93,7 @@ def write_bundle(
     inputs: dict | None = None,
     wheels: tuple | None = None,
     release: dict | None = None,
+    records: dict | None = None,
     sign: str | Path | None = None,
     force: bool = False,
 ) -> Path:
@@ -104,7 +105,8 @@ def write_bundle(
     (platform, Python version[, use tflite-runtime]) adds an offline wheelhouse and ``install.sh``
     (:mod:`edgegen.wheelhouse`). ``release`` (from :func:`edgegen.acceptance.release_info`) makes it deployable:
     its ``version``, and ``acceptance.npz`` with the budgets its health check applies. ``sign`` (a private key file)
-    adds ``SHA256SUMS`` and its Ed25519 signature (:mod:`edgegen.signing`).
+    adds ``SHA256SUMS`` and its Ed25519 signature (:mod:`edgegen.signing`). Every bundle holds ``MODEL_CARD.md``
+    (:mod:`edgegen.model_card`), with ``records`` (``audit``, ``bench`` dicts) when given.
     """
     import numpy as np
 
@@ -127,6 +129,11 @@ def write_bundle(
             np.savez(tmp / "inputs.npz", **inputs)
         if release:
             np.savez(tmp / "acceptance.npz", **release["arrays"])
+        from edgegen.model_card import render
+
+        (tmp / "MODEL_CARD.md").write_text(
+            render(model, acceptance=release["record"] if release else None, **(records or {}))
+        )
         house = None
         if wheels:
             from edgegen.runtime.sidecar import read_sidecar
@@ -197,6 +204,8 @@ def bundle_model(
     acceptance: str | Path | None = None,
     version: str | None = None,
     sign: str | Path | None = None,
+    audit: str | Path | None = None,
+    bench: str | Path | None = None,
     force: bool = False,
 ) -> Path:
     """Write a self-contained bundle for ``model`` (.onnx/.tflite) to ``out`` (see :func:`edgegen.remote.write_bundle`).
@@ -207,6 +216,7 @@ def bundle_model(
     (default: this interpreter's version) and an ``install.sh`` that installs them with no network. ``acceptance``
     (reads, labelled or not) makes a deployable release of ``version`` (default: the UTC time, YYYYMMDD.HHMMSS)
     whose health check a device runs before it switches to it; ``sign`` signs the bundle with that private key.
+    ``audit`` (an audit.json) and ``bench`` (a bench.json) go into its model card.
     """
     import platform as _platform
     import sys
@@ -244,4 +254,16 @@ def bundle_model(
         release = release_info(model, acceptance, version)
     if sign is not None and not Path(sign).is_file():
         raise UsageError("no such private key file (edgegen keys new --out DIR makes one)", path=sign)
-    return write_bundle(model, out, inputs=inputs, wheels=wheels, release=release, sign=sign, force=force)
+    records = {k: _read_record(v, k) for k, v in (("audit", audit), ("bench", bench)) if v is not None}
+    return write_bundle(
+        model, out, inputs=inputs, wheels=wheels, release=release, records=records, sign=sign, force=force
+    )
+
+
+def _read_record(path, what: str) -> dict:
+    from edgegen.io import read_json
+
+    rec = read_json(path, missing=f"no such {what} JSON file")
+    if not isinstance(rec, dict):
+        raise ModelFileError(f"not an edgegen {what} result", path=path)
+    return rec

@@ -12,6 +12,7 @@ from edgegen.commands import (
     models,  # noqa: F401  (importing registers the commands, in help order)
     pipeline,  # noqa: F401
     shipping,  # noqa: F401,I001
+    trust,  # noqa: F401
 )
 
 

@@ -164,6 +164,7 @@ def distill_model(
                 "distill_config": cfg.model_dump(),
                 "history": hist,
                 "teacher": str(teacher_dir),
+                "student_from": str(student) if Path(student).is_dir() else None,  # a pruned model, or a shape
                 "unlabeled": None if unlabeled is None else str(unlabeled),
             },
             force=force,

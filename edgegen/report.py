@@ -96,7 +96,12 @@ def _cpu_detail(machine: dict) -> str:
 
 def markdown(result: dict, front_names: list[str] = ()) -> str:
     """The bench report in Markdown: the models side by side, genomic validity, the data check, the methodology."""
-    parts = [_models_section(result, front_names), _validity_section(result), _methodology_section(result)]
+    parts = [
+        _models_section(result, front_names),
+        _validity_section(result),
+        attack_section(result),
+        _methodology_section(result),
+    ]
     return "\n".join(line for part in parts for line in part)
 
 
@@ -191,6 +196,29 @@ def _validity_section(result: dict) -> list[str]:
         lines += ["", "### Data check", ""]
         lines += [f"- {w}" for w in dc["warnings"]] or ["- no leakage or length warnings"]
     return lines
+
+
+def attack_section(result: dict) -> list[str]:
+    """The adversarial check (``bench --attack ism``), when it ran: flips at k edits, per model."""
+    done = [m for m in result["models"] if m.get("attack")]
+    if not done:
+        return []
+    k = done[0]["attack"]["max_edits"]
+    lines = [
+        "## Adversarial check (greedy in-silico mutagenesis)",
+        "",
+        f"Correctly called test sequences (a sample, the same for every model); each step tries every single-base "
+        f"substitution and keeps the one that lowers the true class's margin most. Share of calls flipped with at "
+        f"most k substitutions, k = 1…{k}; lower is harder to fool.",
+        "",
+        "| model | n | " + " | ".join(f"k={i}" for i in range(1, k + 1)) + " | median edits (flipped) |",
+        "|---|---|" + "---|" * (k + 1),
+    ]
+    for m in done:
+        a = m["attack"]
+        med = "-" if a["median_edits"] is None else f"{a['median_edits']:g}"
+        lines.append(f"| {m['name']} | {a['n']} | " + " | ".join(f"{x:.0%}" for x in a["success_at_k"]) + f" | {med} |")
+    return lines + [""]
 
 
 def _methodology_section(result: dict) -> list[str]:

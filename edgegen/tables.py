@@ -66,6 +66,22 @@ def bench_table(result: dict) -> Table:
     return t
 
 
+def attack_table(result: dict) -> Table | None:
+    """The adversarial check of a bench result (``--attack ism``), or None when it did not run."""
+    done = [m for m in result["models"] if m.get("attack")]
+    if not done:
+        return None
+    k = done[0]["attack"]["max_edits"]
+    t = Table(title="calls flipped by at most k substitutions (greedy ISM; lower is harder to fool)")
+    for c in ["model", "n", *[f"k={i}" for i in range(1, k + 1)], "median edits"]:
+        t.add_column(c, justify="left" if c == "model" else "right")
+    for m in done:
+        a = m["attack"]
+        med = "-" if a["median_edits"] is None else f"{a['median_edits']:g}"
+        t.add_row(m["name"], str(a["n"]), *[f"{x:.0%}" for x in a["success_at_k"]], med)
+    return t
+
+
 # ----------------------------------------------------------------------------- console tables of the commands
 def prune_table(rep: dict) -> Table:
     """Before/after of a pruning report."""

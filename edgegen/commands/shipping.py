@@ -103,6 +103,10 @@ def bench(
     validity: bool = typer.Option(
         True, "--validity/--no-validity", help="Reverse-complement and sequencing-error checks."
     ),
+    attack: Optional[str] = typer.Option(
+        None, "--attack", help="ism: how few substitutions flip each model's calls (greedy in-silico mutagenesis)."
+    ),
+    attack_samples: int = typer.Option(50, "--attack-samples", help="Correctly called test sequences to attack."),
     force: bool = typer.Option(False, "--force", help="Overwrite the --json file and the --report folder."),
 ):
     """Accuracy, size, latency and memory of models side by side, locally or on a device."""
@@ -110,7 +114,7 @@ def bench(
     from edgegen.bench import bench as _bench
     from edgegen.io import staging_dir
     from edgegen.report import write_report
-    from edgegen.tables import bench_table
+    from edgegen.tables import attack_table, bench_table
 
     check_outputs(force, json_out, folder=report, inputs=(*models, data))
     cfg = BenchConfig(
@@ -121,9 +125,13 @@ def bench(
         batch=batch,
         max_samples=max_samples,
         validity=validity,
+        attack=attack,
+        attack_samples=attack_samples,
     )
     res = _bench(models, data, device, cfg, partial_out=json_out)
     console().print(bench_table(res))
+    if (at := attack_table(res)) is not None:
+        console().print(at)
     save_json(json_out, res, force=True)  # checked above; bench kept partial results there while it ran
     if report:
         with staging_dir(report, force=force) as tmp:
@@ -200,6 +208,10 @@ def bundle(
     sign: Optional[Path] = typer.Option(
         None, "--sign", help="Private key file (edgegen keys new): sign every file of the bundle."
     ),
+    audit: Optional[Path] = typer.Option(None, "--audit", help="audit.json (edgegen audit) for the model card."),
+    bench_json: Optional[Path] = typer.Option(
+        None, "--bench", help="bench.json (edgegen bench, --attack ism) for the model card."
+    ),
     force: bool = typer.Option(False, "--force"),
 ):
     """Write a self-contained bundle (model, sidecar, runner.py, numpy-only edgegen, checksums) to copy onto a
@@ -218,6 +230,8 @@ def bundle(
         acceptance=acceptance,
         version=version,
         sign=sign,
+        audit=audit,
+        bench=bench_json,
         force=force,
     )
     if wheelhouse:

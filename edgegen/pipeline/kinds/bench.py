@@ -3,12 +3,12 @@ report (tables, plots) goes in the stage folder and the run's ``report/``."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from edgegen.errors import UsageError
-from edgegen.pipeline.registry import Stage, StageKind, StepModel, register, stage_hash
+from edgegen.pipeline.registry import Stage, StageKind, StepModel, key_of, register, stage_hash
 
 
 class BenchStep(StepModel):
@@ -19,6 +19,8 @@ class BenchStep(StepModel):
     threads: list[int] | None = None
     max_samples: int | None = Field(None, ge=10)
     validity: bool = True
+    attack: Literal["ism"] | None = None
+    later_fields: ClassVar[dict[str, tuple]] = {"attack": (None,)}
 
 
 @register
@@ -30,7 +32,7 @@ class Bench(StageKind):
         plan.add(
             Stage(
                 "bench",
-                stage_hash("bench", step.model_dump(), [m.key for m in models], plan.data_fingerprint),
+                stage_hash("bench", key_of(step), [m.key for m in models], plan.data_fingerprint),
                 "bench",
                 step,
                 tuple(models),
@@ -51,7 +53,12 @@ class Bench(StageKind):
             splits["test"],
             b.device,
             BenchConfig(
-                runs=b.runs, warmup=b.warmup, threads=b.threads, max_samples=b.max_samples, validity=b.validity
+                runs=b.runs,
+                warmup=b.warmup,
+                threads=b.threads,
+                max_samples=b.max_samples,
+                validity=b.validity,
+                attack=b.attack,
             ),
             show_progress=ctx.show_progress,
             splits=splits if ctx.data and not ctx.data.startswith("synthetic:") else None,

@@ -77,7 +77,20 @@ class Export(StageKind):
             cfg = cfg.model_copy(update={"max_drop": None})
         out = tmp / stage.output
         side = export_model(ctx.path(stage.inputs[0]), out, cfg, calib=calib, verify=verify).sidecar
+        _write_card(ctx, out, tmp / "MODEL_CARD.md")
         return {
             "verification": {k: v for k, v in side["verification"].items() if k != "search_log"},
             "kept_float": side.get("kept_float"),
         }
+
+
+def _write_card(ctx, model, dest) -> None:
+    """The export's model card (:mod:`edgegen.model_card`), with the run's data audit when it has one."""
+    import json
+
+    from edgegen.io import atomic_write_text
+    from edgegen.model_card import render
+
+    audit_file = ctx.run_dir / "audit" / "audit.json"
+    audit = json.loads(audit_file.read_text()) if audit_file.is_file() else None
+    atomic_write_text(dest, render(model, audit=audit))
