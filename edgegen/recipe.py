@@ -78,8 +78,9 @@ class Recipe(BaseModel):
         teachers = [t for t in types if known[t].teacher]
         if len(teachers) != 1:
             raise ValueError("steps need exactly one teacher step (type: train or type: load)")
-        if not known[types[0]].teacher:
-            raise ValueError("the first step must be the teacher (type: train or type: load)")
+        first = next(t for t in types if known[t].phase >= 0)  # steps about the data alone (audit) may come before
+        if not known[first].teacher:
+            raise ValueError("the first step must be the teacher (type: train or type: load; an audit may precede it)")
         for t, kind in known.items():
             mine = self.steps_of(t)
             if kind.once and len(mine) > 1:
