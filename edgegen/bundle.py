@@ -26,6 +26,7 @@ LITE_MODULES = [
     "data/__init__.py",
     "data/readers.py",
     "data/reads.py",
+    "data/fastx.py",
     "runtime/__init__.py",
     "runtime/sidecar.py",
     "runtime/onnx_runner.py",

@@ -152,12 +152,12 @@ def write_wheelhouse(
 
     wheels = download(runner_requirements(model, sidecar, tflite_runtime), bundle / "wheels", platform, python)
     notes = []
-    try:  # dnaio publishes no arm64 wheels (it would compile on the device): then predict reads tables only
+    try:  # dnaio publishes no arm64 wheels (it would compile on the device): there edgegen.data.fastx reads FASTA/FASTQ
         wheels = download([_pinned("dnaio")], bundle / "wheels", platform, python)
     except BackendError:
         notes.append(
-            f"dnaio has no wheel for {platform} / CPython {python}: runner.py predict reads sequence tables "
-            "(CSV/TSV) there, not FASTA/FASTQ"
+            f"dnaio has no wheel for {platform} / CPython {python}: runner.py predict reads FASTA/FASTQ there with "
+            "edgegen's standard-library reader (slower than dnaio, the same records)"
         )
     pip = [w for w in wheels if w.name.startswith("pip-")]
     deps = [w for w in wheels if not w.name.startswith("pip-")]

@@ -66,6 +66,7 @@ LAYERS = [
             "data/__init__.py",
             "data/readers.py",
             "data/reads.py",
+            "data/fastx.py",
             "runtime/*",
             "predict.py",
             "standalone.py",

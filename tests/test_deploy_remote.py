@@ -118,3 +118,48 @@ def test_deploy_and_rollback_on_the_emulated_arm64_python(sshd, signed, tmp_path
         deploy(t, prof)
     log = (Path(prof.deploy_dir) / "deploy-log.jsonl").read_text()
     assert log.count('"event": "installed"') == 2 and '"event": "rollback"' in log
+    # the Pi classifies a gzipped FASTQ with the current release, without dnaio (no arm64 wheel): the same calls
+    # as this host, and every row names the release
+    import gzip
+    import json
+    import subprocess
+
+    from edgegen.data.reads import read_sequences
+    from edgegen.predict import predict
+
+    test = read_sequences(signed["acceptance"])
+    reads = tmp_path / "reads.fq.gz"
+    with gzip.open(reads, "wt") as fh:
+        for i, s in enumerate(test.sequences[:40]):
+            fh.write(f"@r{i} run=1\n{s}\n+\n{'I' * len(s)}\n")
+    cur = Path(prof.deploy_dir) / "current"
+    man = json.loads((cur / "MANIFEST.json").read_text())
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    r = subprocess.run(
+        [
+            *qemu,
+            str(py),
+            str(cur / "runner.py"),
+            "predict",
+            "--model",
+            str(cur / man["model"]),
+            "--input",
+            str(reads),
+            "--out",
+            str(tmp_path / "pi.tsv"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (
+        "dnaio"
+        not in subprocess.run([*qemu, str(py), "-m", "pip", "list"], capture_output=True, text=True, env=env).stdout
+    )
+    predict(signed["model"], reads, tmp_path / "host.tsv", show_progress=False)
+    pi = [x.split("\t") for x in (tmp_path / "pi.tsv").read_text().splitlines()]
+    host = [x.split("\t") for x in (tmp_path / "host.tsv").read_text().splitlines()]
+    assert len(pi) == len(host) == 41 and [x[:4] for x in pi] == [x[:4] for x in host]
+    assert {tuple(x[-2:]) for x in pi[1:]} == {("1.0", man["files"][man["model"]])}

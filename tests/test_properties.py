@@ -153,10 +153,13 @@ VALID_READS = st.lists(
 
 
 @SETTINGS
-@given(reads=VALID_READS, fastq=st.booleans(), gz=st.booleans(), wrap=st.integers(5, 80))
-def test_valid_fasta_fastq_read_exactly(reads, fastq, gz, wrap):
-    """A well-formed FASTA (wrapped lines too) or FASTQ yields every read, named and whole."""
+@given(reads=VALID_READS, fastq=st.booleans(), gz=st.booleans(), wrap=st.integers(5, 80), dnaio=st.booleans())
+def test_valid_fasta_fastq_read_exactly(reads, fastq, gz, wrap, dnaio):
+    """A well-formed FASTA (wrapped lines too) or FASTQ yields every read, named and whole: with dnaio, and with the
+    standard-library reader a device without dnaio uses."""
     from edgegen.data.reads import iter_reads
+
+    import_dnaio = None if dnaio else _no_dnaio()
 
     d = _tmpdir()
     try:
@@ -170,6 +173,44 @@ def test_valid_fasta_fastq_read_exactly(reads, fastq, gz, wrap):
         f.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
         got = list(iter_reads(f))
         assert [(r.id, r.sequence) for r in got] == reads
+    finally:
+        shutil.rmtree(d)
+        if import_dnaio is not None:
+            import_dnaio.undo()
+
+
+def _no_dnaio():
+    """dnaio made unimportable (as on an arm64 device, which has no wheel of it), until ``.undo()``."""
+    from _pytest.monkeypatch import MonkeyPatch
+
+    mp = MonkeyPatch()
+    mp.setitem(sys.modules, "dnaio", None)
+    return mp
+
+
+@SETTINGS
+@given(records=READ_TEXT, gz=st.booleans(), on_bad=st.sampled_from(["fail", "skip"]))
+def test_the_stdlib_reader_agrees_with_dnaio(records, gz, on_bad):
+    """On any text: the same reads, or both a one-line DataError."""
+    from edgegen.data.reads import iter_reads
+
+    d = _tmpdir()
+    try:
+        text = "\n".join(records).encode("utf-8", "replace")
+        f = d / ("r.fq.gz" if gz else "r.fa")
+        f.write_bytes(gzip.compress(text) if gz else text)
+        out = []
+        for use_dnaio in (True, False):
+            mp = None if use_dnaio else _no_dnaio()
+            try:
+                out.append([(r.id, r.sequence) for r in iter_reads(f, on_bad_record=on_bad)])
+            except EdgegenError as e:
+                one_line(e)
+                out.append("error")
+            finally:
+                if mp is not None:
+                    mp.undo()
+        assert out[0] == out[1], out
     finally:
         shutil.rmtree(d)
 

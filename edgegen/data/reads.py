@@ -1,4 +1,5 @@
-"""Reads from FASTA/FASTQ (plain or gzipped, or standard input), streamed with dnaio and checked record by record."""
+"""Reads from FASTA/FASTQ (plain or gzipped, or standard input), streamed with dnaio (or, where it does not install,
+:mod:`edgegen.data.fastx`) and checked record by record."""
 
 from __future__ import annotations
 
@@ -32,51 +33,63 @@ def iter_reads(
     on_bad_record: Literal["fail", "skip"] = "fail",
     stats: ReadStats | None = None,
 ) -> Iterator[Read]:
-    """Stream records from FASTA/FASTQ (plain or gzipped, ``-`` for stdin) with dnaio.
+    """Stream records from FASTA/FASTQ (plain or gzipped, ``-`` for stdin): with dnaio where it is installed, else
+    with the standard-library reader :mod:`edgegen.data.fastx` (a device without dnaio's wheels).
 
     Sequences are upper-cased; ``N`` is kept. A record with another letter, or an
     empty record, fails (naming file and record) or is skipped and counted in
     ``stats``, by ``on_bad_record``.
     """
-    import dnaio
-
     stats = stats if stats is not None else ReadStats()
-    if str(path) != "-":
-        src = require_file(path)
-        name = str(src)
-        opener = str(src)
-    else:
-        name = "<stdin>"
-        opener = _stdin_binary()
+    name = "<stdin>" if str(path) == "-" else str(require_file(path))
+    for n, (header, seq) in enumerate(_records(path, name), start=1):
+        stats.total += 1
+        rid = header.split()[0] if header.split() else f"record{n}"
+        if not seq:
+            stats.empty += 1
+            if on_bad_record == "fail":
+                raise DataError(f"record {n} ({rid!r}) is empty", path=name)
+            continue
+        try:
+            s = validate_sequence(seq)
+        except ValueError as e:
+            stats.bad += 1
+            if len(stats.bad_ids) < 100:
+                stats.bad_ids.append(rid)
+            if on_bad_record == "fail":
+                raise DataError(f"record {n} ({rid!r}): {e}", path=name) from None
+            continue
+        yield Read(rid, s)
+
+
+def _records(path, name: str) -> Iterator[tuple[str, str]]:
+    """(header, sequence) pairs, every reading error a one-line DataError naming the file."""
     try:
-        with dnaio.open(opener) as reader:
-            for n, rec in enumerate(reader, start=1):
-                stats.total += 1
-                rid = rec.name.split()[0] if rec.name else f"record{n}"
-                if not rec.sequence:
-                    stats.empty += 1
-                    if on_bad_record == "fail":
-                        raise DataError(f"record {n} ({rid!r}) is empty", path=name)
-                    continue
-                try:
-                    s = validate_sequence(rec.sequence)
-                except ValueError as e:
-                    stats.bad += 1
-                    if len(stats.bad_ids) < 100:
-                        stats.bad_ids.append(rid)
-                    if on_bad_record == "fail":
-                        raise DataError(f"record {n} ({rid!r}): {e}", path=name) from None
-                    continue
-                yield Read(rid, s)
-    except dnaio.exceptions.UnknownFileFormat as e:
-        raise DataError(f"not FASTA or FASTQ ({e})", path=name) from None
-    except dnaio.exceptions.FileFormatError as e:
+        import dnaio
+    except ImportError:
+        dnaio = None
+    from edgegen.data.fastx import FastxError, format_of, open_binary, records
+
+    try:
+        if dnaio is None:
+            with open_binary(name) if str(path) != "-" else _stdin_binary() as fh:
+                yield from records(fh, format_of(name))
+            return
+        with dnaio.open(_stdin_binary() if str(path) == "-" else name) as reader:
+            for rec in reader:
+                yield rec.name or "", rec.sequence
+    except FastxError as e:
+        what = str(e) if str(e).startswith("not FASTA") else f"malformed record: {e}"
+        raise DataError(what, path=name, line=e.line) from None
+    except (EOFError, zlib.error, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read ({type(e).__name__}: {e}); truncated or corrupt file?", path=name) from None
+    except Exception as e:  # dnaio's own format errors
+        if dnaio is None or not isinstance(e, (dnaio.exceptions.UnknownFileFormat, dnaio.exceptions.FileFormatError)):
+            raise
+        if isinstance(e, dnaio.exceptions.UnknownFileFormat):
+            raise DataError(f"not FASTA or FASTQ ({e})", path=name) from None
         line = getattr(e, "line", None)
         raise DataError(f"malformed record: {e}", path=name, line=None if line is None else line + 1) from None
-    except (EOFError, zlib.error, OSError, UnicodeDecodeError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"cannot read ({type(e).__name__}: {e}); truncated or corrupt file?", path=name) from None
 
 
 def _stdin_binary():
