@@ -14,7 +14,8 @@ ACCEPTANCE_READS = 256
 
 
 def release_info(model: str | Path, data, version: str | None, n: int = ACCEPTANCE_READS) -> dict:
-    """{"version", "arrays" (for acceptance.npz), "record" (host results and budgets, for MANIFEST.json)} for the
+    """{"version", "arrays" (for acceptance.npz), "record" (host results and budgets, for MANIFEST.json),
+    "reference" (the drift reference profile, REFERENCE.json: :mod:`edgegen.drift`)} for the
     exported ``model``: up to ``n`` reads of ``data`` (a table or FASTA/FASTQ path, or a SequenceSet), their
     reverse complements, labels when known, and the logits this host computes with the same file."""
     from edgegen.data.reads import as_dataset
@@ -40,4 +41,12 @@ def release_info(model: str | Path, data, version: str | None, n: int = ACCEPTAN
         arrays["labels"] = labels
     record = acceptance_record(expected, expected_rc, labels, runner.sidecar.get("config") or {})
     record["source"] = str(getattr(ds, "path", "") or "")
-    return {"version": version, "arrays": arrays, "record": record}
+    from edgegen.drift import reference_profile
+
+    reference = reference_profile(seqs, _softmax(expected), _softmax(expected_rc), labels)
+    return {"version": version, "arrays": arrays, "record": record, "reference": reference}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)

@@ -37,6 +37,9 @@ LITE_MODULES = [
     "health.py",
     "releases.py",
     "deploy_agent.py",
+    "drift.py",
+    "watch.py",
+    "status_page.py",
     "bundle_check.py",
 ]
 
@@ -130,6 +133,7 @@ def write_bundle(
             np.savez(tmp / "inputs.npz", **inputs)
         if release:
             np.savez(tmp / "acceptance.npz", **release["arrays"])
+            write_json(tmp / "REFERENCE.json", release["reference"])  # what edgegen watch compares live reads with
         from edgegen.model_card import render
 
         (tmp / "MODEL_CARD.md").write_text(

@@ -35,7 +35,12 @@ def main(argv: list[str] | None = None, open_runner=None) -> int:
     from edgegen.errors import EdgegenError
 
     try:
-        if args.cmd in ("deploy", "rollback", "status"):
+        if args.cmd == "watch":
+            from edgegen.watch import WatchConfig, watch
+
+            cfg = WatchConfig(poll_s=args.poll, idle_timeout_s=args.idle_timeout, chunk_reads=args.chunk)
+            print(json.dumps(watch(args.run_dir, args.model, args.out, cfg, open_runner=open_runner)))
+        elif args.cmd in ("deploy", "rollback", "status"):
             print(json.dumps(_release_command(args, open_runner)))
         elif args.cmd == "measure":
             from edgegen.standalone import measure
@@ -100,6 +105,13 @@ def _release_commands(sub) -> None:
     r.add_argument("--by", default="")
     s = sub.add_parser("status", help="the releases of --deploy-dir, as JSON")
     s.add_argument("--deploy-dir", required=True)
+    w = sub.add_parser("watch", help="classify reads as a sequencer writes them (see edgegen watch)")
+    w.add_argument("run_dir")
+    w.add_argument("--model", required=True)
+    w.add_argument("--out", required=True)
+    w.add_argument("--poll", type=float, default=2.0)
+    w.add_argument("--idle-timeout", type=float, default=None)
+    w.add_argument("--chunk", type=int, default=500)
 
 
 def _release_command(args, open_runner) -> dict:

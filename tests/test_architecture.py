@@ -75,6 +75,9 @@ LAYERS = [
             "health.py",
             "releases.py",
             "deploy_agent.py",
+            "drift.py",
+            "watch.py",
+            "status_page.py",
         ],
     ),
     (

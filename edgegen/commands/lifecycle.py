@@ -102,3 +102,34 @@ def status(
         from edgegen.io import write_json
 
         write_json(json_out, st)
+
+
+@app.command()
+def watch(
+    run_dir: Path = typer.Argument(..., help="A sequencing run folder (MinKNOW's, or any folder of FASTA/FASTQ)."),
+    model: Path = typer.Option(..., "--model", help=".onnx / .tflite (in a bundle: its REFERENCE.json is used)."),
+    out: Path = typer.Option(..., "--out", help="Folder for results, checkpoint, drift.jsonl and status.html."),
+    poll: float = typer.Option(2.0, "--poll", help="Seconds between looks at the folder."),
+    idle_timeout: Optional[float] = typer.Option(None, "--idle-timeout", help="Stop after this long without reads."),
+    chunk: int = typer.Option(500, "--chunk", help="Reads per drift check."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="A drift reference (REFERENCE.json)."),
+):
+    """Classify reads as the sequencer writes them, with a drift alarm; stops at the run's end, --idle-timeout or
+    Ctrl-C, and picks up where it stopped when started again."""
+    from edgegen.errors import UsageError
+    from edgegen.io import read_json
+    from edgegen.watch import WatchConfig
+    from edgegen.watch import watch as run_watch
+
+    if not run_dir.is_dir():
+        raise UsageError("no such run folder", path=run_dir)
+    if poll <= 0 or chunk < 50:
+        raise UsageError("--poll must be > 0 and --chunk >= 50")
+    ref = read_json(reference, missing="no such reference file") if reference else None
+    cfg = WatchConfig(poll_s=poll, idle_timeout_s=idle_timeout, chunk_reads=chunk)
+    s = run_watch(run_dir, model, out, cfg, reference=ref)
+    counts = "; ".join(f"{b}: {c}" for b, c in sorted(s["barcodes"].items()))
+    console().print(f"{s['reads']} reads from {s['files_done']} files ({counts}); {s['stopped']}")
+    if s["drift"]:
+        console().print(f"drift: {s['drift']['state']}" + "".join(f"\n- {r}" for r in s["drift"]["reasons"]))
+    console().print(f"status page: {out / 'status.html'}")
