@@ -174,6 +174,7 @@ class DeviceProfile(BaseModel):
         description="where releases live (edgegen deploy): on the device over ssh, or with no ssh a folder on this "
         "machine (a mounted SD card)",
     )
+    watch_out: str | None = Field(None, description="where runner.py watch writes on the device (edgegen monitor)")
     keep_releases: int = Field(3, ge=2, description="releases kept on the device (the rollback target never goes)")
     max_p50_ms: float | None = Field(
         None, gt=0, allow_inf_nan=False, description="health check: the batch-1 median latency a release must meet"
@@ -195,15 +196,15 @@ class DeviceProfile(BaseModel):
         """The interpreter's command line, each word to be quoted for the device's shell."""
         return shlex.split(self.python)
 
-    @field_validator("deploy_dir")
+    @field_validator("deploy_dir", "watch_out")
     @classmethod
-    def _deploy_dir(cls, v: str | None) -> str | None:
+    def _deploy_dir(cls, v: str | None, info) -> str | None:
         if v is None:
             return v
-        _path_word(v, "deploy_dir")
+        _path_word(v, info.field_name)
         parts = [p for p in v.split("/") if p]
         if not parts or ".." in parts or v.rstrip("/") in ("~", "."):
-            raise ValueError(f"deploy_dir {v!r} must name a folder of its own, without '..'")
+            raise ValueError(f"{info.field_name} {v!r} must name a folder of its own, without '..'")
         return v
 
     @model_validator(mode="after")

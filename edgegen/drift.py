@@ -33,6 +33,9 @@ PRIOR_JS = 0.05  # ... of the predicted class prior
 NOISE_TIMES = 2.5  # how many times the sampling noise of a JS distance an alarm must exceed
 RC_DROP = 0.1  # a fall in RC consistency that counts as drift
 ACC_DROP = 0.05  # a fall of the estimated accuracy that warns
+# the least spread a statistic is measured against (a model at chance has nearly constant confidence: a tiny change
+# of it is no shift); length: 5% of the median read
+MIN_SPREAD = {"gc": 0.02, "n_rate": 0.01, "confidence": 0.02, "entropy": 0.02}
 
 
 def read_stats(seqs: list[str]) -> dict[str, np.ndarray]:
@@ -140,7 +143,8 @@ def check_chunk(ref: dict, seqs, probs, rc_probs=None) -> dict:
         r = np.asarray(ref["numeric"][name])
         v = rs[name] if name in rs else ms[name]
         d, p = ks(v, r)
-        spread = float(np.quantile(r, 0.9) - np.quantile(r, 0.1)) or float(np.std(r)) or 1e-9
+        floor = 0.05 * float(np.median(r)) if name == "length" else MIN_SPREAD[name]
+        spread = max(float(np.quantile(r, 0.9) - np.quantile(r, 0.1)), floor, 1e-9)
         effect = wasserstein(v, r) / spread
         stats[name] = {"ks": round(d, 4), "p": p, "effect": round(effect, 4), "mean": float(np.mean(v))}
         if p < ALPHA / len(NUMERIC) and effect >= MIN_EFFECT:

@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None, open_runner=None) -> int:
         if args.cmd == "watch":
             from edgegen.watch import WatchConfig, watch
 
-            cfg = WatchConfig(poll_s=args.poll, idle_timeout_s=args.idle_timeout, chunk_reads=args.chunk)
+            cfg = WatchConfig(
+                poll_s=args.poll, idle_timeout_s=args.idle_timeout, chunk_reads=args.chunk, threads=args.threads
+            )
             print(json.dumps(watch(args.run_dir, args.model, args.out, cfg, open_runner=open_runner)))
         elif args.cmd in ("deploy", "rollback", "status"):
             print(json.dumps(_release_command(args, open_runner)))
@@ -112,6 +114,7 @@ def _release_commands(sub) -> None:
     w.add_argument("--poll", type=float, default=2.0)
     w.add_argument("--idle-timeout", type=float, default=None)
     w.add_argument("--chunk", type=int, default=500)
+    w.add_argument("--threads", type=int, default=None)
 
 
 def _release_command(args, open_runner) -> dict:

@@ -20,7 +20,7 @@ import os
 import re
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class WatchConfig:
     batch_size: int = 64
     stride: int | None = None
     rc_average: bool = False
-    extra: dict = field(default_factory=dict)
+    threads: int | None = None  # the runtime's threads (None: its default)
 
 
 def is_reads_file(name: str) -> bool:
@@ -283,7 +283,7 @@ def watch(
     ``reference``: a drift reference profile (default: ``REFERENCE.json`` beside the model, as in a bundle)."""
     from edgegen.runtime import load_runner
 
-    runner = (open_runner or load_runner)(str(model), threads=None)
+    runner = (open_runner or load_runner)(str(model), threads=cfg.threads)
     if reference is None:
         ref_file = os.path.join(os.path.dirname(os.path.abspath(str(model))), "REFERENCE.json")
         if os.path.isfile(ref_file):

@@ -137,6 +137,7 @@ LAYERS = [
             "audit.py",
             "model_card.py",
             "attack.py",
+            "monitor.py",
         ],
     ),
     ("orchestration", ["recipe.py", "pipeline/*"]),

@@ -101,6 +101,16 @@ def test_tampered_model_runner_or_listed_file_is_refused_naming_it(bundles, keys
         f.write_bytes(bytes(data))
         with pytest.raises(EdgegenError, match=rf"{name}.*(changed since it was signed|sha256)"):
             deploy(b, dev)
+    # a model swapped together with its manifest entry passes the manifest check; the signature stops it on the device
+    b = _copy(bundles["1.1.0"], tmp_path / "swapped")
+    from edgegen.io import sha256_file
+
+    (b / "tiny.int8.onnx").write_bytes((b / "tiny.int8.onnx").read_bytes() + b"\0")
+    man = json.loads((b / "MANIFEST.json").read_text())
+    man["files"]["tiny.int8.onnx"] = sha256_file(b / "tiny.int8.onnx")
+    (b / "MANIFEST.json").write_text(json.dumps(man))
+    with pytest.raises(EdgegenError, match=r"MANIFEST\.json: changed since it was signed"):
+        deploy(b, dev)
     b = _copy(bundles["1.1.0"], tmp_path / "extra")
     (b / "lib" / "edgegen" / "sitecustomize.py").write_text("print('hi')\n")
     with pytest.raises(EdgegenError, match="sitecustomize.py"):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgegen.bundle import bundle_model
+from edgegen.data.reads import read_sequences
 from edgegen.deploy import deploy, rollback, status
 from edgegen.errors import EdgegenError
 from edgegen.export import ExportConfig, export
@@ -82,6 +83,22 @@ def test_deploy_and_rollback_over_ssh_with_a_torch_free_python(sshd, signed, tmp
     with pytest.raises(EdgegenError, match="signature does not match"):
         deploy(t, prof)
     assert status(prof)["current"] == "1.0"
+    # edgegen monitor: a watch's status and drift checks, fetched over ssh
+    from edgegen.monitor import monitor
+    from edgegen.watch import WatchConfig, watch
+
+    run = tmp_path / "run" / "fastq_pass" / "barcode03"
+    run.mkdir(parents=True)
+    seqs = read_sequences(signed["acceptance"]).sequences[:120]
+    (run / "b.fastq").write_text("".join(f"@{i}\n{s}\n+\n{'I' * len(s)}\n" for i, s in enumerate(seqs)))
+    (tmp_path / "run" / "final_summary_x.txt").write_text("")
+    cur = Path(prof.deploy_dir) / "current"
+    local = watch(
+        tmp_path / "run", cur / "tiny.int8.onnx", tmp_path / "watch-out", WatchConfig(poll_s=0.05, chunk_reads=60)
+    )
+    m = monitor(prof.model_copy(update={"watch_out": str(tmp_path / "watch-out")}), last=3)
+    assert m["status"]["reads"] == local["reads"] == 120 and m["status"]["barcodes"] == local["barcodes"]
+    assert len(m["drift"]) == 2 and m["drift"][-1]["chunk"] == 2 and m["status"]["model_version"] == "1.0"
 
 
 def test_deploy_and_rollback_on_the_emulated_arm64_python(sshd, signed, tmp_path):  # noqa: F811
@@ -109,12 +126,15 @@ def test_deploy_and_rollback_on_the_emulated_arm64_python(sshd, signed, tmp_path
         update={"python": " ".join([*qemu, str(py)]), "deploy_dir": str(tmp_path / "device"), "emulated": True}
     )
     _cycle(prof, b1, b2, signed["pub"])
-    # a wheel changed after signing (what install.sh would install on the Pi) is refused there, naming it
+    # a wheel changed after signing (what install.sh would install on the Pi) is refused, naming it (here the host's
+    # manifest check catches it before anything is copied; the device's signature check is tested in test_deploy)
     t = tmp_path / "3.0"
     shutil.copytree(b1, t)
     wheel = sorted((t / "wheels").glob("numpy-*.whl"))[0]
     wheel.write_bytes(wheel.read_bytes() + b"\0")
-    with pytest.raises(EdgegenError, match=rf"wheels/{wheel.name}.*changed since it was signed"):
+    with pytest.raises(
+        EdgegenError, match=rf"wheels/{wheel.name}: (changed since it was signed|differs from the bundle)"
+    ):
         deploy(t, prof)
     log = (Path(prof.deploy_dir) / "deploy-log.jsonl").read_text()
     assert log.count('"event": "installed"') == 2 and '"event": "rollback"' in log
@@ -124,7 +144,6 @@ def test_deploy_and_rollback_on_the_emulated_arm64_python(sshd, signed, tmp_path
     import json
     import subprocess
 
-    from edgegen.data.reads import read_sequences
     from edgegen.predict import predict
 
     test = read_sequences(signed["acceptance"])
@@ -163,3 +182,34 @@ def test_deploy_and_rollback_on_the_emulated_arm64_python(sshd, signed, tmp_path
     host = [x.split("\t") for x in (tmp_path / "host.tsv").read_text().splitlines()]
     assert len(pi) == len(host) == 41 and [x[:4] for x in pi] == [x[:4] for x in host]
     assert {tuple(x[-2:]) for x in pi[1:]} == {("1.0", man["files"][man["model"]])}
+    # the Pi's runner.py watch on a run folder: every read once, the calls the host's predict gives
+    run = tmp_path / "run"
+    (run / "fastq_pass" / "barcode01").mkdir(parents=True)
+    (run / "fastq_pass" / "barcode01" / "a.fastq.gz").write_bytes(reads.read_bytes())
+    (run / "final_summary_y.txt").write_text("")
+    r = subprocess.run(
+        [
+            *qemu,
+            str(py),
+            str(cur / "runner.py"),
+            "watch",
+            str(run),
+            "--model",
+            str(cur / man["model"]),
+            "--out",
+            str(tmp_path / "pi-watch"),
+            "--poll",
+            "0.2",
+            "--chunk",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["reads"] == 40 and s["stopped"] == "the run ended (final_summary)"
+    res = next((tmp_path / "pi-watch" / "results").rglob("*.tsv")).read_text().splitlines()[1:]
+    assert [x.split("\t")[:4] for x in res] == [x[:4] for x in host[1:]]

@@ -113,6 +113,7 @@ def watch(
     idle_timeout: Optional[float] = typer.Option(None, "--idle-timeout", help="Stop after this long without reads."),
     chunk: int = typer.Option(500, "--chunk", help="Reads per drift check."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="A drift reference (REFERENCE.json)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Runtime threads (default: the runtime's)."),
 ):
     """Classify reads as the sequencer writes them, with a drift alarm; stops at the run's end, --idle-timeout or
     Ctrl-C, and picks up where it stopped when started again."""
@@ -126,10 +127,35 @@ def watch(
     if poll <= 0 or chunk < 50:
         raise UsageError("--poll must be > 0 and --chunk >= 50")
     ref = read_json(reference, missing="no such reference file") if reference else None
-    cfg = WatchConfig(poll_s=poll, idle_timeout_s=idle_timeout, chunk_reads=chunk)
+    cfg = WatchConfig(poll_s=poll, idle_timeout_s=idle_timeout, chunk_reads=chunk, threads=threads)
     s = run_watch(run_dir, model, out, cfg, reference=ref)
     counts = "; ".join(f"{b}: {c}" for b, c in sorted(s["barcodes"].items()))
     console().print(f"{s['reads']} reads from {s['files_done']} files ({counts}); {s['stopped']}")
     if s["drift"]:
         console().print(f"drift: {s['drift']['state']}" + "".join(f"\n- {r}" for r in s["drift"]["reasons"]))
     console().print(f"status page: {out / 'status.html'}")
+
+
+@app.command()
+def monitor(
+    device: str = typer.Option(..., "--device", help="Device profile with watch_out (where its watch writes)."),
+    last: int = typer.Option(5, "--last", help="How many drift checks to show."),
+):
+    """What a device's live watch says: reads so far, per-barcode counts, keep-up, and the last drift checks."""
+    from edgegen.monitor import monitor as run_monitor
+
+    m = run_monitor(device, last=last)
+    s = m["status"]
+    t = Table(title=f"{s['reads']} reads from {s['files_done']} files; model {s['model_version']} ({s['updated']})")
+    t.add_column("barcode")
+    t.add_column("calls per class")
+    for b, c in sorted(s["barcodes"].items()):
+        t.add_row(b, ", ".join(str(x) for x in c))
+    console().print(t)
+    ku = s["keep_up"]
+    console().print(
+        f"keep-up: classified {ku.get('classified_reads_per_s') or 0:.1f} reads/s, arriving "
+        f"{ku.get('arriving_reads_per_s') or 0:.1f} reads/s"
+    )
+    for d in m["drift"]:
+        console().print(f"chunk {d['chunk']} ({d['time']}): {d['state']}" + "".join(f"; {r}" for r in d["reasons"]))
