@@ -562,3 +562,20 @@ def test_a_label_at_the_edge_stays_inside_the_axes():
     boxes = [t.get_window_extent() for t in ax.texts]
     plt.close(fig)
     assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
+
+
+def test_a_sidecar_that_misstates_the_class_count_is_refused_at_load(onnx_pair, tmp_path):
+    """Found by the sidecar property test: a sidecar saying 3 classes for a 2-class model loaded, and failed only
+    on the first batch. Now the runner refuses it when it opens the file, naming both counts."""
+    import shutil
+
+    from edgegen.errors import ModelFileError
+    from edgegen.runtime import load_runner
+
+    src = onnx_pair["plain"]
+    shutil.copy(src, tmp_path / "m.onnx")
+    side = json.loads(Path(f"{src}.json").read_text())
+    side["num_classes"] = 3
+    (tmp_path / "m.onnx.json").write_text(json.dumps(side))
+    with pytest.raises(ModelFileError, match=r"m\.onnx: model outputs shape \[.*, 2\], but its sidecar says 3 classes"):
+        load_runner(tmp_path / "m.onnx")

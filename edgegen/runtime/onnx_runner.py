@@ -58,6 +58,11 @@ class OnnxRunner:
             raise ModelFileError(
                 f"model input length {inp.shape[1]} does not match its sidecar ({want})", path=self.path
             )
+        out = self.session.get_outputs()[0].shape
+        if len(out) != 2 or (isinstance(out[1], int) and out[1] != self.num_classes):
+            raise ModelFileError(
+                f"model outputs shape {list(out)}, but its sidecar says {self.num_classes} classes", path=self.path
+            )
         self.input_name = inp.name
         self._input_shape = inp.shape
 

@@ -78,6 +78,11 @@ class TFLiteRunner:
             raise ModelFileError(
                 f"model input shape {list(self._in['shape'])} does not match its sidecar ({want})", path=self.path
             )
+        out = [int(x) for x in self._out["shape"]]
+        if len(out) != 2 or out[1] != self.num_classes:
+            raise ModelFileError(
+                f"model outputs shape {out}, but its sidecar says {self.num_classes} classes", path=self.path
+            )
         self._scale, self._zp = self._out.get("quantization", (0.0, 0))
 
     @property
