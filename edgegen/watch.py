@@ -158,6 +158,13 @@ class Watch:
         self.write_status()
 
     def _drift(self, seqs: list[str], rows) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._drift_chunks(seqs, rows)
+        finally:  # keep-up counts the drift checks as work too
+            self.ckpt["busy_s"] = self.ckpt.get("busy_s", 0.0) + time.perf_counter() - t0
+
+    def _drift_chunks(self, seqs: list[str], rows) -> None:
         from edgegen.drift import check_chunk
 
         self.chunk_seqs += seqs
