@@ -39,6 +39,7 @@ LITE_MODULES = [
     "deploy_agent.py",
     "drift.py",
     "watch.py",
+    "run_folder.py",
     "status_page.py",
     "bundle_check.py",
 ]

@@ -104,6 +104,30 @@ def reference_profile(seqs, probs, rc_probs=None, labels=None, *, seed: int = 0)
     return prof
 
 
+def check_reference(ref, where) -> dict:
+    """A reference profile read from outside (a bundle's REFERENCE.json, a sidecar): the fields :func:`check_chunk`
+    reads, of the right kinds, finite; a ModelFileError naming ``where`` otherwise."""
+    from edgegen.errors import ModelFileError
+
+    def bad(what):
+        raise ModelFileError(f"drift reference: {what}", path=where)
+
+    if not isinstance(ref, dict):
+        bad("not an object")
+    try:
+        t = float(ref["temperature"])
+        arrays = [np.asarray(ref["numeric"][n], dtype=np.float64) for n in NUMERIC]
+        arrays += [np.asarray(ref["kmer4"], dtype=np.float64), np.asarray(ref["prior"], dtype=np.float64)]
+        float(ref["estimated_accuracy"])
+    except (KeyError, TypeError, ValueError) as e:
+        bad(f"missing or malformed field ({type(e).__name__}: {e})")
+    if not (np.isfinite(t) and t > 0) or any(not np.isfinite(a).all() or a.size == 0 for a in arrays):
+        bad("a number is missing, not finite, or the temperature is not positive")
+    if arrays[-2].shape != (256,) or (arrays[-2] < 0).any():
+        bad("kmer4 must be 256 non-negative frequencies")
+    return ref
+
+
 def ks(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov–Smirnov statistic and its asymptotic p-value."""
     a, b = np.sort(a), np.sort(b)

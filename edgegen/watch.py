@@ -2,7 +2,8 @@
 
 Follows a run folder at any depth (MinKNOW: ``fastq_pass/[barcodeNN/]*.fastq[.gz]``; or any folder of FASTA/FASTQ
 files) and takes a file once it is complete: its size and modification time unchanged over a poll interval (and,
-for an empty file, only once the run has ended). Each file's reads are classified as ``predict`` does (windows, RC
+for an empty file, only once the run has ended), or at once when MinKNOW's ``output_hash_*`` lists it with its
+digest (the run folder: :mod:`edgegen.run_folder`). Each file's reads are classified as ``predict`` does (windows, RC
 averaging, bad records skipped) and written at once to ``OUT/results/<barcode>/<file>.tsv`` (a temp file renamed);
 then ``OUT/checkpoint.json`` records the file as done (also atomically). A restarted watch skips what the checkpoint
 holds and redoes a file whose result was written but not recorded, replacing that result: every read is counted
@@ -17,14 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import signal
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-SUFFIXES = (".fastq", ".fq", ".fasta", ".fa", ".fna")
+from edgegen.run_folder import barcode_of, digest_of, listed_hashes, scan, write_atomic
 
 
 @dataclass
@@ -37,46 +37,6 @@ class WatchConfig:
     stride: int | None = None
     rc_average: bool = False
     threads: int | None = None  # the runtime's threads (None: its default)
-
-
-def is_reads_file(name: str) -> bool:
-    n = name.lower()
-    n = n[:-3] if n.endswith(".gz") else n
-    return n.endswith(SUFFIXES)
-
-
-def barcode_of(rel: str) -> str:
-    for part in rel.split("/")[:-1]:
-        if re.fullmatch(r"(barcode\d+|unclassified)", part):
-            return part
-    return "all"
-
-
-def scan(run_dir: str, skip: str) -> tuple[dict[str, tuple[int, int]], bool]:
-    """Every reads file below ``run_dir`` (any depth, links not followed) with (size, mtime_ns); and whether the
-    run has ended (a ``final_summary_*`` file)."""
-    files, final = {}, False
-    skip = os.path.realpath(skip)
-    for d, dirs, names in os.walk(run_dir):
-        dirs[:] = sorted(x for x in dirs if os.path.realpath(os.path.join(d, x)) != skip)
-        for n in names:
-            p = os.path.join(d, n)
-            if n.startswith("final_summary"):
-                final = True
-            if is_reads_file(n) and not n.startswith(".") and os.path.isfile(p) and not os.path.islink(p):
-                st = os.stat(p)
-                files[os.path.relpath(p, run_dir).replace(os.sep, "/")] = (st.st_size, st.st_mtime_ns)
-    return files, final
-
-
-def _write_atomic(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class Watch:
@@ -136,7 +96,7 @@ class Watch:
         for rid, length, nw, p in rows:
             probs = "\t".join(f"{x:.6f}" for x in p)
             lines.append(f"{rid}\t{length}\t{nw}\t{int(p.argmax())}\t{probs}\t{self.version}\t{self.sha}\t{rel}")
-        _write_atomic(os.path.join(self.out, result), "\n".join(lines) + "\n")
+        write_atomic(os.path.join(self.out, result), "\n".join(lines) + "\n")
         entry.update(
             status="done",
             reads=len(rows),
@@ -154,7 +114,7 @@ class Watch:
         entry["finished"] = time.time()
         self.ckpt["files"][rel] = entry
         self.ckpt["busy_s"] = self.ckpt.get("busy_s", 0.0) + seconds
-        _write_atomic(self.ckpt_path, json.dumps(self.ckpt))
+        write_atomic(self.ckpt_path, json.dumps(self.ckpt))
         self.write_status()
 
     def _drift(self, seqs: list[str], rows) -> None:
@@ -212,8 +172,16 @@ class Watch:
         from edgegen.status_page import render_html
 
         s = self.summary()
-        _write_atomic(os.path.join(self.out, "status.json"), json.dumps(s, indent=1))
-        _write_atomic(os.path.join(self.out, "status.html"), render_html(s))
+        write_atomic(os.path.join(self.out, "status.json"), json.dumps(s, indent=1))
+        write_atomic(os.path.join(self.out, "status.html"), render_html(s))
+
+    def _complete(self, rel: str, sig, prev: dict, listed: dict, final: bool) -> bool:
+        """Written to the end: listed in MinKNOW's output_hash with that digest, or its size and time unchanged
+        since the last poll (an empty file: only once the run has ended)."""
+        name = os.path.basename(rel)
+        if name in listed and digest_of(os.path.join(self.run_dir, rel), listed[name]) == listed[name]:
+            return True
+        return prev.get(rel) == sig and (sig[0] > 0 or final)
 
     # ------------------------------------------------------------------ the loop
     def run(self, max_polls: int | None = None) -> dict:
@@ -228,10 +196,10 @@ class Watch:
                 cur, final = scan(self.run_dir, self.out)
                 if any(prev.get(f) != s for f, s in cur.items()):
                     last_new = time.time()
+                listed = listed_hashes(self.run_dir, scan.hash_files)
                 for rel in sorted(cur, key=lambda f: (cur[f][1], f)):
                     sig = cur[rel]
-                    stable = prev.get(rel) == sig
-                    if self.done(rel, sig) or not stable or (sig[0] == 0 and not final):
+                    if self.done(rel, sig) or not self._complete(rel, sig, prev, listed, final):
                         continue
                     self.process(rel, sig)
                     if stop["signal"]:
@@ -287,13 +255,21 @@ def watch(
     max_polls: int | None = None,
 ) -> dict:
     """Follow ``run_dir`` and classify its reads with ``model`` into ``out`` until the run ends (see the module).
-    ``reference``: a drift reference profile (default: ``REFERENCE.json`` beside the model, as in a bundle)."""
+    ``reference``: a drift reference profile (default: ``REFERENCE.json`` beside the model, as in a bundle, else the
+    export's own, in its sidecar)."""
     from edgegen.runtime import load_runner
 
     runner = (open_runner or load_runner)(str(model), threads=cfg.threads)
-    if reference is None:
+    if reference is None:  # a bundle's REFERENCE.json, else the one the export recorded in its sidecar
         ref_file = os.path.join(os.path.dirname(os.path.abspath(str(model))), "REFERENCE.json")
         if os.path.isfile(ref_file):
-            with open(ref_file) as fh:
-                reference = json.load(fh)
+            from edgegen.io import read_json
+
+            reference, where = read_json(ref_file, missing="no drift reference"), ref_file
+        else:
+            reference, where = (getattr(runner, "sidecar", None) or {}).get("reference"), f"{model}.json"
+        if reference is not None:
+            from edgegen.drift import check_reference
+
+            check_reference(reference, where)
     return Watch(str(run_dir), runner, str(out), cfg, reference).run(max_polls=max_polls)

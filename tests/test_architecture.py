@@ -77,6 +77,7 @@ LAYERS = [
             "deploy_agent.py",
             "drift.py",
             "watch.py",
+            "run_folder.py",
             "status_page.py",
         ],
     ),

@@ -5,6 +5,7 @@ machine, and the emulated arm64 Python of the Pi tests with the bundle's offline
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -141,7 +142,6 @@ def test_deploy_and_rollback_on_the_emulated_arm64_python(sshd, signed, tmp_path
     # the Pi classifies a gzipped FASTQ with the current release, without dnaio (no arm64 wheel): the same calls
     # as this host, and every row names the release
     import gzip
-    import json
     import subprocess
 
     from edgegen.predict import predict
@@ -213,3 +213,52 @@ def test_deploy_and_rollback_on_the_emulated_arm64_python(sshd, signed, tmp_path
     assert s["reads"] == 40 and s["stopped"] == "the run ended (final_summary)"
     res = next((tmp_path / "pi-watch" / "results").rglob("*.tsv")).read_text().splitlines()[1:]
     assert [x.split("\t")[:4] for x in res] == [x[:4] for x in host[1:]]
+    _live_run_with_a_kill_on_the_pi(qemu, py, cur / man["model"], test.sequences[:400], env, tmp_path)
+
+
+def _live_run_with_a_kill_on_the_pi(qemu, py, model: Path, seqs, env, tmp_path: Path) -> None:
+    """The sequencer plays (tests/test_watch.py's writer) while the Pi's runner.py watch follows it; the watch is
+    killed once it has recorded a file and started again: every read of a readable batch once, none twice."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_watch import WRITER
+
+    recs = [(f"r{i}", s) for i, s in enumerate(seqs)]
+    (tmp_path / "live.tsv").write_text("".join(f"{i}\t{s}\n" for i, s in recs))
+    run, out = tmp_path / "live-run", tmp_path / "live-out"
+    run.mkdir()
+    cmd = [
+        *qemu,
+        str(py),
+        str(model.parent / "runner.py"),
+        "watch",
+        str(run),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--poll",
+        "0.5",
+        "--chunk",
+        "60",
+    ]
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(run), str(tmp_path / "live.tsv")])
+    w = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 300
+    while not (out / "checkpoint.json").exists() and time.time() < deadline and w.poll() is None:
+        time.sleep(0.2)
+    w.send_signal(signal.SIGKILL)
+    w.wait()
+    w = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert writer.wait(timeout=300) == 0
+    stdout, stderr = w.communicate(timeout=900)
+    assert w.returncode == 0, stderr[-2000:]
+    assert json.loads(stdout.strip().splitlines()[-1])["stopped"] == "the run ended (final_summary)"
+    ids = []
+    for f in (out / "results").rglob("*.tsv"):
+        ids += [x.split("\t")[0] for x in f.read_text().splitlines()[1:]]
+    truncated = {i for i, _ in recs[120:160]}
+    assert len(ids) == len(set(ids)) and set(ids) == {i for i, _ in recs} - truncated

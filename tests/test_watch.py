@@ -177,3 +177,68 @@ def test_the_status_page_shows_what_the_json_holds_in_a_real_browser(bundle, syn
         "<td class=n>", '<td class="n">'
     )
     assert shot.exists() and shot.stat().st_size > 5000
+
+
+def test_a_file_listed_in_output_hash_is_taken_at_once_and_a_bad_reference_is_refused(bundle, syn_splits, tmp_path):
+    import hashlib
+
+    from edgegen.errors import ModelFileError
+    from edgegen.watch import WatchConfig, watch
+
+    run = tmp_path / "run" / "fastq_pass"
+    run.mkdir(parents=True)
+    body = "".join(f"@{i}\n{s}\n+\n{'I' * len(s)}\n" for i, s in enumerate(syn_splits["test"].sequences[:30]))
+    (run / "a.fastq").write_text(body)
+    (run / "b.fastq").write_text(body)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    (tmp_path / "run" / "output_hash_FAK1.txt").write_text(f"{digest}  fastq_pass/a.fastq\n{'0' * 64}  b.fastq\n")
+    s = watch(tmp_path / "run", bundle / "tiny.int8.onnx", tmp_path / "out", WatchConfig(poll_s=0.01), max_polls=1)
+    ck = json.loads((tmp_path / "out" / "checkpoint.json").read_text())["files"]
+    assert list(ck) == ["fastq_pass/a.fastq"] and s["reads"] == 30  # b's listed digest does not match: it waits
+    ref = json.loads((bundle / "REFERENCE.json").read_text())
+    ref["numeric"]["gc"] = [float("nan")]
+    (tmp_path / "ref.json").write_text(json.dumps(ref))
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgegen.cli",
+            "watch",
+            str(tmp_path / "run"),
+            "--model",
+            str(bundle / "tiny.int8.onnx"),
+            "--out",
+            str(tmp_path / "o2"),
+            "--reference",
+            str(tmp_path / "ref.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1 and "ref.json: drift reference: a number is missing, not finite" in r.stderr
+    assert "Traceback" not in r.stderr
+    with pytest.raises(ModelFileError, match="drift reference"):
+        from edgegen.drift import check_reference
+
+        check_reference({"temperature": 1.0}, "x")
+
+
+def test_an_export_carries_its_drift_reference_and_watch_uses_it(tiny_model_dir, syn_splits, tmp_path):
+    from edgegen.watch import WatchConfig, watch
+
+    m = export(
+        tiny_model_dir, tmp_path / "m.int8.onnx", ExportConfig(format="onnx", quant="int8"), calib=syn_splits["dev"]
+    )
+    side = json.loads(Path(f"{m}.json").read_text())
+    ref = side["reference"]
+    assert ref["schema"] == "edgegen-reference/1" and len(ref["kmer4"]) == 256 and ref["temperature"] > 0
+    run = tmp_path / "run"
+    run.mkdir()
+    seqs = [
+        "".join("G" if c in "AT" and i % 3 == 0 else c for i, c in enumerate(s))
+        for s in syn_splits["test"].sequences[:120]
+    ]
+    (run / "r.fastq").write_text("".join(f"@{i}\n{s}\n+\n{'I' * len(s)}\n" for i, s in enumerate(seqs)))
+    (run / "final_summary_z.txt").write_text("")
+    s = watch(run, m, tmp_path / "out", WatchConfig(poll_s=0.01, chunk_reads=100))
+    assert s["drift"]["state"] == "drift"  # the sidecar's reference, with no bundle around the file

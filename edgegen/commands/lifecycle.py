@@ -126,7 +126,11 @@ def watch(
         raise UsageError("no such run folder", path=run_dir)
     if poll <= 0 or chunk < 50:
         raise UsageError("--poll must be > 0 and --chunk >= 50")
-    ref = read_json(reference, missing="no such reference file") if reference else None
+    ref = None
+    if reference:
+        from edgegen.drift import check_reference
+
+        ref = check_reference(read_json(reference, missing="no such reference file"), reference)
     cfg = WatchConfig(poll_s=poll, idle_timeout_s=idle_timeout, chunk_reads=chunk, threads=threads)
     s = run_watch(run_dir, model, out, cfg, reference=ref)
     counts = "; ".join(f"{b}: {c}" for b, c in sorted(s["barcodes"].items()))

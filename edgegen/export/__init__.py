@@ -124,6 +124,8 @@ def export_model(
     try:
         tmp, sidecar, chosen = _convert_and_verify(lm, model_dir, stage / out.name, cfg, cal_ids, calib_set, verify_set)
         judge(chosen, sidecar["verification"], out)
+        if verify_set is not None and verify_set.labels is not None:
+            sidecar["reference"] = _drift_reference(tmp, verify_set, cfg.threads)
         _publish(tmp, out, sidecar, cfg, force)
     finally:
         remove_quietly(stage)
@@ -196,6 +198,25 @@ def _convert_and_verify(lm, model_dir, tmp: Path, cfg: ExportConfig, cal_ids, ca
     for *_, f in tried:
         f.unlink(missing_ok=True)
     return tmp, sidecar, c
+
+
+def _drift_reference(model: Path, ds, threads, n: int = 512) -> dict:
+    """The drift reference profile (:mod:`edgegen.drift`) of the exported file on up to ``n`` labelled verification
+    reads: what ``edgegen watch`` compares live reads with."""
+    from edgegen.drift import reference_profile
+    from edgegen.runtime import load_runner, run_batched
+    from edgegen.validity import reverse_complement
+
+    idx = np.sort(np.random.default_rng(2).permutation(len(ds))[:n])
+    seqs = [ds.sequences[i] for i in idx]
+    runner = load_runner(model, threads=threads)
+
+    def probs(batch):
+        z = run_batched(runner, runner.tokenizer.encode(batch))
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    return reference_profile(seqs, probs(seqs), probs([reverse_complement(s) for s in seqs]), ds.labels[idx])
 
 
 def _publish(tmp: Path, out: Path, sidecar: dict, cfg: ExportConfig, force: bool) -> None:
