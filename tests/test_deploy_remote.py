@@ -257,8 +257,17 @@ def _live_run_with_a_kill_on_the_pi(qemu, py, model: Path, seqs, env, tmp_path: 
     stdout, stderr = w.communicate(timeout=900)
     assert w.returncode == 0, stderr[-2000:]
     assert json.loads(stdout.strip().splitlines()[-1])["stopped"] == "the run ended (final_summary)"
-    ids = []
+    rows = []
     for f in (out / "results").rglob("*.tsv"):
-        ids += [x.split("\t")[0] for x in f.read_text().splitlines()[1:]]
+        rows += [x.split("\t") for x in f.read_text().splitlines()[1:]]
+    ids = [r[0] for r in rows]
     truncated = {i for i, _ in recs[120:160]}
     assert len(ids) == len(set(ids)) and set(ids) == {i for i, _ in recs} - truncated
+    # the calls this host's predict gives on the same reads
+    from edgegen.predict import predict
+
+    fa = tmp_path / "live.fa"
+    fa.write_text("".join(f">{i}\n{s}\n" for i, s in recs if i not in truncated))
+    predict(model, fa, tmp_path / "live-host.tsv", show_progress=False)
+    host = {x.split("\t")[0]: x.split("\t")[3] for x in (tmp_path / "live-host.tsv").read_text().splitlines()[1:]}
+    assert {r[0]: r[3] for r in rows} == host

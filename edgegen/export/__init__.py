@@ -197,6 +197,7 @@ def _convert_and_verify(lm, model_dir, tmp: Path, cfg: ExportConfig, cal_ids, ca
     chosen.replace(tmp)
     for *_, f in tried:
         f.unlink(missing_ok=True)
+    write_json(str(tmp) + ".json", seal(dict(sidecar), tmp))  # the chosen file's sidecar beside it, not the last tried
     return tmp, sidecar, c
 
 
