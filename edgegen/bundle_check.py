@@ -2,11 +2,10 @@
 
 Every file the manifest lists is checked against its sha256, each listed name must stay inside the bundle, and a
 file the manifest does not list is refused where code or models live (``lib/``, ``wheels/``, and ``.py``/``.so``/
-model/input/JSON files at the top). A bundle's ``runner.py`` is this file's source between a header that takes the
-bundle folder off ``sys.path`` and a ``main`` that runs edgegen's runner once the check passed
-(``bundle.runner_script``),
-so nothing of the bundle is imported before it is verified. On the host, ``bench --device`` runs the same check before
-it copies a bundle. Needs Python 3.8+, nothing else.
+model/input/JSON/Markdown files at the top: the model card too). A bundle's ``runner.py`` is this file's source
+between a header that takes the bundle folder off ``sys.path`` and a ``main`` that runs edgegen's runner once the
+check passed (``bundle.runner_script``), so nothing of the bundle is imported before it is verified. On the host,
+``bench --device`` runs the same check before it copies a bundle. Needs Python 3.8+, nothing else.
 """
 
 import hashlib
@@ -17,7 +16,21 @@ MANIFEST = "MANIFEST.json"
 FORMAT = "edgegen-bundle/1"
 SKIPPED = ("venv",)  # made on the device by install.sh from verified wheels
 CHECKED_DIRS = ("lib", "wheels")  # every file below these must be listed
-CHECKED_SUFFIXES = (".py", ".pyc", ".so", ".pth", ".onnx", ".data", ".tflite", ".npz", ".whl", ".sh", ".txt", ".json")
+CHECKED_SUFFIXES = (
+    ".py",
+    ".pyc",
+    ".so",
+    ".pth",
+    ".onnx",
+    ".data",
+    ".tflite",
+    ".npz",
+    ".whl",
+    ".sh",
+    ".txt",
+    ".json",
+    ".md",
+)
 OUTPUTS = ("result",)  # result*.json: what runner.py measure writes beside the model (the manifest's own command)
 
 

@@ -80,7 +80,9 @@ def test_recipe_data_is_read_and_tokenized_once(tmp_path, syn_dir, monkeypatch):
     run_recipe(r, show_progress=False)
     splits = real_read(syn_dir)
     assert len(reads) == 1
-    assert sorted(encoded) == sorted(len(s) for s in splits.values())  # each split once, across 7 stages
+    # each split once, across 7 stages; and each export's drift reference the reverse complements of its sample
+    rc_sample = min(512, len(splits["dev"]))
+    assert sorted(encoded) == sorted([len(s) for s in splits.values()] + [rc_sample] * 2)
     assert len(list((tmp_path / "run").glob("export-*/*.onnx"))) == 2
 
 

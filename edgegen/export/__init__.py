@@ -212,12 +212,14 @@ def _drift_reference(model: Path, ds, threads, n: int = 512) -> dict:
     seqs = [ds.sequences[i] for i in idx]
     runner = load_runner(model, threads=threads)
 
-    def probs(batch):
-        z = run_batched(runner, runner.tokenizer.encode(batch))
+    def probs(ids):
+        z = run_batched(runner, ids)
         e = np.exp(z - z.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
 
-    return reference_profile(seqs, probs(seqs), probs([reverse_complement(s) for s in seqs]), ds.labels[idx])
+    fwd = probs(ds.encoded(runner.tokenizer, idx))  # the set's remembered ids: tokenized once per run
+    rc = probs(runner.tokenizer.encode([reverse_complement(s) for s in seqs]))
+    return reference_profile(seqs, fwd, rc, ds.labels[idx])
 
 
 def _publish(tmp: Path, out: Path, sidecar: dict, cfg: ExportConfig, force: bool) -> None:
