@@ -38,12 +38,28 @@ def acceptance_record(logits: np.ndarray, rc_logits: np.ndarray, labels: np.ndar
     return rec
 
 
+def _bad_budgets(record: dict) -> list[str]:
+    """The fields of an acceptance record (from a bundle's manifest) that are not finite numbers in [0, 1]."""
+    keys = ["min_agreement", "host_rc_consistency", "budget"] + (["host_accuracy"] if "host_accuracy" in record else [])
+    out = []
+    for k in keys:
+        v = record.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or not 0 <= v <= 1:
+            out.append(k)
+    return out
+
+
 def check_release(folder: str, model: str, record: dict, *, max_p50_ms: float | None = None, open_runner=None) -> dict:
     """Run the acceptance set of the release in ``folder`` through ``model``; returns the results with ``ok`` and,
     when not ok, ``why`` (one line naming every budget missed)."""
     from edgegen.runtime import load_runner, run_batched
 
+    bad = _bad_budgets(record)
+    if bad:  # a NaN budget would make every comparison false, and the check pass without checking anything
+        return {"ok": False, "why": f"the bundle's acceptance budgets are not numbers in [0, 1]: {', '.join(bad)}"}
     data = np.load(os.path.join(folder, ACCEPTANCE), allow_pickle=False)
+    if not np.isfinite(data["expected"]).all():
+        return {"ok": False, "why": "the bundle's recorded outputs (acceptance.npz) are not all finite"}
     runner = (open_runner or load_runner)(os.path.join(folder, model), threads=None)
     got, got_rc = run_batched(runner, data["ids"]), run_batched(runner, data["rc_ids"])
     res: dict = {"reads": int(len(got))}

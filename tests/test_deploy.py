@@ -426,3 +426,14 @@ def test_cli_deploy_errors_are_one_line(bundles, keys, tmp_path):
     )
     assert r.returncode == 0 and "1.0.0" in r.stdout and "current" in r.stdout and "passed" in r.stdout
     assert json.loads((tmp_path / "st.json").read_text())["current"] == "1.0.0"
+
+
+def test_a_nan_budget_fails_the_health_check_instead_of_passing_it(bundles, keys, tmp_path):
+    """NaN in the manifest's budgets would make every comparison false; the check refuses such a record."""
+    from edgegen.health import check_release
+
+    man = json.loads((bundles["1.0.0"] / "MANIFEST.json").read_text())
+    rec = dict(man["acceptance"], min_agreement=float("nan"))
+    res = check_release(str(bundles["1.0.0"]), man["model"], rec)
+    assert not res["ok"] and "min_agreement" in res["why"]
+    assert check_release(str(bundles["1.0.0"]), man["model"], man["acceptance"])["ok"]
