@@ -42,11 +42,7 @@ def release_info(model: str | Path, data, version: str | None, n: int = ACCEPTAN
     record = acceptance_record(expected, expected_rc, labels, runner.sidecar.get("config") or {})
     record["source"] = str(getattr(ds, "path", "") or "")
     from edgegen.drift import reference_profile
+    from edgegen.metrics import softmax
 
-    reference = reference_profile(seqs, _softmax(expected), _softmax(expected_rc), labels)
+    reference = reference_profile(seqs, softmax(expected), softmax(expected_rc), labels)
     return {"version": version, "arrays": arrays, "record": record, "reference": reference}
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)

@@ -134,11 +134,9 @@ def _health(folder: str, manifest: dict, max_p50_ms: float | None, open_runner) 
 
 
 def _write_json(dd: DeployDir, sub: str, version: str, obj: dict) -> None:
-    os.makedirs(dd.path(sub), exist_ok=True)
-    tmp = dd.path(sub, f".{version}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh)
-    os.replace(tmp, dd.path(sub, f"{version}.json"))
+    from edgegen.io import write_json
+
+    write_json(dd.path(sub, f"{version}.json"), obj)
 
 
 def _switch(dd: DeployDir, version: str, current: str | None, by: str, event: str) -> None:

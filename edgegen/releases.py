@@ -197,10 +197,8 @@ def trusted_key(dd: DeployDir, incoming: str, trust_pem: bytes | None, force: bo
 
 
 def pin_key(dd: DeployDir, pem: bytes) -> None:
+    from edgegen.io import atomic_write_bytes
     from edgegen.signing import key_id
 
-    tmp = dd.path(f".{TRUSTED}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(pem)
-    os.replace(tmp, dd.path(TRUSTED))
+    atomic_write_bytes(dd.path(TRUSTED), pem)
     dd.log("key-pinned", key=key_id(pem))

@@ -1,5 +1,5 @@
 """A sequencing run folder as ``watch`` sees it: the reads files at any depth, which barcode each belongs to,
-MinKNOW's ``output_hash_*`` lists and ``final_summary_*`` marker, and atomic writes (device-side, standard library)."""
+MinKNOW's ``output_hash_*`` lists and ``final_summary_*`` marker (device-side, standard library)."""
 
 from __future__ import annotations
 
@@ -70,13 +70,3 @@ def scan(run_dir: str, skip: str) -> tuple[dict[str, tuple[int, int]], bool]:
                 st = os.stat(p)
                 files[os.path.relpath(p, run_dir).replace(os.sep, "/")] = (st.st_size, st.st_mtime_ns)
     return files, final
-
-
-def write_atomic(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

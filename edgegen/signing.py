@@ -20,6 +20,7 @@ import os
 import re
 
 from edgegen.errors import EdgegenError
+from edgegen.io import sha256_file as _sha256
 
 SUMS = "SHA256SUMS"
 SIG = "SHA256SUMS.sig"
@@ -35,14 +36,6 @@ class SignatureError(EdgegenError):
     def __init__(self, path: str, message: str):
         super().__init__(message, path=path)
         self.reason = message
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def new_keys(out_dir: str, *, force: bool = False) -> tuple[str, str]:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgegen.run_folder import barcode_of, digest_of, listed_hashes, scan, write_atomic
+from edgegen.io import atomic_write_text as write_atomic
+from edgegen.run_folder import barcode_of, digest_of, listed_hashes, scan
 
 
 @dataclass

@@ -212,13 +212,10 @@ def _drift_reference(model: Path, ds, threads, n: int = 512) -> dict:
     seqs = [ds.sequences[i] for i in idx]
     runner = load_runner(model, threads=threads)
 
-    def probs(ids):
-        z = run_batched(runner, ids)
-        e = np.exp(z - z.max(1, keepdims=True))
-        return e / e.sum(1, keepdims=True)
+    from edgegen.metrics import softmax
 
-    fwd = probs(ds.encoded(runner.tokenizer, idx))  # the set's remembered ids: tokenized once per run
-    rc = probs(runner.tokenizer.encode([reverse_complement(s) for s in seqs]))
+    fwd = softmax(run_batched(runner, ds.encoded(runner.tokenizer, idx)))  # the set's remembered ids: tokenized once
+    rc = softmax(run_batched(runner, runner.tokenizer.encode([reverse_complement(s) for s in seqs])))
     return reference_profile(seqs, fwd, rc, ds.labels[idx])
 
 
