@@ -59,6 +59,20 @@ class Watch:
         self.chunk_probs: list[np.ndarray] = []
         self.drift_last: dict | None = self.ckpt.get("drift_last")
         self.stop_reason: str | None = None
+        self._trim_drift_log()
+
+    def _trim_drift_log(self) -> None:
+        """A kill can land after a drift line was appended and before the checkpoint that counts it was written:
+        keep only the lines the checkpoint knows, so that the log and the status agree after a restart."""
+        path, known = os.path.join(self.out, "drift.jsonl"), self.ckpt.get("chunks", 0)
+        try:
+            with open(path) as fh:
+                lines = fh.read().splitlines(keepends=True)
+        except FileNotFoundError:
+            return
+        kept = [ln for ln in lines if ln.endswith("\n")][:known]
+        if len(kept) != len(lines):
+            write_atomic(path, "".join(kept))
 
     # ------------------------------------------------------------------ one file
     def done(self, rel: str, sig: tuple[int, int]) -> bool:
@@ -106,9 +120,9 @@ class Watch:
             skipped_bad=stats.bad,
             skipped_short=clf.counts["skipped_short"],
         )
-        self._record(rel, entry, time.perf_counter() - t0)
-        if self.reference is not None:
+        if self.reference is not None:  # before the checkpoint, so that it and the status include this file's check
             self._drift(taken, rows)
+        self._record(rel, entry, time.perf_counter() - t0)
 
     def _record(self, rel: str, entry: dict, seconds: float) -> None:
         entry["seconds"] = seconds

@@ -144,6 +144,38 @@ def test_the_drift_alarm_fires_on_shifted_reads_and_stays_quiet_otherwise(bundle
     )
 
 
+def test_a_kill_between_a_drift_line_and_its_checkpoint_leaves_log_and_status_agreeing(
+    bundle, syn_splits, tmp_path, monkeypatch
+):
+    from edgegen.watch import Watch, WatchConfig, watch
+
+    run, out = tmp_path / "run", tmp_path / "out"
+    run.mkdir()
+    seqs = syn_splits["test"].sequences[:150]
+    assert len(seqs) == 150
+    for j in range(3):
+        part = seqs[50 * j : 50 * (j + 1)]
+        (run / f"b{j}.fastq").write_text("".join(f"@r{j}_{i}\n{s}\n+\n{'I' * len(s)}\n" for i, s in enumerate(part)))
+    (run / "final_summary_x.txt").write_text("")
+    cfg = WatchConfig(poll_s=0.05, chunk_reads=50)
+    record, calls = Watch._record, []
+
+    def dies_on_the_second_file(self, rel, entry, seconds):
+        calls.append(rel)
+        if len(calls) == 2:  # the second file's drift line is on disk, its checkpoint is not
+            raise SystemExit("killed")
+        record(self, rel, entry, seconds)
+
+    monkeypatch.setattr(Watch, "_record", dies_on_the_second_file)
+    with pytest.raises(SystemExit):
+        watch(run, bundle / "tiny.int8.onnx", out, cfg)
+    assert (out / "drift.jsonl").read_text().count("\n") == 2
+    monkeypatch.setattr(Watch, "_record", record)
+    s = watch(run, bundle / "tiny.int8.onnx", out, cfg)
+    chunks = [json.loads(x)["chunk"] for x in (out / "drift.jsonl").read_text().splitlines()]
+    assert chunks == [1, 2, 3] and s["drift"]["chunk"] == 3 and s["reads"] == 150
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
