@@ -149,13 +149,33 @@ class TokenMerge(nn.Module):
         return out + self.bias
 
 
+class WidthPrunedNorm(nn.LayerNorm):
+    """A LayerNorm whose channels hidden-width pruning narrowed: its statistics are still over ``norm_width``
+    channels, the removed ones counted as zeros, so it computes what the original did wherever they were zero."""
+
+    def __init__(self, d: int, norm_width: int, eps: float):
+        super().__init__(d, eps=eps)
+        self.norm_width = norm_width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = x.shape[-1]
+        y = F.layer_norm(F.pad(x, (0, self.norm_width - d)), (self.norm_width,), eps=self.eps)[..., :d]
+        return y * self.weight + self.bias
+
+
+def layer_norm(cfg: ModelConfig) -> nn.LayerNorm:
+    """The encoder's LayerNorm over ``d_model`` channels (statistics over ``norm_width`` after width pruning)."""
+    if cfg.norm_width is None or cfg.norm_width == cfg.d_model:
+        return nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+    return WidthPrunedNorm(cfg.d_model, cfg.norm_width, cfg.layer_norm_eps)
+
+
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, i: int):
         super().__init__()
         self.pre = cfg.norm == "pre"
         self.attn = Attention(cfg.d_model, cfg.heads(i), cfg.head_dim, cfg.dropout, alibi=cfg.positions == "alibi")
-        self.ln1 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
-        self.ln2 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        self.ln1, self.ln2 = layer_norm(cfg), layer_norm(cfg)
         self.fc1 = nn.Linear(cfg.d_model, cfg.ffn(i), bias=cfg.ffn_in_bias)
         self.fc_up = nn.Linear(cfg.d_model, cfg.ffn(i), bias=cfg.ffn_in_bias) if cfg.ffn_gated else None
         self.fc2 = nn.Linear(cfg.ffn(i), cfg.d_model, bias=cfg.ffn_out_bias)

@@ -12,7 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgegen.layers import Block, TokenMerge, _rotary_tables, _sinusoidal, alibi_slopes  # noqa: F401  (alibi_slopes: API)
+from edgegen.layers import (  # noqa: F401  (alibi_slopes: API)
+    Block,
+    TokenMerge,
+    _rotary_tables,
+    _sinusoidal,
+    alibi_slopes,
+    layer_norm,
+)
 from edgegen.model_config import ModelConfig  # noqa: F401  (the model's config lives beside it)
 
 
@@ -44,13 +51,14 @@ class GenomicTransformer(nn.Module):
             self.register_buffer("rope_sin", sin, persistent=False)
             half = cfg.head_dim // 2
             self.register_buffer("rope_sign", torch.cat([-torch.ones(half), torch.ones(half)]), persistent=False)
-        self.embed_ln = nn.LayerNorm(d, eps=cfg.layer_norm_eps) if cfg.embed_norm else None
+        self.embed_ln = layer_norm(cfg) if cfg.embed_norm else None
         self.merge = TokenMerge(cfg.merge_tokens, d) if cfg.merge_tokens > 1 else None
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
-        self.final_ln = nn.LayerNorm(d, eps=cfg.layer_norm_eps) if cfg.final_norm else None
-        self.head_dense = nn.Linear(d, d) if cfg.head_hidden else None
-        self.classifier = nn.Linear(d, cfg.num_classes)
+        self.final_ln = layer_norm(cfg) if cfg.final_norm else None
+        hw = cfg.head_width or d
+        self.head_dense = nn.Linear(d, hw) if cfg.head_hidden else None
+        self.classifier = nn.Linear(hw if cfg.head_hidden else d, cfg.num_classes)
         self.apply(self._init)
         # exporters look positions up with a Gather on runtime ids (see export_mode) so that
         # quantizers treat the table like an embedding and store it as int8.

@@ -51,6 +51,15 @@ class ModelConfig(BaseModel):
     ffn_in_bias: bool = Field(True, description="biases on fc1 (and fc_up)")
     ffn_out_bias: bool = Field(True, description="bias on fc2")
     layer_norm_eps: float = 1e-5
+    norm_width: int | None = Field(
+        None,
+        gt=0,
+        description="LayerNorm statistics over this many channels, the ones hidden-width pruning removed counted "
+        "as zeros (None: d_model): the pruned model then computes what the original did wherever those were zero",
+    )
+    head_width: int | None = Field(
+        None, gt=0, description="width of the head's hidden layer (head_hidden; None: d_model), kept by width pruning"
+    )
     pad_id: int = 0
     rotary_base: float = 10000.0
     merge_tokens: int = Field(
@@ -75,6 +84,8 @@ class ModelConfig(BaseModel):
                     raise ValueError(f"{name} has {len(v)} entries for {self.n_layers} layers")
                 if any(x < 1 for x in v):
                     raise ValueError(f"{name} entries must be >= 1, got {v}")
+        if self.norm_width is not None and self.norm_width < self.d_model:
+            raise ValueError(f"norm_width {self.norm_width} is below d_model {self.d_model}")
         if self.positions == "rotary" and self.head_dim % 2:
             raise ValueError("rotary positions need an even head_dim")
         return self
@@ -103,5 +114,6 @@ class ModelConfig(BaseModel):
             total += 2 * t * d * h * dh + 2 * tq * d * h * dh  # k, v on every row; q, out on the query rows
             total += 2 * h * tq * t * dh  # scores and context
             total += (3 if self.ffn_gated else 2) * tq * d * f  # FFN (a gated one has two input projections)
-        total += (d * d if self.head_hidden else 0) + d * self.num_classes
+        hw = self.head_width or d
+        total += (d * hw + hw * self.num_classes) if self.head_hidden else d * self.num_classes
         return total

@@ -41,6 +41,12 @@ class PruneConfig(BaseModel):
     prune_heads: bool = True
     prune_ffn: bool = True
     drop_layers: int = Field(0, ge=0, description="remove this many whole encoder layers (least residual change first)")
+    hidden: float | None = Field(
+        None,
+        gt=0,
+        description="hidden width to keep: a fraction of d_model in (0, 1) or a width (an integer >= 1); the same "
+        "residual channels go from every layer (edgegen.prune_width), ranked by activations on calibration data",
+    )
     criterion: Literal["l1", "l2", "taylor", "random"] = "l2"
     global_pruning: bool = False
     iterative_steps: int = Field(1, ge=1)
@@ -59,6 +65,8 @@ class PruneConfig(BaseModel):
         has_target = self.target_params is not None or self.target_macs is not None
         if has_target and (self.head_ratio is not None or self.ffn_ratio is not None):
             raise ValueError("give a target or explicit ratios (head_ratio/ffn_ratio), not both")
+        if self.hidden is not None and self.hidden >= 1 and (self.hidden == 1 or not float(self.hidden).is_integer()):
+            raise ValueError(f"hidden must be a fraction in (0, 1) or a whole width of at least 2, got {self.hidden}")
         if not (self.prune_heads or self.prune_ffn) and has_target and not self.drop_layers:
             raise ValueError("nothing to prune: prune_heads and prune_ffn are both off")
         return self
@@ -72,6 +80,27 @@ def _taylor_grads(model, calib) -> None:
     model.eval()
     for ids, y in calib:
         F.cross_entropy(model(torch.as_tensor(ids)), torch.as_tensor(y)).backward()
+
+
+def _check_calib(cfg: PruneConfig, calib) -> None:
+    needs = {"taylor importance": cfg.criterion == "taylor", "drop_layers": cfg.drop_layers > 0}
+    needs["hidden-width pruning"] = cfg.hidden is not None
+    first = next((name for name, on in needs.items() if on), None)
+    if first and not calib:
+        raise UsageError(f"{first} needs calibration data")
+
+
+def _layers_and_width(model, cfg: PruneConfig, calib, example_inputs):
+    """Whole layers dropped, then the hidden width narrowed: (model, dropped layers, removed hidden channels)."""
+    dropped = drop_layers_(model, cfg.drop_layers, calib) if cfg.drop_layers else []
+    if cfg.hidden is None:
+        return model, dropped, []
+    from edgegen.prune_width import prune_width, width_of
+
+    model, removed = prune_width(model, width_of(cfg.hidden, model.config.d_model), calib, example_inputs)
+    for p in model.parameters():
+        p.requires_grad_(True)  # torch-pruning skips frozen parameters
+    return model, dropped, removed
 
 
 def _measure(model, cfg: PruneConfig, seq_len: int) -> int:
@@ -94,7 +123,7 @@ def prune(
         model: the model to prune (not modified; a pruned copy is returned).
         cfg: targets, criterion and scope.
         example_inputs: (B, T) int32 token ids for graph tracing.
-        calib: ``[(ids, labels), ...]`` batches; needed for ``taylor`` and ``drop_layers``.
+        calib: ``[(ids, labels), ...]`` batches; needed for ``taylor``, ``drop_layers`` and ``hidden``.
         finetune: ``finetune(model) -> None`` called after each iterative step but the last.
 
     Returns:
@@ -110,10 +139,7 @@ def prune(
     import torch
 
     torch.manual_seed(cfg.seed)
-    if (cfg.criterion == "taylor" or cfg.drop_layers) and not calib:
-        raise UsageError(
-            f"{'taylor importance' if cfg.criterion == 'taylor' else 'drop_layers'} needs calibration data"
-        )
+    _check_calib(cfg, calib)
     example_inputs = torch.as_tensor(example_inputs)
     seq_len = example_inputs.shape[1]
     model = copy.deepcopy(model).eval()
@@ -121,9 +147,7 @@ def prune(
         p.requires_grad_(True)  # torch-pruning skips frozen parameters
     before = model_stats(model, seq_len)
     base = _measure(model, cfg, seq_len)
-    dropped: list[int] = []
-    if cfg.drop_layers:
-        dropped = drop_layers_(model, cfg.drop_layers, calib)
+    model, dropped, removed_channels = _layers_and_width(model, cfg, calib, example_inputs)
     steps = cfg.iterative_steps
     target = cfg.target_params if cfg.target_params is not None else cfg.target_macs
     for s in range(1, steps + 1):
@@ -147,6 +171,7 @@ def prune(
         "before": before,
         "after": after,
         "dropped_layers": dropped,
+        "removed_hidden_channels": removed_channels,
         "params_ratio": after["params"] / before["params"],
         "macs_ratio": after["macs"] / before["macs"],
     }

@@ -13,6 +13,7 @@ def model_stats(model, seq_len: int | None = None) -> dict:
     return {
         "params": count_params(model),
         "macs": cfg.macs(seq_len),
+        "d_model": cfg.d_model,
         "layers": cfg.n_layers,
         "heads": [cfg.heads(i) for i in range(cfg.n_layers)],
         "ffn": [cfg.ffn(i) for i in range(cfg.n_layers)],

@@ -99,6 +99,8 @@ def prune_table(rep: dict) -> Table:
         f"{rep['size_after']:,}",
         f"{rep['size_after'] / rep['size_before']:.3f}",
     )
+    if "d_model" in b:
+        t.add_row("hidden width", str(b["d_model"]), str(a["d_model"]), f"{a['d_model'] / b['d_model']:.3f}")
     t.add_row("layers", str(b["layers"]), str(a["layers"]), "")
     t.add_row("heads per layer", str(b["heads"]), str(a["heads"]), "")
     t.add_row("FFN per layer", str(b["ffn"]), str(a["ffn"]), "")

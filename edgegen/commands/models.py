@@ -107,6 +107,9 @@ def prune(
     head_ratio: Optional[float] = typer.Option(None, help="Remove this fraction of heads per layer."),
     ffn_ratio: Optional[float] = typer.Option(None, help="Remove this fraction of FFN channels per layer."),
     drop_layers: Optional[int] = typer.Option(None, help="Remove this many whole encoder layers."),
+    hidden: Optional[float] = typer.Option(
+        None, help="Hidden width to keep: a fraction (0.5) or a width (256); needs --data (activation ranking)."
+    ),
     criterion: Optional[str] = typer.Option(None, help="l1 | l2 | taylor | random"),
     global_pruning: Optional[bool] = typer.Option(None, "--global/--local", help="Rank across layers or per layer."),
     iterative_steps: Optional[int] = typer.Option(None),
@@ -116,7 +119,7 @@ def prune(
     json_out: Optional[Path] = typer.Option(None, "--json"),
     force: bool = typer.Option(False, "--force"),
 ):
-    """Remove attention heads, FFN channels and layers physically (torch-pruning)."""
+    """Remove attention heads, FFN channels, layers and hidden width physically (torch-pruning)."""
     check_outputs(force, json_out, inputs=(model, data))
     from edgegen.prune import PruneConfig, prune_model
 
@@ -129,6 +132,7 @@ def prune(
             head_ratio=head_ratio,
             ffn_ratio=ffn_ratio,
             drop_layers=drop_layers,
+            hidden=hidden,
             criterion=criterion,
             global_pruning=global_pruning,
             iterative_steps=iterative_steps,
