@@ -107,6 +107,23 @@ def prune_table(rep: dict) -> Table:
     return t
 
 
+def search_table(rep: dict) -> Table:
+    """The candidates of a shape search (edgegen.shape_search), best first, and where their times come from."""
+    ct = rep["cost_table"]
+    t = Table(title=f"shapes under {rep['budget']}; times from {ct['measured_on']}, {ct['runtime']}")
+    for col in ("layers", "width", "heads", "FFN", "params", "est. ms", "measured ms", "est. MB", "dev MCC", ""):
+        t.add_column(col, justify="right")
+    for c in rep["candidates"]:
+        ms = "—" if c.get("measured_ms") is None else f"{c['measured_ms']:.3g}"
+        mark = "over budget" if c.get("measured_ms") is not None and not c.get("meets_budget") else ""
+        t.add_row(
+            str(c["n_layers"]), str(c["d_model"]), str(c["heads"]), str(c["ffn"]), f"{c['params']:,}",
+            f"{c['estimated_ms']:.3g}", ms, f"{c['estimated_size_mb']:.3g}", f"{c['dev_mcc']:.3f}",
+            "chosen" if c == rep["chosen"] else mark,
+        )  # fmt: skip
+    return t
+
+
 def export_table(result, cfg) -> Table:
     """What an export wrote and how it verified (an :class:`edgegen.export.ExportResult`)."""
     path, side = result.path, result.sidecar

@@ -123,6 +123,7 @@ LAYERS = [
             "train.py",
             "student.py",
             "prune*.py",
+            "shape_*.py",
             "teacher_logits.py",
             "distill.py",
             "export/*",

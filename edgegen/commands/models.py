@@ -116,11 +116,25 @@ def prune(
     data: Optional[str] = typer.Option(
         None, "--data", help="Data folder: calibration for taylor/drop-layers, and test metrics."
     ),
+    target_latency_ms: Optional[float] = typer.Option(
+        None, help="Search the shape that fits this batch-1 p50 on --device (measured there), instead of ratios."
+    ),
+    target_size_mb: Optional[float] = typer.Option(None, help="Search the shape whose exported file fits this size."),
+    device: Optional[str] = typer.Option(None, "--device", help="Device profile the search times shapes on (local)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Runtime threads the latency budget is for (1)."),
+    candidates: Optional[int] = typer.Option(None, help="Shapes the search ranks by a short distillation."),
+    short_steps: Optional[int] = typer.Option(None, help="Steps of each candidate's short distillation."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     force: bool = typer.Option(False, "--force"),
 ):
-    """Remove attention heads, FFN channels, layers and hidden width physically (torch-pruning)."""
+    """Remove attention heads, FFN channels, layers and hidden width physically (torch-pruning), or search the
+    shape that fits a device budget (--target-latency-ms / --target-size-mb)."""
     check_outputs(force, json_out, inputs=(model, data))
+    if target_latency_ms is not None or target_size_mb is not None:
+        budget = dict(target_latency_ms=target_latency_ms, target_size_mb=target_size_mb, device=device)
+        more = dict(threads=threads, candidates=candidates, short_steps=short_steps)
+        _search(model, out, data, config, budget | more, json_out, force)
+        return
     from edgegen.prune import PruneConfig, prune_model
 
     cfg = load_yaml_config(
@@ -147,6 +161,20 @@ def prune(
 
         console().print(metrics_table(rep["metrics"]["test"], title="pruned model, test set (before fine-tuning)"))
     console().print(f"saved pruned model to {out}")
+    save_json(json_out, rep, force)
+
+
+def _search(model: Path, out: Path, data, config, fields: dict, json_out, force: bool) -> None:
+    from edgegen.errors import UsageError
+    from edgegen.shape_search import SearchConfig, search_shape
+    from edgegen.tables import search_table
+
+    if not data:
+        raise UsageError("the shape search distils and measures its candidates: give --data")
+    cfg = load_yaml_config(SearchConfig, config, fields)
+    rep = search_shape(model, data, out, cfg, force=force)
+    console().print(search_table(rep))
+    console().print(f"saved the chosen shape (pruned, briefly distilled) to {out}: distil it fully next")
     save_json(json_out, rep, force)
 
 

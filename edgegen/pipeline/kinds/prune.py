@@ -1,4 +1,5 @@
-"""``prune``: structured pruning of the teacher, one branch per target in ``targets`` (a sweep)."""
+"""``prune``: structured pruning of the teacher, one branch per target in ``targets`` (a sweep), or one branch found
+by a budgeted shape search (``search``: :class:`edgegen.shape_search.SearchConfig`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pydantic import Field, model_validator
 
 from edgegen.pipeline.registry import Stage, StageKind, register, stage_hash
 from edgegen.prune import PruneConfig
+from edgegen.shape_search import SearchConfig
 
 
 class PruneStep(PruneConfig):
@@ -17,9 +19,17 @@ class PruneStep(PruneConfig):
     type: Literal["prune"]
     targets: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
     metric: Literal["params", "macs"] = "params"
+    search: SearchConfig | None = Field(
+        None, description="instead of targets: the shape that fits a latency/size budget on a device, found by search"
+    )
 
     @model_validator(mode="after")
     def _check_sweep(self) -> "PruneStep":
+        if self.search is not None:
+            given = sorted(self.model_fields_set - {"type", "search"})
+            if given:
+                raise ValueError(f"search chooses the shape itself: give search alone, not {', '.join(given)}")
+            return self
         for name in ("target_params", "target_macs", "head_ratio", "ffn_ratio"):
             if getattr(self, name) is not None:
                 raise ValueError(f"{name} is set per branch from targets and metric; give targets instead")
@@ -46,6 +56,12 @@ class Prune(StageKind):
     Step, phase, once = PruneStep, 10, True
 
     def expand(self, step, plan) -> None:
+        if step.search is not None:
+            key = stage_hash("prune-search", step.search.model_dump(), plan.teacher.key, plan.data_fingerprint)
+            st = plan.add(Stage("prune-search", key, "prune", step, (plan.teacher,), {"search": step.search}))
+            plan.branches.append(st)
+            plan.finals.append(st)
+            return
         for tgt in step.targets:
             cfg = step.config(tgt)
             key = stage_hash("prune", cfg.model_dump(), plan.teacher.key, plan.data_fingerprint)
@@ -59,6 +75,15 @@ class Prune(StageKind):
 
     def run(self, ctx, stage, tmp) -> dict:
         from edgegen.prune import prune_model
+
+        if "search" in stage.params:
+            from edgegen.shape_search import search_shape
+
+            search = stage.params["search"]
+            rep = search_shape(
+                ctx.teacher_dir, ctx.data, tmp / "model", search, splits=ctx.splits(), show_progress=ctx.show_progress
+            )
+            return {"budget": rep["budget"], "chosen": rep["chosen"], "cost_table": rep["cost_table"]["measured_on"]}
 
         rep = prune_model(ctx.teacher_dir, tmp / "model", stage.params["config"], data=ctx.data, splits=ctx.splits())
         return {"params_ratio": rep["params_ratio"], "macs_ratio": rep["macs_ratio"], "after": rep["after"]}

@@ -1,0 +1,114 @@
+"""Time model shapes where they will run: each model directory exported as the device profile exports (its first
+non-torch runtime and that runtime's quant mode) and measured by :func:`edgegen.bench.bench` on the profile's machine
+(the device over ssh, or this one), batch 1, in fresh processes. :mod:`edgegen.shape_search` fits its cost table on
+these numbers (:class:`CostTable`) and checks its choice with them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgegen.errors import UsageError
+
+
+def export_choice(prof) -> tuple[str, str]:
+    """(format, quant) the profile's first non-torch runtime runs: ``("tflite", prof.tflite_quant)`` or onnx."""
+    for rt in prof.runtimes:
+        if rt == "tflite":
+            return "tflite", prof.tflite_quant
+        if rt == "onnxruntime":
+            return "onnx", prof.onnx_quant
+    raise UsageError(f"device profile {prof.name!r} lists no ONNX Runtime or TFLite runtime to time shapes on")
+
+
+def time_models(model_dirs: list[Path], splits: dict, prof, threads: int, work: Path, runs: int = 30) -> list[dict]:
+    """``[{"p50_ms", "size_bytes"}]`` for each model directory (``p50_ms`` None with ``error`` when it failed)."""
+    from edgegen.bench import BenchConfig, bench
+    from edgegen.export import ExportConfig, export_model
+
+    fmt, quant = export_choice(prof)
+    calib = splits.get("dev") or splits.get("train")
+    files = []
+    for d in model_dirs:
+        f = work / f"{Path(d).name}.{quant}.{fmt}"
+        export_model(d, f, ExportConfig(format=fmt, quant=quant), calib=calib, force=True)
+        files.append(f)
+    data = splits.get("test") or calib
+    cfg = BenchConfig(threads=[threads], runs=runs, warmup=5, batch=4, max_samples=24, n_boot=50, validity=False)
+    res = bench(files, data, prof, cfg, show_progress=False)
+    out = []
+    for m in res["models"]:
+        t = (m.get("timing") or {}).get(str(threads), {}).get("latency_b1")
+        out.append(
+            {
+                "p50_ms": round(t["p50_ms"], 4) if t else None,
+                "size_bytes": m.get("size_bytes"),
+                "format": f"{fmt} {quant}",
+                **({"error": m["error"]} if "error" in m else {}),
+            }
+        )
+    return out
+
+
+def where(prof, threads: int) -> dict:
+    """Where the timings come from, for the report."""
+    from edgegen.machine import machine_info
+
+    fmt, quant = export_choice(prof)
+    on = f"the device {prof.name} over ssh" if prof.is_remote else f"this machine ({prof.name} profile)"
+    return {
+        "measured_on": on,
+        "runtime": f"{fmt} {quant}",
+        "threads": threads,
+        "emulated": prof.emulated,
+        "machine": None if prof.is_remote else machine_info(),
+    }
+
+
+def _fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with coefficients kept >= 0 (a negative one is dropped and the rest refitted)."""
+    active = list(range(x.shape[1]))
+    while True:
+        coef, *_ = np.linalg.lstsq(x[:, active], y, rcond=None)
+        if (coef >= 0).all() or len(active) == 1:
+            full = np.zeros(x.shape[1])
+            full[active] = np.maximum(coef, 0)
+            return full
+        active.pop(int(np.argmin(coef)))
+
+
+class CostTable:
+    """Latency ``a + b·MACs + c·layers`` and size ``a + b·params``, fitted on measured probes."""
+
+    def __init__(self, probes: list[dict], where: dict):
+        self.probes, self.where = probes, where
+        lat = [p for p in probes if p.get("p50_ms") is not None]
+        if len(lat) < 2:
+            raise UsageError(f"the cost table needs at least 2 measured probes, got {len(lat)}")
+        x = np.array([[1.0, p["macs"] / 1e6, p["n_layers"]] for p in lat])
+        self.lat = _fit(x, np.array([p["p50_ms"] for p in lat]))
+        xs = np.array([[1.0, p["params"] / 1e6] for p in lat])
+        self.size = _fit(xs, np.array([p["size_bytes"] / 1e6 for p in lat]))
+
+    def latency_ms(self, s: dict) -> float:
+        return float(self.lat @ [1.0, s["macs"] / 1e6, s["n_layers"]])
+
+    def size_mb(self, s: dict) -> float:
+        return float(self.size @ [1.0, s["params"] / 1e6])
+
+    def report(self) -> dict:
+        fitted = [{**p, "fitted_ms": round(self.latency_ms(p), 4)} for p in self.probes]
+        return {
+            "method": "measured probes, least squares: latency = a + b*MMACs + c*layers; size = a + b*Mparams",
+            "latency_coef": self.lat.round(6).tolist(),
+            "size_coef": self.size.round(6).tolist(),
+            "probes": fitted,
+        } | self.where
+
+
+def pick_probes(shapes: list[dict], n: int) -> list[dict]:
+    """``n`` shapes spread evenly over the MAC range, the smallest and largest included."""
+    order = sorted(shapes, key=lambda s: s["macs"])
+    idx = sorted({round(i * (len(order) - 1) / max(1, n - 1)) for i in range(n)})
+    return [order[i] for i in idx]
