@@ -28,6 +28,7 @@ def time_models(model_dirs: list[Path], splits: dict, prof, threads: int, work: 
     from edgegen.export import ExportConfig, export_model
 
     fmt, quant = export_choice(prof)
+    work.mkdir(parents=True, exist_ok=True)
     calib = splits.get("dev") or splits.get("train")
     files = []
     for d in model_dirs:

@@ -197,7 +197,7 @@ def train(
         if model.config.num_classes != num_classes:
             cfg_new = model.config.model_copy(update={"num_classes": num_classes})
             model.config = cfg_new
-            model.classifier = torch.nn.Linear(cfg_new.d_model, num_classes)
+            model.classifier = torch.nn.Linear(model.classifier.in_features, num_classes)
             torch.nn.init.normal_(model.classifier.weight, std=0.02)
             torch.nn.init.zeros_(model.classifier.bias)
     else:
