@@ -202,6 +202,57 @@ def stage_distill(work: Path) -> dict:
     }
 
 
+def stage_prune_width(work: Path, target: float) -> dict:
+    """Hidden width only (edgegen.prune_width), to the same fraction of the parameters."""
+    from edgegen.checkpoint import load_model
+    from edgegen.prune import PruneConfig, prune_model
+    from edgegen.shape_search import width_for
+
+    width = width_for(load_model(work / "teacher").model.config, target)
+    rep = prune_model(work / "teacher", work / "pruned-width", PruneConfig(hidden=width), data=work / "data")
+    return {
+        "params_before": rep["before"]["params"],
+        "params_after": rep["after"]["params"],
+        "params_ratio": rep["params_ratio"],
+        "macs_ratio": rep["macs_ratio"],
+        "config_after": _shape_of(work / "pruned-width"),
+    }
+
+
+def stage_width_export(work: Path) -> dict:
+    from edgegen.export import export
+    from edgegen.export.config import ExportConfig
+
+    out = {}
+    for fmt in ("tflite", "onnx"):
+        t0 = time.monotonic()
+        path = work / f"width.int8.{fmt}"
+        export(work / "pruned-width", path, ExportConfig(format=fmt, quant="int8"), calib=work / "data" / "dev.csv")
+        out[f"{fmt}-int8"] = {"seconds": time.monotonic() - t0, "bytes": path.stat().st_size}
+    return out
+
+
+def stage_width_bench(work: Path, threads: int) -> dict:
+    from edgegen.bench import BenchConfig, bench
+
+    cfg = BenchConfig(threads=[threads], warmup=2, runs=10, max_samples=100, n_boot=100, validity=False)
+    models = [work / "width.int8.tflite", work / "width.int8.onnx"]
+    res = bench(models, work / "data" / "test.csv", cfg=cfg, show_progress=False)
+    rows = []
+    for m in res["models"]:
+        t = m.get("timing", {}).get(str(threads)) or {}
+        rows.append(
+            {
+                "model": m.get("name"),
+                "bytes": m.get("size_bytes"),
+                "error": m.get("error"),
+                "latency_b1_ms": (t.get("latency_b1") or {}).get("p50_ms"),
+                "peak_rss_mb": m.get("peak_rss_mb"),
+            }
+        )
+    return {"models": rows}
+
+
 EXPORTS = [("tflite", "none"), ("tflite", "int8"), ("onnx", "none"), ("onnx", "int8")]
 
 
@@ -306,6 +357,12 @@ def main(argv=None) -> int:
     ap.add_argument("--n-eval", type=int, default=500, help="test sequences (dev: 200, or this if fewer)")
     ap.add_argument("--target", type=float, default=0.10, help="fraction of the parameters to keep")
     ap.add_argument("--drop-layers", type=int, default=None, help="whole layers removed first (default: DROP_LAYERS)")
+    ap.add_argument(
+        "--width",
+        choices=("also", "only", "none"),
+        default="also",
+        help="also (or only) prune the hidden width to the same --target, export int8 and time it (not distilled)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     from edgegen.machine import machine_info
@@ -322,11 +379,18 @@ def main(argv=None) -> int:
     t_all = time.monotonic()
     stages["write"] = run_stage("write", write_checkpoint, args.size, args.fixtures, work / "checkpoint", classes)
     stages["import"] = run_stage("import", stage_import, work)
-    stages["prune"] = run_stage("prune", stage_prune, work, args.target, args.drop_layers)
-    stages["distill"] = run_stage("distill", stage_distill, work)
-    stages["export"] = run_stage("export", stage_export, work)
-    stages["bench"] = run_stage("bench", stage_bench, work, args.threads)
+    if args.width != "only":
+        stages["prune"] = run_stage("prune", stage_prune, work, args.target, args.drop_layers)
+        stages["distill"] = run_stage("distill", stage_distill, work)
+        stages["export"] = run_stage("export", stage_export, work)
+        stages["bench"] = run_stage("bench", stage_bench, work, args.threads)
+    if args.width != "none":
+        stages["prune-width"] = run_stage("prune-width", stage_prune_width, work, args.target)
+        stages["width-export"] = run_stage("width-export", stage_width_export, work)
+        stages["width-bench"] = run_stage("width-bench", stage_width_bench, work, args.threads)
     total = time.monotonic() - t_all
+    if args.width == "only":
+        return _write_width_only(args, stages, total)
     without_distill = total - stages["distill"]["seconds"]
     ex = stages["export"]["result"]
     result = {
@@ -362,6 +426,44 @@ def main(argv=None) -> int:
         + " | ".join(f"{st[k]:.1f}" for k in ("import", "prune", "distill", "export", "bench"))
         + f" | {without_distill / 60:.1f} | {result['max_peak_rss_mb'] / 1024:.1f} GB | {100 * result['int8_tflite_vs_float']:.0f}% |"
     )
+    print(f"wrote {out}")
+    return 0
+
+
+def _write_width_only(args, stages: dict, total: float) -> int:
+    from edgegen.machine import machine_info
+
+    w = stages["prune-width"]["result"]
+    result = {
+        "benchmark": "foundation_scale",
+        "mode": "width only",
+        "size": args.size,
+        "shape": dict(zip(("family", "hidden", "layers", "heads", "intermediate", "vocab"), SIZES[args.size])),
+        "data": str(args.data),
+        "window_nt": WINDOW_NT,
+        "target_params": args.target,
+        "threads": args.threads,
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%d"),
+        "stages": stages,
+        "total_seconds": total,
+        "max_peak_rss_mb": max(s.get("peak_rss_mb", 0) for s in stages.values()),
+    }
+    out = (
+        args.out
+        or ROOT
+        / "benchmarks"
+        / "results"
+        / f"{result['date']}-{platform.node() or 'host'}-foundation-{args.size}-width.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=str))
+    os.replace(tmp, out)
+    lat = {m["model"]: m["latency_b1_ms"] for m in stages["width-bench"]["result"]["models"]}
+    print(f"| {args.size} width | {w['params_before'] / 1e6:.1f} M → {w['params_after'] / 1e6:.1f} M ({w['config_after']}) | "
+          f"prune {stages['prune-width']['seconds'] / 60:.1f} min | export {stages['width-export']['seconds'] / 60:.1f} min | "
+          f"int8 latency {lat} |")  # fmt: skip
     print(f"wrote {out}")
     return 0
 

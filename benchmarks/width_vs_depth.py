@@ -73,17 +73,6 @@ def train_teacher(data: Path, out: Path, shape: dict, epochs: int) -> dict:
     return metrics
 
 
-def width_at(base, fraction: float) -> int:
-    """The widest hidden width whose model has at most ``fraction`` of ``base``'s parameters."""
-    from edgegen.shape_search import config_for, count_params, shape_of
-
-    full = count_params(base)
-    s = shape_of(base)
-    return max(
-        w for w in range(2, base.d_model + 1) if count_params(config_for(base, s | {"d_model": w})) <= fraction * full
-    )
-
-
 def prune_to(method: str, teacher: Path, data: Path, out: Path, work: Path, args) -> dict:
     """The pruned (not yet distilled) student of ``method``; its report."""
     from edgegen.checkpoint import load_model, save_model
@@ -104,7 +93,9 @@ def prune_to(method: str, teacher: Path, data: Path, out: Path, work: Path, args
                 continue
         rep = {"params_ratio": rep["params_ratio"], "after": rep["after"], "dropped_layers": drop}
     elif method == "width":
-        rep = prune_model(teacher, out, PruneConfig(hidden=width_at(lm.model.config, args.target)), data=data)
+        from edgegen.shape_search import width_for
+
+        rep = prune_model(teacher, out, PruneConfig(hidden=width_for(lm.model.config, args.target)), data=data)
         rep = {"params_ratio": rep["params_ratio"], "after": rep["after"]}
     else:
         from edgegen.shape_search import SearchConfig, prune_config_for, search_shape

@@ -94,6 +94,20 @@ def count_params(cfg) -> int:
         return sum(p.numel() for p in GenomicTransformer(cfg).parameters())
 
 
+def width_for(base, fraction: float) -> int:
+    """The widest hidden width at which a model of config ``base`` keeps at most ``fraction`` of its parameters (what
+    width-only pruning to that fraction keeps; bisection: parameters grow with the width)."""
+    full, shape = count_params(base), shape_of(base)
+    lo, hi = 1, base.d_model  # params(lo) <= goal is assumed; the answer is in [lo, hi]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_params(config_for(base, shape | {"d_model": mid})) <= fraction * full:
+            lo = mid
+        else:
+            hi = mid - 1
+    return max(lo, 2)
+
+
 def enumerate_shapes(base, scfg: SearchConfig, seq_len: int) -> list[dict]:
     """Every shape of the grid (distinct), with its params and MACs at ``seq_len`` tokens."""
     seen, out = set(), []

@@ -357,9 +357,13 @@ def test_foundation_scale_smoke(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads(out.read_text())
     st = res["stages"]
-    assert set(st) == {"write", "import", "prune", "distill", "export", "bench"}
+    assert set(st) == {"write", "import", "prune", "distill", "export", "bench", "prune-width", "width-export",
+                       "width-bench"}  # fmt: skip
     assert all(s["seconds"] > 0 and s["peak_rss_mb"] > 50 for s in st.values())
     assert st["prune"]["result"]["params_ratio"] <= 0.95 and st["prune"]["result"]["config_after"]["d_model"] == 48
+    w = st["prune-width"]["result"]  # width only, to the same fraction: every layer and head kept
+    assert w["params_ratio"] <= 0.95 and w["config_after"]["d_model"] < 48 and w["config_after"]["n_layers"] == 2
+    assert all(m["latency_b1_ms"] > 0 and not m["error"] for m in st["width-bench"]["result"]["models"])
     assert (
         0.99 < st["import"]["result"]["params"] / st["write"]["result"]["params"] <= 1
     )  # every weight but the token-type table
