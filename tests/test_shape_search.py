@@ -105,3 +105,44 @@ def test_the_search_returns_a_shape_whose_measured_latency_meets_the_budget(slow
     again = np.median([time_models([out], splits, prof, 1, tmp_path)[0]["p50_ms"] for _ in range(3)])
     assert again <= budget * 1.25, (again, budget, full)  # measured again, apart from the search (a noisy machine)
     assert m.manifest["shape_search"]["chosen"]["d_model"] == m.model.config.d_model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "prune_step",
+    ["hidden: 0.5\n    targets: [0.3]", "search: {target_size_mb: 0.03, probes: 3, candidates: 1, short_steps: 5}"],
+)
+def test_a_recipe_prunes_the_hidden_width_or_searches_a_shape(prune_step, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"""name: w
+data: synthetic:promoter:1500:120
+out: {tmp_path / "run"}
+steps:
+  - type: train
+    d_model: 32
+    n_layers: 2
+    ffn_dim: 64
+    epochs: 6
+    lr: 0.002
+    batch_size: 32
+  - type: prune
+    {prune_step}
+  - type: distill
+    epochs: 1
+  - type: export
+    formats: [onnx]
+    quant: [int8]
+  - type: bench
+""")
+    r = cli("run", recipe)
+    assert r.returncode == 0, r.stderr[-2000:]
+    stage = next((tmp_path / "run").glob("prune-*"))
+    cfg = json.loads((stage / "model" / "config.json").read_text())
+    rep = json.loads((stage / "stage.json").read_text())
+    if "hidden" in prune_step:
+        assert cfg["d_model"] == 16 and cfg["norm_width"] == 32 and rep["params_ratio"] <= 0.3
+    else:  # the chosen shape's exported file fits 30 kB (the teacher's does not)
+        assert rep["chosen"]["meets_budget"] and rep["chosen"]["measured_size_mb"] <= 0.03
+        assert cfg["d_model"] == rep["chosen"]["d_model"]
+    summary = json.loads((tmp_path / "run" / "report" / "summary.json").read_text())
+    assert any(m["name"].endswith(".int8.onnx") for m in summary["models"])

@@ -48,7 +48,7 @@ class PruneStep(PruneConfig):
 
     def config(self, target: float) -> PruneConfig:
         key = "target_params" if self.metric == "params" else "target_macs"
-        return PruneConfig(**self.model_dump(exclude={"type", "targets", "metric"}) | {key: target})
+        return PruneConfig(**self.model_dump(exclude={"type", "targets", "metric", "search"}) | {key: target})
 
 
 @register
