@@ -156,9 +156,10 @@ def pick_candidates(shapes: list[dict], n: int) -> list[dict]:
     return out
 
 
-def fits(s: dict, scfg: SearchConfig, table: CostTable, margin: float = 1.0) -> bool:
-    ok = scfg.target_latency_ms is None or table.latency_ms(s) <= scfg.target_latency_ms * margin
-    return ok and (scfg.target_size_mb is None or table.size_mb(s) <= scfg.target_size_mb * margin)
+def fits(s: dict, scfg: SearchConfig, table: CostTable) -> bool:
+    """The cost table puts shape ``s`` under every budget given."""
+    ok = scfg.target_latency_ms is None or table.latency_ms(s) <= scfg.target_latency_ms
+    return ok and (scfg.target_size_mb is None or table.size_mb(s) <= scfg.target_size_mb)
 
 
 def budget_text(scfg: SearchConfig) -> str:
