@@ -48,6 +48,8 @@ def student_from_teacher(
         "layer_heads": None,
         "layer_ffn": None,
         "merge_tokens": merge_tokens or tc.merge_tokens,
+        "norm_width": None,  # a fresh model: plain LayerNorms, and a head as wide as itself
+        "head_width": None,
     }
     if d % h:
         raise UsageError(f"student d_model {d} is not divisible by n_heads {h}")
