@@ -216,7 +216,7 @@ def main(argv=None) -> int:
     p.add_argument("--target", type=float, default=0.1)
     p.add_argument("--teacher-epochs", type=int, default=4)
     p.add_argument("--distill-epochs", type=int, default=3)
-    p.add_argument("--probes", type=int, default=5)
+    p.add_argument("--probes", type=int, default=8)
     p.add_argument("--candidates", type=int, default=3)
     p.add_argument("--short-steps", type=int, default=100)
     p.add_argument("--smoke", action="store_true")

@@ -36,7 +36,7 @@ class SearchConfig(BaseModel):
     widths: list[float] = Field(default_factory=lambda: [1.0, 0.75, 0.5, 0.375, 0.25], description="of d_model")
     heads: list[float] = Field(default_factory=lambda: [1.0, 0.5], description="fractions of heads kept")
     ffn: list[float] = Field(default_factory=lambda: [1.0, 0.5, 0.25], description="fractions of FFN kept")
-    probes: int = Field(5, ge=3, le=12, description="shapes measured to calibrate the cost table")
+    probes: int = Field(6, ge=4, le=16, description="shapes measured to calibrate the cost table")
     candidates: int = Field(3, ge=1, le=12, description="shapes ranked by a short distillation")
     short_steps: int = Field(150, ge=1, description="optimiser steps of each candidate's short distillation")
     batch_size: int = Field(32, ge=1)
@@ -145,15 +145,14 @@ def prune_config_for(base, shape: dict):
 
 
 def pick_candidates(shapes: list[dict], n: int) -> list[dict]:
-    """The ``n`` largest shapes (by parameters) that fit, at most one per (depth, width): capacity, and variety."""
-    out, seen = [], set()
-    for s in sorted(shapes, key=lambda s: (-s["params"], -s["d_model"])):
-        if (s["n_layers"], s["d_model"]) not in seen:
-            out.append(s)
-            seen.add((s["n_layers"], s["d_model"]))
-        if len(out) == n:
-            break
-    return out
+    """The largest fitting shape (by parameters) of each depth, the ``n`` largest of those: the short distillations
+    then compare depths against widths, as Minitron does, rather than near-copies of one shape."""
+    best: dict[int, dict] = {}
+    for s in shapes:
+        b = best.get(s["n_layers"])
+        if b is None or (s["params"], s["d_model"]) > (b["params"], b["d_model"]):
+            best[s["n_layers"]] = s
+    return sorted(best.values(), key=lambda s: -s["params"])[:n]
 
 
 def fits(s: dict, scfg: SearchConfig, table: CostTable) -> bool:

@@ -79,21 +79,26 @@ def _fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         active.pop(int(np.argmin(coef)))
 
 
+def latency_features(s: dict) -> list[float]:
+    """What batch-1 latency is fitted on: a constant, million MACs, layers, and layers x heads (each head is its own
+    slice of work in the graph: on CPU runtimes a head costs more than its MACs)."""
+    return [1.0, s["macs"] / 1e6, s["n_layers"], s["n_layers"] * s["heads"]]
+
+
 class CostTable:
-    """Latency ``a + b·MACs + c·layers`` and size ``a + b·params``, fitted on measured probes."""
+    """Latency ``a + b·MMACs + c·layers + d·layers·heads`` and size ``a + b·Mparams``, fitted on measured probes."""
 
     def __init__(self, probes: list[dict], where: dict):
         self.probes, self.where = probes, where
         lat = [p for p in probes if p.get("p50_ms") is not None]
         if len(lat) < 2:
             raise UsageError(f"the cost table needs at least 2 measured probes, got {len(lat)}")
-        x = np.array([[1.0, p["macs"] / 1e6, p["n_layers"]] for p in lat])
-        self.lat = _fit(x, np.array([p["p50_ms"] for p in lat]))
+        self.lat = _fit(np.array([latency_features(p) for p in lat]), np.array([p["p50_ms"] for p in lat]))
         xs = np.array([[1.0, p["params"] / 1e6] for p in lat])
         self.size = _fit(xs, np.array([p["size_bytes"] / 1e6 for p in lat]))
 
     def latency_ms(self, s: dict) -> float:
-        return float(self.lat @ [1.0, s["macs"] / 1e6, s["n_layers"]])
+        return float(self.lat @ latency_features(s))
 
     def size_mb(self, s: dict) -> float:
         return float(self.size @ [1.0, s["params"] / 1e6])
@@ -109,7 +114,14 @@ class CostTable:
 
 
 def pick_probes(shapes: list[dict], n: int) -> list[dict]:
-    """``n`` shapes spread evenly over the MAC range, the smallest and largest included."""
+    """``n`` shapes that spread over what latency is fitted on: the smallest and largest by MACs first, then each
+    time the shape farthest from those already picked (features scaled to [0, 1]), so the fit sees layers, heads
+    and MACs vary apart from one another."""
     order = sorted(shapes, key=lambda s: s["macs"])
-    idx = sorted({round(i * (len(order) - 1) / max(1, n - 1)) for i in range(n)})
-    return [order[i] for i in idx]
+    x = np.array([latency_features(s)[1:] for s in order], dtype=float)
+    x = (x - x.min(0)) / np.maximum(x.max(0) - x.min(0), 1e-12)
+    picked = [0, len(order) - 1] if len(order) > 1 else [0]
+    while len(picked) < min(n, len(order)):
+        d = np.min(np.linalg.norm(x[:, None, :] - x[None, picked, :], axis=2), axis=1)
+        picked.append(int(np.argmax(d)))
+    return [order[i] for i in sorted(picked)]

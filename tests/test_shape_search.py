@@ -33,23 +33,32 @@ def test_every_grid_shape_is_what_pruning_to_it_makes(tiny_model_dir, syn_splits
 
 
 def test_the_cost_table_fits_measured_probes_and_keeps_coefficients_non_negative():
-    from edgegen.shape_search import pick_probes
+    from edgegen.shape_search import pick_candidates, pick_probes
     from edgegen.shape_timing import CostTable
 
     rng = np.random.default_rng(0)
-    shapes = [{"macs": float(m), "n_layers": int(n), "params": float(p)} for m, n, p in
-              zip(rng.uniform(1e6, 5e7, 40), rng.integers(1, 6, 40), rng.uniform(1e4, 1e6, 40))]  # fmt: skip
+    shapes = [{"macs": float(m), "n_layers": int(n), "heads": int(h), "params": float(p), "d_model": 64}
+              for m, n, h, p in zip(rng.uniform(1e6, 5e7, 40), rng.integers(1, 6, 40), rng.integers(1, 9, 40),
+                                    rng.uniform(1e4, 1e6, 40))]  # fmt: skip
     probes = pick_probes(shapes, 6)
     assert len(probes) == 6 and probes[0]["macs"] == min(s["macs"] for s in shapes)
     assert probes[-1]["macs"] == max(s["macs"] for s in shapes)
-    for p in probes:  # 0.05 ms per layer, 0.02 ms per MMAC, 0.1 ms fixed; 1 byte per parameter + 20 kB
-        p.update(p50_ms=0.1 + 0.02 * p["macs"] / 1e6 + 0.05 * p["n_layers"], size_bytes=2e4 + p["params"])
+    assert len({p["n_layers"] for p in probes}) >= 3  # spread over layers too, not only MACs
+    for p in probes:  # 0.1 ms fixed, 0.02 ms per MMAC, 0.05 ms per layer, 0.01 ms per head; 1 B per param + 20 kB
+        p.update(p50_ms=0.1 + 0.02 * p["macs"] / 1e6 + 0.05 * p["n_layers"] + 0.01 * p["n_layers"] * p["heads"],
+                 size_bytes=2e4 + p["params"])  # fmt: skip
     t = CostTable(probes, {"measured_on": "test"})
-    assert np.allclose(t.lat, [0.1, 0.02, 0.05], atol=1e-6) and np.allclose(t.size, [0.02, 1.0], atol=1e-6)
+    assert np.allclose(t.lat, [0.1, 0.02, 0.05, 0.01], atol=1e-6) and np.allclose(t.size, [0.02, 1.0], atol=1e-6)
     for p in probes:  # a layer count that lowers latency is no cost model: that coefficient is dropped
         p["p50_ms"] = 0.1 + 0.02 * p["macs"] / 1e6 - 0.01 * p["n_layers"]
     t = CostTable(probes, {"measured_on": "test"})
     assert t.lat[2] == 0 and (t.lat >= 0).all()
+    cands = pick_candidates(shapes, 3)  # the largest of each depth, largest first
+    assert len({c["n_layers"] for c in cands}) == 3 and [c["params"] for c in cands] == sorted(
+        (c["params"] for c in cands), reverse=True
+    )
+    for c in cands:
+        assert c["params"] == max(s["params"] for s in shapes if s["n_layers"] == c["n_layers"])
 
 
 def test_a_search_step_in_a_recipe_stands_alone():
@@ -96,7 +105,7 @@ def test_the_search_returns_a_shape_whose_measured_latency_meets_the_budget(slow
     rep = json.loads((tmp_path / "s.json").read_text())
     chosen = rep["chosen"]
     assert chosen["meets_budget"] and chosen["measured_ms"] <= budget
-    assert rep["cost_table"]["measured_on"].startswith("this machine") and len(rep["cost_table"]["probes"]) == 5
+    assert rep["cost_table"]["measured_on"].startswith("this machine") and len(rep["cost_table"]["probes"]) == 6
     assert all(-1 <= c["dev_mcc"] <= 1 for c in rep["candidates"]) and rep["candidates"][0]["dev_mcc"] == max(
         c["dev_mcc"] for c in rep["candidates"]
     )
