@@ -185,6 +185,7 @@ def search_shape(
     from edgegen.checkpoint import load_model, save_model
     from edgegen.data.load import load_data
     from edgegen.devices import load_device
+    from edgegen.distill_loop import teacher_logits_for
     from edgegen.io import check_output
     from edgegen.progress import progress
     from edgegen.prune import _example_and_calib
@@ -215,9 +216,10 @@ def search_shape(
                     f"no shape of the grid fits {budget_text(scfg)}: the smallest is estimated at "
                     f"{table.latency_ms(low):.3g} ms and {table.size_mb(low):.3g} MB; add smaller fractions"
                 )
-            scored = [
-                _short_distil(lm, s, example, calib, splits, scfg) for s in pick_candidates(feasible, scfg.candidates)
-            ]
+            short = _short_data(splits, scfg)  # the same rows, and the teacher's logits on them once, for all
+            t_logits = teacher_logits_for(lm.model, short["train"].encoded(tok), 256)
+            cands = pick_candidates(feasible, scfg.candidates)
+            scored = [_short_distil(lm, s, example, calib, short, t_logits, scfg) for s in cands]
             prog.update(task, advance=scfg.candidates, info="checking the choice")
             scored.sort(key=lambda c: -c["dev_mcc"])
             chosen, model = _confirm(scored, lm, splits, prof, scfg, work)
@@ -244,7 +246,17 @@ def _time(dirs: list[Path], splits, prof, scfg: SearchConfig, work: Path) -> lis
     return time_models(dirs, splits, prof, scfg.threads, work)
 
 
-def _short_distil(lm, shape: dict, example, calib, splits, scfg: SearchConfig) -> dict:
+def _short_data(splits, scfg: SearchConfig) -> dict:
+    """The rows every candidate's short distillation trains on (``short_steps`` batches) and is scored on."""
+    rng = np.random.default_rng(scfg.seed)
+    train, dev = splits["train"], splits.get("dev") or splits["train"]
+    return {
+        "train": train.subset(np.sort(rng.permutation(len(train))[: scfg.short_steps * scfg.batch_size])),
+        "dev": dev.subset(np.sort(rng.permutation(len(dev))[: scfg.dev_samples])),
+    }
+
+
+def _short_distil(lm, shape: dict, example, calib, short: dict, t_logits, scfg: SearchConfig) -> dict:
     """Prune the teacher to ``shape``, distil it for ``short_steps`` steps, score it on dev (MCC)."""
     from edgegen.distill import DistillConfig, distill
     from edgegen.inference import predict_logits
@@ -252,13 +264,10 @@ def _short_distil(lm, shape: dict, example, calib, splits, scfg: SearchConfig) -
     from edgegen.prune import prune
 
     model = prune(lm.model, prune_config_for(lm.model.config, shape), example, calib=calib)
-    rng = np.random.default_rng(scfg.seed)
-    train, dev = splits["train"], splits.get("dev") or splits["train"]
-    tr = train.subset(np.sort(rng.permutation(len(train))[: scfg.short_steps * scfg.batch_size]))
-    dv = dev.subset(np.sort(rng.permutation(len(dev))[: scfg.dev_samples]))
     cfg = DistillConfig(max_steps=scfg.short_steps, epochs=1000, patience=1000, batch_size=scfg.batch_size,
                         lr=scfg.lr, seed=scfg.seed)  # fmt: skip
-    distill(model, lm.model, cfg, {"train": tr, "dev": dv}, lm.tokenizer, show_progress=False)
+    distill(model, lm.model, cfg, short, lm.tokenizer, show_progress=False, teacher_logits=t_logits)
+    dv = short["dev"]
     score = mcc(dv.labels, predict_logits(model, dv.encoded(lm.tokenizer)).argmax(1))
     return shape | {"dev_mcc": round(float(score), 4), "model": model}
 
