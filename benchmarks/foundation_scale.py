@@ -363,6 +363,11 @@ def main(argv=None) -> int:
         default="also",
         help="also (or only) prune the hidden width to the same --target, export int8 and time it (not distilled)",
     )
+    ap.add_argument(
+        "--no-distill",
+        action="store_true",
+        help="export and bench the pruned model as it is (latency and size do not depend on the distillation)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     from edgegen.machine import machine_info
@@ -381,7 +386,10 @@ def main(argv=None) -> int:
     stages["import"] = run_stage("import", stage_import, work)
     if args.width != "only":
         stages["prune"] = run_stage("prune", stage_prune, work, args.target, args.drop_layers)
-        stages["distill"] = run_stage("distill", stage_distill, work)
+        if args.no_distill:
+            shutil.copytree(work / "pruned", work / "student")
+        else:
+            stages["distill"] = run_stage("distill", stage_distill, work)
         stages["export"] = run_stage("export", stage_export, work)
         stages["bench"] = run_stage("bench", stage_bench, work, args.threads)
     if args.width != "none":
@@ -391,7 +399,7 @@ def main(argv=None) -> int:
     total = time.monotonic() - t_all
     if args.width == "only":
         return _write_width_only(args, stages, total)
-    without_distill = total - stages["distill"]["seconds"]
+    without_distill = total - stages.get("distill", {}).get("seconds", 0.0)
     ex = stages["export"]["result"]
     result = {
         "benchmark": "foundation_scale",
@@ -423,7 +431,7 @@ def main(argv=None) -> int:
     st = {k: v["seconds"] / 60 for k, v in stages.items()}
     print(
         f"| {args.size} | {stages['write']['result']['params'] / 1e6:.0f} M → {stages['prune']['result']['params_after'] / 1e6:.1f} M | "
-        + " | ".join(f"{st[k]:.1f}" for k in ("import", "prune", "distill", "export", "bench"))
+        + " | ".join(f"{st[k]:.1f}" if k in st else "—" for k in ("import", "prune", "distill", "export", "bench"))
         + f" | {without_distill / 60:.1f} | {result['max_peak_rss_mb'] / 1024:.1f} GB | {100 * result['int8_tflite_vs_float']:.0f}% |"
     )
     print(f"wrote {out}")
