@@ -232,7 +232,7 @@ def main(argv=None) -> int:
     if args.smoke:
         args.work = args.work.with_name(args.work.name + "-smoke")
         args.seeds, args.teacher_epochs, args.distill_epochs = min(args.seeds, 2), 2, 1
-        args.probes, args.candidates, args.short_steps, args.target = 3, 2, 20, 0.3
+        args.probes, args.candidates, args.short_steps, args.target = 4, 2, 20, 0.3
     result = {"schema": "edgegen-width-vs-depth/1", "machine": machine_info(), "python": platform.python_version(),
               "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "sets": {}}  # fmt: skip
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Callable, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -33,6 +33,8 @@ class PruneConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # added after recipe runs were cached: left out of a prune stage's cache key while at these defaults
+    later_fields: ClassVar[dict[str, tuple]] = {"hidden": (None,)}
 
     target_params: float | None = Field(None, description="keep this fraction of parameters")
     target_macs: float | None = Field(None, description="keep this fraction of MACs (at the model's sequence length)")

@@ -119,7 +119,7 @@ def test_the_search_returns_a_shape_whose_measured_latency_meets_the_budget(slow
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "prune_step",
-    ["hidden: 0.5\n    targets: [0.3]", "search: {target_size_mb: 0.03, probes: 3, candidates: 1, short_steps: 5}"],
+    ["hidden: 0.5\n    targets: [0.3]", "search: {target_size_mb: 0.03, probes: 4, candidates: 1, short_steps: 5}"],
 )
 def test_a_recipe_prunes_the_hidden_width_or_searches_a_shape(prune_step, tmp_path):
     recipe = tmp_path / "r.yaml"

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edgegen.pipeline.registry import Stage, StageKind, register, stage_hash
+from edgegen.pipeline.registry import Stage, StageKind, key_of, register, stage_hash
 from edgegen.prune import PruneConfig
 from edgegen.shape_search import SearchConfig
 
@@ -64,7 +64,7 @@ class Prune(StageKind):
             return
         for tgt in step.targets:
             cfg = step.config(tgt)
-            key = stage_hash("prune", cfg.model_dump(), plan.teacher.key, plan.data_fingerprint)
+            key = stage_hash("prune", key_of(cfg), plan.teacher.key, plan.data_fingerprint)
             st = plan.add(
                 Stage(
                     f"prune-{step.metric}{int(round(tgt * 100))}", key, "prune", step, (plan.teacher,), {"config": cfg}
