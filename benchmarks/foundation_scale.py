@@ -163,6 +163,16 @@ def stage_import(work: Path) -> dict:
     return {"params": sum(p.numel() for p in lm.model.parameters()), "seq_len": lm.tokenizer.seq_len}
 
 
+def _prune_summary(rep: dict, model_dir: Path) -> dict:
+    return {
+        "params_before": rep["before"]["params"],
+        "params_after": rep["after"]["params"],
+        "params_ratio": rep["params_ratio"],
+        "macs_ratio": rep["macs_ratio"],
+        "config_after": _shape_of(model_dir),
+    }
+
+
 def stage_prune(work: Path, target: float, drop_layers: int) -> dict:
     from edgegen.prune import PruneConfig, prune_model
 
@@ -172,13 +182,7 @@ def stage_prune(work: Path, target: float, drop_layers: int) -> dict:
         PruneConfig(target_params=target, drop_layers=drop_layers),
         data=work / "data",
     )
-    return {
-        "params_before": rep["before"]["params"],
-        "params_after": rep["after"]["params"],
-        "params_ratio": rep["params_ratio"],
-        "macs_ratio": rep["macs_ratio"],
-        "config_after": _shape_of(work / "pruned"),
-    }
+    return _prune_summary(rep, work / "pruned")
 
 
 def stage_distill(work: Path) -> dict:
@@ -210,13 +214,7 @@ def stage_prune_width(work: Path, target: float) -> dict:
 
     width = width_for(load_model(work / "teacher").model.config, target)
     rep = prune_model(work / "teacher", work / "pruned-width", PruneConfig(hidden=width), data=work / "data")
-    return {
-        "params_before": rep["before"]["params"],
-        "params_after": rep["after"]["params"],
-        "params_ratio": rep["params_ratio"],
-        "macs_ratio": rep["macs_ratio"],
-        "config_after": _shape_of(work / "pruned-width"),
-    }
+    return _prune_summary(rep, work / "pruned-width")
 
 
 def stage_width_export(work: Path) -> dict:

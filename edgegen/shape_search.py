@@ -3,10 +3,11 @@ feed-forward) of a teacher, estimate each one's batch-1 latency and file size on
 cost table, prune the teacher to the best few that fit, rank them by a short distillation, and keep the winner for
 the full one.
 
-The cost table is measured, never assumed: a handful of probe shapes (random weights: latency depends on the shape
-only) are exported as the profile exports them and timed by :func:`edgegen.bench.bench` on the profile's machine — the
-device itself over ssh, or this machine for ``local`` — and latency is fitted as ``a + b·MACs + c·layers``, size as
-``a + b·params``. The chosen shape is then exported and measured again; the report says where every number came from.
+The cost table is measured, never assumed: a handful of probe shapes (the teacher pruned to them) are exported as the
+profile exports them and timed by :func:`edgegen.bench.bench` on the profile's machine — the device itself over ssh,
+or this machine for ``local`` — and latency is fitted as ``a + b·MMACs + c·layers + d·layers·heads``, size as
+``a + b·Mparams`` (:mod:`edgegen.shape_timing`). The chosen shape is then exported and measured again; the report says
+where every number came from.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgegen.errors import UsageError
-from edgegen.shape_timing import CostTable, pick_probes
+from edgegen.shape_timing import CostTable, pick_probes, time_models
 
 
 class SearchConfig(BaseModel):
@@ -40,7 +41,7 @@ class SearchConfig(BaseModel):
     candidates: int = Field(3, ge=1, le=12, description="shapes ranked by a short distillation")
     short_steps: int = Field(150, ge=1, description="optimiser steps of each candidate's short distillation")
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
     dev_samples: int = Field(1000, ge=50, description="dev rows each candidate is scored on (MCC)")
     seed: int = 0
 
@@ -84,7 +85,7 @@ def config_for(base, shape: dict):
     )
 
 
-def count_params(cfg) -> int:
+def params_of(cfg) -> int:
     """Parameters of a model with config ``cfg``, built on the meta device (no memory)."""
     import torch
 
@@ -97,11 +98,11 @@ def count_params(cfg) -> int:
 def width_for(base, fraction: float) -> int:
     """The widest hidden width at which a model of config ``base`` keeps at most ``fraction`` of its parameters (what
     width-only pruning to that fraction keeps; bisection: parameters grow with the width)."""
-    full, shape = count_params(base), shape_of(base)
+    full, shape = params_of(base), shape_of(base)
     lo, hi = 1, base.d_model  # params(lo) <= goal is assumed; the answer is in [lo, hi]
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count_params(config_for(base, shape | {"d_model": mid})) <= fraction * full:
+        if params_of(config_for(base, shape | {"d_model": mid})) <= fraction * full:
             lo = mid
         else:
             hi = mid - 1
@@ -123,7 +124,7 @@ def enumerate_shapes(base, scfg: SearchConfig, seq_len: int) -> list[dict]:
             continue
         seen.add(key)
         c = config_for(base, s)
-        out.append(s | {"params": count_params(c), "macs": c.macs(seq_len)})
+        out.append(s | {"params": params_of(c), "macs": c.macs(seq_len)})
     return out
 
 
@@ -206,7 +207,7 @@ def search_shape(
             task = prog.add_task("shape search", total=scfg.probes + scfg.candidates + 1, info="cost table")
             probes = pick_probes(shapes, scfg.probes)
             dirs = [_pruned_dir(lm, s, example, calib, work / f"probe{i}") for i, s in enumerate(probes)]
-            timed = _time(dirs, splits, prof, scfg, work)
+            timed = time_models(dirs, splits, prof, scfg.threads, work)
             table = CostTable([s | t for s, t in zip(probes, timed)], where(prof, scfg.threads))
             prog.update(task, advance=scfg.probes, info="short distillations")
             feasible = [s for s in shapes if fits(s, scfg, table)]
@@ -238,12 +239,6 @@ def _pruned_dir(lm, shape: dict, example, calib, out: Path) -> Path:
 
     save_model(prune(lm.model, prune_config_for(lm.model.config, shape), example, calib=calib), lm.tokenizer, out)
     return out
-
-
-def _time(dirs: list[Path], splits, prof, scfg: SearchConfig, work: Path) -> list[dict]:
-    from edgegen.shape_timing import time_models
-
-    return time_models(dirs, splits, prof, scfg.threads, work)
 
 
 def _short_data(splits, scfg: SearchConfig) -> dict:
@@ -278,7 +273,7 @@ def _confirm(scored: list[dict], lm, splits, prof, scfg: SearchConfig, work: Pat
 
     for i, c in enumerate(scored):
         d = save_model(c["model"], lm.tokenizer, work / f"candidate{i}")
-        t = _time([d], splits, prof, scfg, work)[0]
+        t = time_models([d], splits, prof, scfg.threads, work)[0]
         c.update(measured_ms=t["p50_ms"], measured_size_mb=None if t["size_bytes"] is None else t["size_bytes"] / 1e6)
         lat_ok = scfg.target_latency_ms is None or (t["p50_ms"] is not None and t["p50_ms"] <= scfg.target_latency_ms)
         size_ok = scfg.target_size_mb is None or c["measured_size_mb"] <= scfg.target_size_mb
